@@ -1,0 +1,229 @@
+"""Run each teacher once over each split (and view) and keep its outputs.
+
+    cache = TeacherCache("~/.cache/xdistill/cache")
+    summary = cache_task(task, teachers, cache)           # runs what is missing
+    out = cache.load(teacher, task.unlabeled)              # never runs a teacher
+
+Extraction holds one batch of inputs and one shard of outputs at a time, so
+its memory does not grow with the split. A shard that fails its checksum is
+recomputed with a warning, never used.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from xdistill.cache.store import CachedOutputs, CacheStore, CorruptShard, entry_key, now
+from xdistill.data.augment import augment
+from xdistill.data.task import Split, Task
+from xdistill.data.tensors import images_to_tensor
+from xdistill.errors import XDistillError
+from xdistill.teachers.base import Teacher
+from xdistill.teachers.zoo import check_modalities
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was damaged or stale and is being recomputed."""
+
+
+@dataclass
+class CacheSummary:
+    """What one caching run did."""
+
+    queries: dict[str, int] = field(default_factory=dict)  # teacher -> samples it was run on
+    reused: dict[str, int] = field(default_factory=dict)  # teacher -> samples found in the cache
+    recomputed_shards: int = 0  # shards found damaged or stale and recomputed
+    seconds: float = 0.0
+    entries: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def teachers_run(self) -> list[str]:
+        return sorted(name for name, n in self.queries.items() if n > 0)
+
+
+def _ranges(n: int, size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+class TeacherCache:
+    """Teacher outputs keyed by teacher fingerprint x split fingerprint x view."""
+
+    def __init__(self, root: str | Path, batch_size: int = 256, shard_size: int = 4096, augment_seed: int = 0,
+                 progress: bool = True) -> None:
+        if batch_size < 1 or shard_size < 1:
+            raise XDistillError(f"batch_size and shard_size must be >= 1. Got {batch_size} and {shard_size}.")
+        self.store = CacheStore(root)
+        self.root = self.store.root
+        self.batch_size = batch_size
+        self.shard_size = shard_size
+        self.augment_seed = augment_seed
+        self.progress = progress
+        self._fingerprints: dict[int, str] = {}
+
+    def fingerprint(self, teacher: Teacher) -> str:
+        if id(teacher) not in self._fingerprints:
+            self._fingerprints[id(teacher)] = teacher.fingerprint()
+        return self._fingerprints[id(teacher)]
+
+    def key(self, teacher: Teacher, split: Split, view: int = 0) -> str:
+        return entry_key(self.fingerprint(teacher), split.fingerprint, view, self.augment_seed if view else 0)
+
+    def _inputs(self, split: Split, start: int, stop: int, view: int):
+        raw = split.x[start:stop]
+        if view == 0:
+            return raw
+        if split.x.dtype == object or split.x.ndim not in (3, 4):
+            raise XDistillError(f"Augmented views are only defined for image tasks; split '{split.name}' holds {split.x.dtype} data.")
+        return augment(images_to_tensor(raw), "weak", self.augment_seed, view, np.arange(start, stop), len(split))
+
+    def _compute_shard(self, teacher: Teacher, split: Split, view: int, start: int, stop: int,
+                       bar: tqdm | None) -> dict[str, np.ndarray]:
+        teacher.setup()
+        features, logits = [], []
+        for b0 in range(start, stop, self.batch_size):
+            b1 = min(b0 + self.batch_size, stop)
+            out = teacher.outputs(self._inputs(split, b0, b1, view))
+            if out.features is not None:
+                features.append(out.features.cpu().numpy())
+            if out.logits is not None:
+                logits.append(out.logits.cpu().numpy())
+            if bar is not None:
+                bar.update(b1 - b0)
+        arrays = {}
+        if features:
+            arrays["features"] = np.ascontiguousarray(np.concatenate(features).astype(np.float32))
+        if logits:
+            arrays["logits"] = np.ascontiguousarray(np.concatenate(logits).astype(np.float32))
+        return arrays
+
+    def ensure(self, teacher: Teacher, split: Split, view: int = 0, summary: CacheSummary | None = None,
+               bar: tqdm | None = None, rank: int = 0, world_size: int = 1) -> str:
+        """Make sure the entry exists and is intact, computing only what is missing; returns its key.
+
+        With ``world_size > 1`` this process computes shards ``rank, rank + world_size, ...``
+        and rank 0 finishes the entry once every rank is done (see :mod:`xdistill.cache.distributed`).
+        """
+        summary = summary if summary is not None else CacheSummary()
+        key = self.key(teacher, split, view)
+        n = len(split)
+        with self.store.lock(key):
+            info = self.store.read_entry_info(key)
+            shard_size = int(info["shard_size"]) if info and info.get("n") == n else self.shard_size
+            ranges = _ranges(n, shard_size)
+            dims: dict[str, list[int]] = {}
+            for index, (start, stop) in enumerate(ranges):
+                if index % world_size != rank:
+                    continue
+                try:
+                    arrays = self.store.read_shard(key, index, start, stop)
+                    summary.reused[teacher.name] = summary.reused.get(teacher.name, 0) + (stop - start)
+                    if bar is not None:
+                        bar.update(stop - start)
+                except FileNotFoundError:
+                    arrays = self._compute_and_write(teacher, split, view, key, index, start, stop, summary, bar)
+                except CorruptShard as exc:
+                    warnings.warn(
+                        f"Cache shard {index} of teacher '{teacher.name}' on split '{split.name}' (view {view}) is "
+                        f"{exc}; recomputing it.", CacheWarning, stacklevel=2,
+                    )
+                    summary.recomputed_shards += 1
+                    self.store.drop_entry_info(key)
+                    info = None
+                    arrays = self._compute_and_write(teacher, split, view, key, index, start, stop, summary, bar)
+                dims = {name: list(a.shape[1:]) for name, a in arrays.items()}
+                del arrays
+            if world_size == 1 and info is None:
+                record = {
+                    "teacher": teacher.name, "teacher_fingerprint": self.fingerprint(teacher),
+                    "split": split.name, "split_fingerprint": split.fingerprint, "view": view,
+                    "augment_seed": self.augment_seed if view else 0, "n": n, "shard_size": shard_size,
+                    "shards": len(ranges), "dims": dims, "created": now(),
+                }
+                self.store.write_entry_info(key, record)
+                summary.entries[key] = record
+        return key
+
+    def _compute_and_write(self, teacher, split, view, key, index, start, stop, summary, bar):
+        arrays = self._compute_shard(teacher, split, view, start, stop, bar)
+        if not arrays:
+            raise XDistillError(f"Teacher '{teacher.name}' returned neither features nor logits.")
+        self.store.write_shard(key, index, start, stop, arrays)
+        summary.queries[teacher.name] = summary.queries.get(teacher.name, 0) + (stop - start)
+        return arrays
+
+    def lookup(self, teacher: Teacher, split: Split, view: int = 0) -> CachedOutputs | None:
+        """The cached outputs if the entry is complete and intact; never runs the teacher."""
+        key = self.key(teacher, split, view)
+        info = self.store.read_entry_info(key)
+        if info is None or info.get("n") != len(split):
+            return None
+        parts: dict[str, list[np.ndarray]] = {}
+        try:
+            for index, (start, stop) in enumerate(_ranges(len(split), int(info["shard_size"]))):
+                for name, arr in self.store.read_shard(key, index, start, stop).items():
+                    parts.setdefault(name, []).append(arr)
+        except (FileNotFoundError, CorruptShard):
+            return None
+        joined = {name: np.concatenate(arrs) if len(arrs) > 1 else arrs[0] for name, arrs in parts.items()}
+        return CachedOutputs(key, joined.get("features"), joined.get("logits"))
+
+    def load(self, teacher: Teacher, split: Split, view: int = 0) -> CachedOutputs:
+        """The teacher's outputs on a split: from the cache, computing (and caching) what is missing."""
+        found = self.lookup(teacher, split, view)
+        if found is not None:
+            return found
+        self.ensure(teacher, split, view)
+        found = self.lookup(teacher, split, view)
+        if found is None:
+            raise XDistillError(f"The cache entry of teacher '{teacher.name}' on split '{split.name}' could not be read back from '{self.root}'.")
+        return found
+
+
+def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, views: int = 0,
+               splits: Iterable[str] | None = None, log: Callable[[str], None] | None = None,
+               rank: int = 0, world_size: int = 1) -> CacheSummary:
+    """Cache every teacher's outputs on every split of ``task`` (plus ``views`` augmented
+    views of the unlabeled split), computing only what is missing."""
+    teachers = list(teachers)
+    check_modalities(teachers, task.input)
+    if views < 0:
+        raise XDistillError(f"'views' must be >= 0. Got {views}.")
+    if views and task.input != "image":
+        raise XDistillError(f"Augmented views need an image task; task '{task.name}' has input '{task.input}'. Use views=0.")
+    split_names = list(splits) if splits is not None else list(task.splits)
+    jobs = [(t, task.splits[s], 0) for t in teachers for s in split_names]
+    jobs += [(t, task.unlabeled, v) for t in teachers for v in range(1, views + 1)]
+    total = sum(len(split) for _, split, _ in jobs)
+    summary = CacheSummary()
+    started = time.perf_counter()
+    with tqdm(total=total, desc=f"cache {task.name}", unit="img", disable=not cache.progress or rank != 0,
+              leave=False, dynamic_ncols=True) as bar:
+        for teacher, split, view in jobs:
+            bar.set_postfix_str(f"{teacher.name}/{split.name}" + (f"/view{view}" if view else ""))
+            cache.ensure(teacher, split, view, summary, bar, rank=rank, world_size=world_size)
+    summary.seconds = time.perf_counter() - started
+    if rank == 0:
+        cache.store.update_manifest(
+            summary.entries,
+            {"time": now(), "task": task.name, "queries": dict(summary.queries), "reused": dict(summary.reused),
+             "seconds": round(summary.seconds, 3)},
+        )
+    if log is not None:
+        ran = summary.teachers_run
+        log(f"cached {len(teachers)} teachers x {len(split_names)} splits" + (f" + {views} views" if views else "")
+            + f" in {summary.seconds:.1f}s; ran {', '.join(ran) if ran else 'no teacher (all cached)'}")
+    return summary
+
+
+def cached_outputs(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, split: str) -> dict[str, CachedOutputs]:
+    """Every teacher's outputs on one split, by teacher name."""
+    return {t.name: cache.load(t, task.splits[split]) for t in teachers}
+
+

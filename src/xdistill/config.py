@@ -1,0 +1,250 @@
+"""Typed configuration: dataclasses hold every default; YAML files and
+``key=value`` overrides only change fields.
+
+Unknown keys are errors that list the valid ones; values are converted to the
+field's declared type or rejected with a clear message. YAML is read with
+``yaml.safe_load`` (no executable tags).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from xdistill.errors import ConfigError, join_problems
+
+C = TypeVar("C")
+
+
+def load_yaml(path: str | Path, what: str = "YAML file") -> Any:
+    """Read a YAML file safely, with a clear error for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"The {what} '{path}' does not exist. Check the path.")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"The {what} '{path}' is not valid YAML: {exc}".replace("\n", " ")) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"The {what} '{path}' is not UTF-8 text.") from exc
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
+    """Convert ``value`` to type ``tp`` or record a problem and return it unchanged."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        for candidate in inner:
+            trial: list[str] = []
+            converted = _convert(value, candidate, where, trial)
+            if not trial:
+                return converted
+        problems.append(f"'{where}' must be {' or '.join(_type_name(a) for a in args)}. Got {value!r}.")
+        return value
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        problems.append(f"'{where}' must be one of {', '.join(repr(a) for a in args)}. Got {value!r}.")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            problems.append(f"'{where}' must be a mapping of {tp.__name__} fields. Got {value!r}.")
+            return value
+        return _build(tp, value, where, problems)
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            problems.append(f"'{where}' must be a list. Got {value!r}.")
+            return value
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                problems.append(f"'{where}' must have {len(args)} items. Got {len(value)}: {list(value)!r}.")
+                return value
+            items = [_convert(v, a, f"{where}[{i}]", problems) for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            item_tp = args[0] if args else Any
+            items = [_convert(v, item_tp, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return tuple(items) if (origin is tuple or tp is tuple) else list(items)
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            problems.append(f"'{where}' must be a mapping. Got {value!r}.")
+            return value
+        vt = args[1] if len(args) == 2 else Any
+        return {str(k): _convert(v, vt, f"{where}.{k}", problems) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        problems.append(f"'{where}' must be true or false. Got {value!r}.")
+        return value
+    if tp is int:
+        if isinstance(value, bool):
+            problems.append(f"'{where}' must be an integer. Got {value!r}.")
+            return value
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        problems.append(f"'{where}' must be an integer. Got {value!r}.")
+        return value
+    if tp is float:
+        if isinstance(value, bool):
+            problems.append(f"'{where}' must be a number. Got {value!r}.")
+            return value
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        problems.append(f"'{where}' must be a number. Got {value!r}.")
+        return value
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        problems.append(f"'{where}' must be a string. Got {value!r}.")
+        return value
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        problems.append(f"'{where}' must be a path. Got {value!r}.")
+        return value
+    return value
+
+
+def _build(cls: type[C], data: Mapping[str, Any], where: str, problems: list[str]) -> C:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    for key in unknown:
+        import difflib
+
+        close = difflib.get_close_matches(str(key), list(fields), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        prefix = f"{where}." if where else ""
+        problems.append(f"Unknown key '{prefix}{key}'.{hint} Valid keys: {', '.join(fields)}.")
+    kwargs = {}
+    missing = []
+    for name, field in fields.items():
+        sub = f"{where}.{name}" if where else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], sub, problems)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            missing.append(sub)
+    for sub in missing:
+        problems.append(f"Missing required key '{sub}'.")
+    if problems:
+        return None  # type: ignore[return-value]
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        problems.append(str(exc))
+        return None  # type: ignore[return-value]
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any] | None, what: str = "config") -> C:
+    """Build dataclass ``cls`` from a mapping, reporting every problem at once."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"The {what} must be a mapping of keys to values. Got {type(data).__name__}: {data!r}.")
+    problems: list[str] = []
+    obj = _build(cls, data, "", problems)
+    if problems:
+        raise ConfigError(join_problems(problems, f"Invalid {what}"))
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """A JSON/YAML-ready dict of a (nested) dataclass."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["train.epochs=5", "method=weighted"]`` into a nested mapping.
+
+    Values are parsed as YAML scalars/lists (``1e-3``, ``true``, ``[1, 2]``).
+    """
+    nested: dict[str, Any] = {}
+    problems = []
+    for item in overrides:
+        if "=" not in item:
+            problems.append(f"Override '{item}' must look like key=value (e.g. epochs=5).")
+            continue
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            problems.append(f"Override '{item}' has an empty key.")
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                problems.append(f"Override '{item}' conflicts with another override of '{part}'.")
+                break
+        else:
+            node[parts[-1]] = value
+    if problems:
+        raise ConfigError(join_problems(problems, "Invalid overrides"))
+    return nested
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve(cls: type[C], config_file: str | Path | None = None, overrides: Sequence[str] = (),
+            base: Mapping[str, Any] | None = None) -> C:
+    """Defaults from ``cls``, then ``base``, then the YAML file, then ``key=value`` overrides."""
+    data: dict[str, Any] = dict(base or {})
+    if config_file is not None:
+        loaded = load_yaml(config_file, "config file")
+        if loaded is not None and not isinstance(loaded, Mapping):
+            raise ConfigError(f"The config file '{config_file}' must hold a mapping of keys to values. Got {type(loaded).__name__}.")
+        data = merge(data, loaded or {})
+    data = merge(data, parse_overrides(overrides))
+    return from_dict(cls, data)

@@ -1,0 +1,274 @@
+"""Reading, validating, fingerprinting and writing one split of a task.
+
+Formats:
+- ``.npz`` with ``x`` (images N×H×W or N×H×W×C as uint8 or float in [0, 1],
+  or N×D float features) and ``y`` (int labels; absent in ``unlabeled``);
+  read with ``allow_pickle=False``.
+- an image folder: one sub-folder per class (named as in ``classes``); an
+  unlabeled folder may be flat.
+- ``.jsonl`` / ``.csv`` with ``text`` and ``label`` columns for text tasks
+  (``label`` is a class name or index; absent or empty in ``unlabeled``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from xdistill.errors import XDistillError
+from xdistill.io import atomic_write, atomic_write_text
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def validate_split_arrays(x: np.ndarray, y: np.ndarray | None, name: str, input: str, num_classes: int,
+                          require_labels: bool) -> list[str]:
+    """Every problem with one split's arrays, as messages (empty when valid)."""
+    problems: list[str] = []
+    where = f"split '{name}'"
+    if len(x) == 0:
+        return [f"The {where} is empty. Give it at least one sample."]
+    if input == "text":
+        bad = [i for i, t in enumerate(x[:100000]) if not isinstance(t, str)]
+        if bad:
+            problems.append(f"The {where} must hold strings; sample {bad[0]} is {type(x[bad[0]]).__name__}.")
+    else:
+        if x.dtype == object or x.dtype.kind not in "uif":
+            problems.append(f"The {where} 'x' must be numeric (uint8 or float). Got dtype {x.dtype}.")
+        elif input == "image":
+            if x.ndim not in (3, 4):
+                problems.append(
+                    f"The {where} holds images, so 'x' must be N×H×W or N×H×W×C. Got shape {x.shape}. "
+                    "For feature vectors set 'input: features'."
+                )
+            elif x.ndim == 4 and x.shape[3] not in (1, 3, 4):
+                problems.append(f"The {where} images must have 1, 3 or 4 channels last (N×H×W×C). Got shape {x.shape}.")
+            if x.dtype.kind == "f":
+                if not np.isfinite(x).all():
+                    problems.append(f"The {where} 'x' contains NaN or inf. Remove or fix those samples.")
+                elif x.size and (x.min() < 0 or x.max() > 1):
+                    problems.append(
+                        f"The {where} float images must lie in [0, 1]. Got values in [{x.min():.3g}, {x.max():.3g}]. "
+                        "Divide uint8 images by 255 or store them as uint8."
+                    )
+            elif x.dtype != np.uint8:
+                problems.append(f"The {where} integer images must be uint8. Got {x.dtype}.")
+        elif input == "features":
+            if x.ndim != 2:
+                problems.append(f"The {where} holds feature vectors, so 'x' must be N×D. Got shape {x.shape}.")
+            elif not np.isfinite(x).all():
+                problems.append(f"The {where} 'x' contains NaN or inf. Remove or fix those samples.")
+    if y is None:
+        if require_labels:
+            problems.append(f"The {where} needs labels 'y'. Add an integer array 'y' of length {len(x)}.")
+        return problems
+    if y.ndim != 1 or len(y) != len(x):
+        problems.append(f"The {where} labels 'y' must be a 1-D array of length {len(x)} (one per sample). Got shape {y.shape}.")
+        return problems
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+            problems.append(f"The {where} labels 'y' must be integers. Got non-integer values such as {y[~(y == np.round(y))][:3]}.")
+            return problems
+    elif y.dtype.kind not in "iu":
+        problems.append(f"The {where} labels 'y' must be integers 0..{num_classes - 1}. Got dtype {y.dtype}.")
+        return problems
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        problems.append(
+            f"The {where} labels must lie in 0..{num_classes - 1} (the task has {num_classes} classes). "
+            f"Got {sorted(set(y[bad].tolist()))[:5]}. Fix the labels or the task's 'classes' list."
+        )
+    return problems
+
+
+def fingerprint_split(x: np.ndarray, y: np.ndarray | None) -> str:
+    """sha256 of a split's content (inputs, dtype, shape and labels)."""
+    digest = hashlib.sha256()
+    if x.dtype == object:
+        digest.update(b"text")
+        for text in x:
+            encoded = str(text).encode("utf-8")
+            digest.update(len(encoded).to_bytes(8, "little"))
+            digest.update(encoded)
+    else:
+        digest.update(f"{x.dtype.str}{x.shape}".encode())
+        digest.update(np.ascontiguousarray(x).data)
+    if y is not None:
+        digest.update(b"labels")
+        digest.update(np.ascontiguousarray(y.astype(np.int64)).data)
+    return digest.hexdigest()
+
+
+def load_split_file(path: Path, name: str, input: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read one split from ``path`` and validate it."""
+    require_labels = name != "unlabeled"
+    if not path.exists():
+        raise XDistillError(f"The split '{name}' file '{path}' does not exist. Check 'splits.{name}' in task.yaml.")
+    if path.is_dir():
+        x, y = _load_image_folder(path, name, classes, require_labels)
+    elif path.suffix == ".npz":
+        x, y = _load_npz(path, name)
+    elif path.suffix in (".jsonl", ".csv"):
+        x, y = _load_text_table(path, name, classes)
+    else:
+        raise XDistillError(
+            f"The split '{name}' file '{path}' has an unsupported format '{path.suffix}'. "
+            "Use .npz, an image folder, or .jsonl/.csv for text."
+        )
+    if input == "text" and x.dtype != object:
+        raise XDistillError(f"The task input is 'text' but split '{name}' ('{path.name}') holds arrays. Use .jsonl or .csv with a 'text' column.")
+    if input != "text" and x.dtype == object:
+        raise XDistillError(f"The task input is '{input}' but split '{name}' ('{path.name}') holds text. Set 'input: text'.")
+    problems = validate_split_arrays(x, y, name, input, len(classes), require_labels)
+    if problems:
+        raise XDistillError("; ".join(f"{p} (file '{path}')" for p in problems))
+    return x, None if y is None else y.astype(np.int64)
+
+
+def _load_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(data.keys())
+            if "x" not in keys:
+                found = ", ".join(repr(k) for k in keys) or "nothing"
+                raise XDistillError(f"{path.name} has no array 'x' (found: {found}). Save the inputs under 'x'.")
+            x = data["x"]
+            y = data["y"] if "y" in keys else None
+    except XDistillError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise XDistillError(
+                f"{path.name} holds object arrays, which would need unpickling; xdistill refuses to unpickle data files. "
+                "Save plain numeric arrays."
+            ) from exc
+        raise XDistillError(f"{path.name} is not a readable .npz file ({exc}).") from exc
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise XDistillError(f"{path.name} is not a readable .npz file ({exc}). Re-create it with numpy.savez.") from exc
+    return x, y
+
+
+def _load_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "RGB"):
+                image = image.convert("RGB")
+            return np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise XDistillError(f"Cannot read image '{path}' ({exc}). Remove it or replace it with a valid image.") from exc
+
+
+def _load_image_folder(path: Path, name: str, classes: list[str], require_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    subdirs = sorted(p for p in path.iterdir() if p.is_dir())
+    flat = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files: list[Path] = []
+    labels: list[int] = []
+    if subdirs:
+        unknown = [d.name for d in subdirs if d.name not in classes]
+        if unknown:
+            raise XDistillError(
+                f"The image folder '{path}' has sub-folders {unknown} that are not classes of the task "
+                f"({', '.join(classes)}). Rename them to class names."
+            )
+        for d in subdirs:
+            for f in sorted(d.iterdir()):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append(f)
+                    labels.append(classes.index(d.name))
+    elif flat:
+        if require_labels:
+            raise XDistillError(
+                f"The image folder '{path}' for split '{name}' is flat, but this split needs labels. "
+                "Put each image in a sub-folder named after its class."
+            )
+        files = flat
+    if not files:
+        raise XDistillError(f"The image folder '{path}' for split '{name}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    images = [_load_image(f) for f in files]
+    shapes = {img.shape for img in images}
+    if len(shapes) > 1:
+        first = images[0].shape
+        odd = next(f for f, img in zip(files, images) if img.shape != first)
+        raise XDistillError(
+            f"The images of '{path}' have mixed sizes ({', '.join(sorted(str(s) for s in shapes))}); "
+            f"'{odd.name}' differs from {first}. Resize them to one size."
+        )
+    x = np.stack(images)
+    return x, (np.asarray(labels, dtype=np.int64) if subdirs else None)
+
+
+def _label_index(value: object, classes: list[str], where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value in classes:
+        return classes.index(value)
+    try:
+        index = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise XDistillError(f"{where}: label {value!r} is not one of the classes ({', '.join(classes)}) nor an index.") from None
+    if not 0 <= index < len(classes):
+        raise XDistillError(f"{where}: label {index} is outside 0..{len(classes) - 1}. Fix the label or the task's classes.")
+    return index
+
+
+def _load_text_table(path: Path, name: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    rows: list[dict] = []
+    try:
+        if path.suffix == ".jsonl":
+            for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise XDistillError(f"{path.name} line {lineno} is not valid JSON ({exc.msg}).") from exc
+                if not isinstance(row, dict):
+                    raise XDistillError(f"{path.name} line {lineno} must be a JSON object with 'text' and 'label'.")
+                rows.append(row)
+        else:
+            rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except UnicodeDecodeError as exc:
+        raise XDistillError(f"{path.name} is not UTF-8 text.") from exc
+    if not rows:
+        raise XDistillError(f"The split '{name}' file '{path}' is empty. Give it at least one sample.")
+    texts, labels = [], []
+    for i, row in enumerate(rows):
+        if "text" not in row or not isinstance(row["text"], str):
+            raise XDistillError(f"{path.name} row {i + 1} has no string column 'text' (found: {', '.join(row)}).")
+        texts.append(row["text"])
+        labels.append(_label_index(row.get("label"), classes, f"{path.name} row {i + 1}"))
+    x = np.empty(len(texts), dtype=object)
+    x[:] = texts
+    if all(label is None for label in labels):
+        return x, None
+    if any(label is None for label in labels):
+        missing = labels.index(None) + 1
+        raise XDistillError(f"{path.name} row {missing} has no label while others do. Label every row or none.")
+    return x, np.asarray(labels, dtype=np.int64)
+
+
+def save_split_file(path: Path, x: np.ndarray, y: np.ndarray | None, input: str, classes: list[str]) -> Path:
+    """Write one split atomically as ``.npz`` (arrays) or ``.jsonl`` (text)."""
+    if input == "text":
+        lines = []
+        for i, text in enumerate(x):
+            row = {"text": str(text)}
+            if y is not None:
+                row["label"] = classes[int(y[i])]
+            lines.append(json.dumps(row, ensure_ascii=False))
+        return atomic_write_text(path, "\n".join(lines) + "\n")
+
+    def write(tmp: Path) -> None:
+        arrays = {"x": x} if y is None else {"x": x, "y": y}
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    return atomic_write(path, write)

@@ -1,0 +1,54 @@
+"""``cnn``: a small convolutional student for (C, H, W) images."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xdistill.students.build import int_at_least, raise_problems, register_student
+
+
+class CNNStudent(nn.Module):
+    """``depth`` conv3x3-BN-ReLU stages, channels doubling from ``width``.
+
+    Every stage after the first has stride 2; a 3x3 stride-2 convolution with
+    padding 1 maps a 1x1 map to 1x1, so any H, W works, and the adaptive
+    average pool makes the feature size independent of H and W.
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, width: int = 16, depth: int = 2) -> None:
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        channels = [input_shape[0]] + [width * 2**stage for stage in range(depth)]
+        self.stages = nn.Sequential(
+            *(
+                nn.Sequential(
+                    nn.Conv2d(c_in, c_out, kernel_size=3, stride=1 if stage == 0 else 2, padding=1, bias=False),
+                    nn.BatchNorm2d(c_out),
+                    nn.ReLU(inplace=True),
+                )
+                for stage, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))
+            )
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.feature_dim = channels[-1]
+        self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W] -> [N, feature_dim]."""
+        return self.pool(self.stages(x)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W] -> logits [N, num_classes]."""
+        return self.head(self.forward_features(x))
+
+
+@register_student("cnn", inputs=("image",))
+def cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16, depth: int = 2) -> CNNStudent:
+    """Small conv net for images.
+
+    width: channels of the first stage, doubled at each later stage (8-64).
+    depth: conv stages; each after the first halves H and W (1-4).
+    """
+    raise_problems("cnn", int_at_least("width", width, 1) + int_at_least("depth", depth, 1))
+    return CNNStudent(input_shape, num_classes, width=width, depth=depth)

@@ -1,0 +1,90 @@
+"""``vit``: a tiny Vision Transformer student (Dosovitskiy et al. 2021)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xdistill.students.blocks import EncoderBlock
+from xdistill.students.build import dim_divisible_by_heads, int_at_least, one_of, raise_problems, register_student
+
+POOLING = ("cls", "mean")
+
+
+class ViTStudent(nn.Module):
+    """Patch embedding, ``depth`` pre-norm encoder blocks, then a class token or mean pooling.
+
+    When ``patch`` does not divide H or W, images are zero-padded on the right
+    and bottom up to the next multiple of ``patch``, so no pixel is dropped.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        patch: int = 4,
+        dim: int = 32,
+        depth: int = 2,
+        heads: int = 2,
+        pool: str = "cls",
+    ) -> None:
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        channels, height, width = input_shape
+        self.patch = patch
+        self.padding = (-width % patch, -height % patch)  # (right, bottom), as F.pad orders them
+        num_patches = ((height + self.padding[1]) // patch) * ((width + self.padding[0]) // patch)
+        self.pool = pool
+        self.patch_embed = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
+        num_tokens = num_patches + (1 if pool == "cls" else 0)
+        self.pos_embed = nn.Parameter(torch.randn(1, num_tokens, dim) * 0.02)
+        self.blocks = nn.ModuleList(EncoderBlock(dim, heads, mlp_ratio=2) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.feature_dim = dim
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W] -> [N, dim]."""
+        if any(self.padding):
+            x = F.pad(x, (0, self.padding[0], 0, self.padding[1]))
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        if self.cls_token is not None:
+            tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
+        tokens = tokens + self.pos_embed
+        for block in self.blocks:
+            tokens = block(tokens)
+        tokens = self.norm(tokens)
+        return tokens[:, 0] if self.cls_token is not None else tokens.mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W] -> logits [N, num_classes]."""
+        return self.head(self.forward_features(x))
+
+
+@register_student("vit", inputs=("image",))
+def vit(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    patch: int = 4,
+    dim: int = 32,
+    depth: int = 2,
+    heads: int = 2,
+    pool: str = "cls",
+) -> ViTStudent:
+    """Tiny Vision Transformer over image patches.
+
+    patch: patch side in pixels; images are zero-padded to a multiple (2-16).
+    dim: token width, divisible by heads (16-192).
+    depth: encoder blocks (1-6).
+    heads: attention heads (1-4).
+    pool: 'cls' reads a class token, 'mean' averages the patch tokens.
+    """
+    problems = int_at_least("patch", patch, 1) + int_at_least("dim", dim, 1)
+    problems += int_at_least("depth", depth, 1) + int_at_least("heads", heads, 1)
+    problems += one_of("pool", pool, POOLING)
+    if not problems:
+        problems += dim_divisible_by_heads(dim, heads)
+    raise_problems("vit", problems)
+    return ViTStudent(input_shape, num_classes, patch=patch, dim=dim, depth=depth, heads=heads, pool=pool)

@@ -1,0 +1,103 @@
+"""Random inputs for every loss, their reference values, and the stored
+fixture that pins those values.
+
+Regenerate the fixture (only when a loss's definition changes on purpose):
+
+    cd tests && ../.venv/bin/python -m losses.cases
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .reference import REFERENCES
+
+FIXTURE = Path(__file__).parent / "fixtures" / "reference_values.npz"
+FIXTURE_SEEDS = (101, 202, 303)
+
+
+def random_probs(rng, rows, classes):
+    logits = rng.normal(size=(rows, classes)) * rng.uniform(0.5, 3.0)
+    exps = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exps / exps.sum(axis=1, keepdims=True)
+
+
+def random_case(loss, rng):
+    """{"loss", "arrays", "params"}: inputs for one call of ``loss``."""
+    rows, classes = 5, 7
+    arrays, params = {}, {}
+    if loss in ("ce", "soft_ce", "kd", "reverse_kl", "js", "bdkd", "dkd", "taid"):
+        arrays["student_logits"] = rng.normal(size=(rows, classes)) * rng.uniform(0.5, 3.0)
+    if loss in ("kd", "reverse_kl", "js", "bdkd", "dkd", "taid"):
+        arrays["teacher_probs"] = random_probs(rng, rows, classes)
+        params["temperature"] = float(rng.choice([0.5, 1.0, 2.0, 4.0]))
+    if loss in ("ce", "dkd"):
+        arrays["labels"] = rng.integers(0, classes, size=rows)
+    if loss == "soft_ce":
+        arrays["target_probs"] = random_probs(rng, rows, classes)
+    if loss == "dkd":
+        params["alpha"] = float(rng.uniform(0.5, 2.0))
+        params["beta"] = float(rng.uniform(1.0, 8.0))
+    if loss == "taid":
+        params["t"] = float(rng.uniform(0.0, 1.0))
+    if loss in ("feature_mse", "feature_cosine"):
+        arrays["student_features"] = rng.normal(size=(rows, 3))
+        arrays["teacher_features"] = rng.normal(size=(rows, 4)) * 2 + 1
+        arrays["projector_weight"] = rng.normal(size=(4, 3))
+        arrays["projector_bias"] = rng.normal(size=4)
+    if loss == "rkd":
+        arrays["student_features"] = rng.normal(size=(6, 3))
+        arrays["teacher_features"] = rng.normal(size=(6, 5)) * 3 + 1
+        params["distance_weight"] = float(rng.uniform(1.0, 30.0))
+        params["angle_weight"] = float(rng.uniform(1.0, 60.0))
+    if loss == "cka":
+        arrays["student_features"] = rng.normal(size=(8, 3))
+        arrays["teacher_features"] = arrays["student_features"] @ rng.normal(size=(3, 5)) + rng.normal(size=(8, 5))
+    if loss not in ("rkd", "cka") and rng.uniform() < 0.5:
+        arrays["weight"] = rng.uniform(0.0, 2.0, size=rows)
+    return {"loss": loss, "arrays": arrays, "params": params}
+
+
+def reference_values(case):
+    arrays = {name: value.tolist() for name, value in case["arrays"].items()}
+    return REFERENCES[case["loss"]](**arrays, **case["params"])
+
+
+def fixture_cases():
+    """The cases stored in the fixture, each with its "expected" values."""
+    cases = []
+    for seed in FIXTURE_SEEDS:
+        for loss in sorted(REFERENCES):
+            case = random_case(loss, np.random.default_rng([seed, len(cases)]))
+            case["expected"] = reference_values(case)
+            cases.append(case)
+    return cases
+
+
+def save_fixture(cases, path=FIXTURE):
+    """One npz key per value: '<index>__<loss>__<arrays|params|expected>__<name>'."""
+    flat = {}
+    for index, case in enumerate(cases):
+        for kind in ("arrays", "params", "expected"):
+            for name, value in case[kind].items():
+                flat[f"{index:03d}__{case['loss']}__{kind}__{name}"] = np.asarray(value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **flat)
+
+
+def load_fixture(path=FIXTURE):
+    cases = {}
+    with np.load(path) as stored:
+        for key in stored.files:
+            index, loss, kind, name = key.split("__")
+            case = cases.setdefault(index, {"loss": loss, "arrays": {}, "params": {}, "expected": {}})
+            value = stored[key]
+            case[kind][name] = value if kind == "arrays" else float(value)
+    return [cases[index] for index in sorted(cases)]
+
+
+if __name__ == "__main__":
+    save_fixture(fixture_cases())
+    print(f"wrote {FIXTURE}")
