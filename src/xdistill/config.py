@@ -238,13 +238,15 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def resolve(cls: type[C], config_file: str | Path | None = None, overrides: Sequence[str] = (),
-            base: Mapping[str, Any] | None = None) -> C:
-    """Defaults from ``cls``, then ``base``, then the YAML file, then ``key=value`` overrides."""
+            base: Mapping[str, Any] | None = None, flags: Mapping[str, Any] | None = None) -> C:
+    """Defaults from ``cls``, then ``base``, then the YAML file, then CLI ``flags``
+    (those not None), then ``key=value`` overrides."""
     data: dict[str, Any] = dict(base or {})
     if config_file is not None:
         loaded = load_yaml(config_file, "config file")
         if loaded is not None and not isinstance(loaded, Mapping):
             raise ConfigError(f"The config file '{config_file}' must hold a mapping of keys to values. Got {type(loaded).__name__}.")
         data = merge(data, loaded or {})
+    data = merge(data, {k: v for k, v in (flags or {}).items() if v is not None})
     data = merge(data, parse_overrides(overrides))
     return from_dict(cls, data)

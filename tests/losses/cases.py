@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from .reference import REFERENCES
 
@@ -63,6 +65,27 @@ def random_case(loss, rng):
 def reference_values(case):
     arrays = {name: value.tolist() for name, value in case["arrays"].items()}
     return REFERENCES[case["loss"]](**arrays, **case["params"])
+
+
+def torch_arguments(case, requires_grad=False):
+    """The arrays of ``case`` as float64 tensors (labels as int64), with the
+    projector built from 'projector_weight' and 'projector_bias'."""
+    arguments = {}
+    for name, value in case["arrays"].items():
+        tensor = torch.from_numpy(np.asarray(value))
+        arguments[name] = tensor.long() if name == "labels" else tensor.double()
+    if "projector_weight" in arguments:
+        weight_matrix, bias = arguments.pop("projector_weight"), arguments.pop("projector_bias")
+        projector = nn.Linear(weight_matrix.shape[1], weight_matrix.shape[0]).double()
+        with torch.no_grad():
+            projector.weight.copy_(weight_matrix)
+            projector.bias.copy_(bias)
+        arguments["projector"] = projector
+    if requires_grad:
+        for name in ("student_logits", "student_features"):
+            if name in arguments:
+                arguments[name].requires_grad_(True)
+    return arguments
 
 
 def fixture_cases():

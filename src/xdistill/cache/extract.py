@@ -11,6 +11,7 @@ recomputed with a warning, never used.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -113,7 +114,9 @@ class TeacherCache:
         summary = summary if summary is not None else CacheSummary()
         key = self.key(teacher, split, view)
         n = len(split)
-        with self.store.lock(key):
+        # Ranks of one torchrun job own disjoint shards, so only separate jobs need the entry lock.
+        guard = self.store.lock(key) if world_size == 1 else contextlib.nullcontext(self.store.entry_dir(key).mkdir(parents=True, exist_ok=True))
+        with guard:
             info = self.store.read_entry_info(key)
             shard_size = int(info["shard_size"]) if info and info.get("n") == n else self.shard_size
             ranges = _ranges(n, shard_size)
@@ -208,6 +211,15 @@ def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, vie
         for teacher, split, view in jobs:
             bar.set_postfix_str(f"{teacher.name}/{split.name}" + (f"/view{view}" if view else ""))
             cache.ensure(teacher, split, view, summary, bar, rank=rank, world_size=world_size)
+    if world_size > 1:
+        # Every rank wrote its own shards; once all are done, rank 0 checks them and writes the entries.
+        import torch.distributed as dist
+
+        dist.barrier()
+        if rank == 0:
+            for teacher, split, view in jobs:
+                cache.ensure(teacher, split, view, summary, None)
+        dist.barrier()
     summary.seconds = time.perf_counter() - started
     if rank == 0:
         cache.store.update_manifest(

@@ -1,0 +1,3 @@
+from xdistill.cli.main import main
+
+main()

@@ -1,0 +1,24 @@
+"""Configuration of a caching run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CacheConfig:
+    task: str = ""  # task folder (holding task.yaml)
+    zoo: str = ""  # zoo YAML file
+    cache_dir: str = ""  # where outputs are stored; empty = $XDISTILL_HOME/cache
+    teachers: list[str] = field(default_factory=list)  # subset of the zoo by name; empty = all
+    views: int = 0  # augmented views of each unlabeled sample to cache (0-8 typical)
+    augment_seed: int = 0  # seed of the augmented views
+    batch_size: int = 256  # samples per teacher forward pass (32-1024)
+    shard_size: int = 4096  # samples per safetensors shard (bounds extraction memory)
+    device: str = "cpu"  # cpu or cuda
+
+    def __post_init__(self) -> None:
+        if self.views < 0:
+            raise ValueError(f"'views' must be >= 0. Got {self.views}.")
+        if self.batch_size < 1 or self.shard_size < 1:
+            raise ValueError(f"'batch_size' and 'shard_size' must be >= 1. Got {self.batch_size} and {self.shard_size}.")

@@ -1,0 +1,48 @@
+"""``xdistill cache``: the library function behind the verb."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from xdistill.cache.config import CacheConfig
+from xdistill.cache.extract import CacheSummary, TeacherCache, cache_task
+from xdistill.data.task import Task, load_task
+from xdistill.errors import XDistillError
+from xdistill.home import default_cache_dir
+from xdistill.teachers.base import Teacher, create_teacher
+from xdistill.teachers.zoo import Zoo, load_zoo
+
+
+def open_cache(config: CacheConfig, progress: bool = True) -> TeacherCache:
+    root = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
+    return TeacherCache(root, batch_size=config.batch_size, shard_size=config.shard_size,
+                        augment_seed=config.augment_seed, progress=progress)
+
+
+def load_inputs(config: CacheConfig) -> tuple[Task, Zoo, list[Teacher]]:
+    """Load and validate the task and the zoo (every problem before any teacher runs)."""
+    problems = []
+    if not config.task:
+        problems.append("No task given. Pass --task DIR (a folder holding task.yaml).")
+    if not config.zoo:
+        problems.append("No zoo given. Pass --zoo FILE (a zoo YAML file).")
+    if problems:
+        raise XDistillError(" ".join(problems))
+    task = load_task(config.task)
+    zoo = load_zoo(config.zoo).select(config.teachers or None)
+    teachers = []
+    for spec in zoo.specs:
+        teacher = create_teacher(spec)
+        if hasattr(teacher, "device"):
+            teacher.device = config.device
+        teachers.append(teacher)
+    return task, zoo, teachers
+
+
+def run_cache(config: CacheConfig, progress: bool = True, log: Callable[[str], None] | None = print,
+              rank: int = 0, world_size: int = 1) -> CacheSummary:
+    task, _, teachers = load_inputs(config)
+    cache = open_cache(config, progress)
+    return cache_task(task, teachers, cache, views=config.views, log=log if rank == 0 else None,
+                      rank=rank, world_size=world_size)

@@ -1,0 +1,1 @@
+"""The ``xdistill`` command line: one verb per library function."""

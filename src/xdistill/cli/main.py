@@ -1,0 +1,125 @@
+"""``xdistill``: cache, rank, distill, evaluate and report.
+
+Each verb resolves a typed config (defaults < ``--config FILE`` < flags <
+``key=value`` overrides) and calls one library function. User errors print
+one line and exit 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from xdistill import __version__
+from xdistill.cli.output import console, emit_json, err_console, print_table
+from xdistill.config import resolve, to_dict
+from xdistill.errors import XDistillError
+
+app = typer.Typer(
+    name="xdistill",
+    help="Cross-domain knowledge distillation: cache teachers, rank them, distill a small student, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of config values (flags and key=value override it).")
+OverridesArg = typer.Argument(None, help="key=value overrides of config fields, e.g. batch_size=128.", show_default=False)
+JsonOpt = typer.Option(None, "--json", help="Also write the result as JSON to this file ('-' for stdout).")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"xdistill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version.")) -> None:
+    """Cross-domain knowledge distillation."""
+
+
+@app.command("cache")
+def cache_cmd(
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder holding task.yaml."),
+    zoo: Optional[str] = typer.Option(None, "--zoo", "-z", help="Zoo YAML file."),
+    cache_dir: Optional[str] = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_HOME/cache)."),
+    views: Optional[int] = typer.Option(None, "--views", help="Augmented views of each unlabeled sample to cache."),
+    teachers: Optional[str] = typer.Option(None, "--teachers", help="Comma-separated teacher names (default: all)."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes to launch with torchrun (sharded caching)."),
+    config: Optional[Path] = ConfigOpt,
+    json_out: Optional[Path] = JsonOpt,
+    overrides: Optional[list[str]] = OverridesArg,
+) -> None:
+    """Run every teacher once over every split of the task and cache its outputs."""
+    from xdistill.cache import CacheConfig, run_cache
+
+    flags = {"task": task, "zoo": zoo, "cache_dir": cache_dir, "views": views,
+             "teachers": teachers.split(",") if teachers else None}
+    cfg = resolve(CacheConfig, config, overrides or [], flags=flags)
+    if nproc > 1:
+        from xdistill.distributed import launch_torchrun
+
+        raise typer.Exit(launch_torchrun("cache", sys.argv[1:], nproc))
+    from xdistill.distributed import distributed_context
+
+    with distributed_context(cfg.device) as ctx:
+        summary = run_cache(cfg, rank=ctx.rank, world_size=ctx.world_size)
+    if ctx.rank == 0:
+        emit_json({"config": to_dict(cfg), "queries": summary.queries, "reused": summary.reused,
+                   "recomputed_shards": summary.recomputed_shards, "seconds": summary.seconds}, json_out)
+
+
+@app.command("students")
+def students_cmd(
+    input_shape: str = typer.Option("1,28,28", "--input-shape", help="Sample shape: C,H,W for images, D for features, L for tokens."),
+    num_classes: int = typer.Option(10, "--num-classes", help="Number of target classes."),
+    json_out: Optional[Path] = JsonOpt,
+) -> None:
+    """List the student families with parameters and FLOPs for an input size."""
+    from xdistill.students import describe_students
+
+    try:
+        shape = tuple(int(v) for v in input_shape.split(","))
+    except ValueError:
+        raise XDistillError(f"--input-shape must be comma-separated integers such as 1,28,28. Got {input_shape!r}.") from None
+    rows = describe_students(shape, num_classes)
+    print_table(f"Students for input {shape}, {num_classes} classes", ["student", "params", "FLOPs", "knobs"],
+                [[r["name"], r["params"], r["flops"], ", ".join(f"{k}={v}" for k, v in r["knobs"].items())] for r in rows])
+    emit_json(rows, json_out)
+
+
+@app.command("demo")
+def demo_cmd(
+    export: Optional[Path] = typer.Option(None, "--export", help="Write the demo world (tasks + zoo) to this folder and stop."),
+    home: Optional[Path] = typer.Option(None, "--home", help="Where the world is built (default: $XDISTILL_HOME)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where run outputs go (default: $XDISTILL_HOME/demo-runs)."),
+    quick: bool = typer.Option(False, "--quick", help="One target and a short budget (a smoke run)."),
+) -> None:
+    """Build the digits demo world and run the pipeline on it."""
+    from xdistill.demo.run import run_demo
+
+    run_demo(export=export, home=home, out=out, quick=quick)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors -> one line on stderr and exit status 2."""
+    warnings.simplefilter("default")
+    try:
+        app(args=argv, prog_name="xdistill", standalone_mode=True)
+    except XDistillError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

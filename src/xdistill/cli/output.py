@@ -1,0 +1,44 @@
+"""Human tables (rich) and machine-readable JSON for the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from xdistill.io import atomic_write_json
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(fmt(v) for v in row))
+    console.print(table)
+
+
+def emit_json(obj: Any, path: Path | None) -> None:
+    """Write ``obj`` as JSON to ``path`` ('-' prints it to stdout)."""
+    if path is None:
+        return
+    if str(path) == "-":
+        sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    else:
+        atomic_write_json(path, obj)

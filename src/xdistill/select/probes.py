@@ -1,0 +1,81 @@
+"""Fitted probes as transferability metrics: the accuracy a simple predictor
+reaches on the target labels from a teacher's features, measured on samples it
+did not see. Slower than the closed-form metrics but easy to read.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from xdistill.select._checks import check_metric_inputs, option_problems
+from xdistill.select.metrics import register_metric
+
+NEIGHBOUR_BLOCK = 1024  # rows per block of the pairwise-distance computation (memory ~ block^2)
+
+
+def _merge_nearest(best_distance, best_index, distance, index, k):
+    """Keep the k smallest of the current best [b, k] and new candidates [b, m]."""
+    if distance.shape[1] > k:
+        part = np.argpartition(distance, k - 1, axis=1)[:, :k]
+        distance = np.take_along_axis(distance, part, axis=1)
+        index = index[part]
+    else:
+        index = np.broadcast_to(index, distance.shape)
+    distance = np.concatenate([best_distance, distance], axis=1)
+    index = np.concatenate([best_index, index], axis=1)
+    order = np.lexsort((index, distance), axis=1)[:, :k]  # ties go to the lower sample index
+    return np.take_along_axis(distance, order, axis=1), np.take_along_axis(index, order, axis=1)
+
+
+def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
+    """Indices [N, k] of each sample's k nearest other samples (euclidean),
+    nearest first.
+
+    Squared distances come from ||a||^2 + ||b||^2 - 2 a.b in blocks; each pair
+    of blocks is multiplied once and serves both blocks, halving the work.
+    """
+    n = len(features)
+    norms = np.einsum("ij,ij->i", features, features)
+    best_distance = np.full((n, k), np.inf)
+    best_index = np.zeros((n, k), dtype=np.intp)
+    starts = range(0, n, NEIGHBOUR_BLOCK)
+    for row_start in starts:
+        rows = np.arange(row_start, min(row_start + NEIGHBOUR_BLOCK, n))
+        for column_start in range(row_start, n, NEIGHBOUR_BLOCK):
+            columns = np.arange(column_start, min(column_start + NEIGHBOUR_BLOCK, n))
+            distance = norms[rows, None] + norms[None, columns] - 2 * features[rows] @ features[columns].T
+            if column_start == row_start:
+                np.fill_diagonal(distance, np.inf)  # leave the sample itself out
+            best_distance[rows], best_index[rows] = _merge_nearest(
+                best_distance[rows], best_index[rows], distance, columns, k
+            )
+            if column_start != row_start:
+                best_distance[columns], best_index[columns] = _merge_nearest(
+                    best_distance[columns], best_index[columns], distance.T, rows, k
+                )
+    return best_index
+
+
+@register_metric("knn_loo_accuracy", needs="features", citation="leave-one-out k-nearest-neighbour accuracy")
+def knn_loo_accuracy(features, labels, k: int = 1) -> float:
+    """Leave-one-out k-nearest-neighbour accuracy of ``features [N, D]`` (euclidean):
+    the fraction of samples whose k nearest other samples vote for their label.
+    Returns a float in [0, 1].
+
+    A tied vote goes to the tied class whose member comes nearest. Among equally
+    distant neighbours the lower sample index counts as nearer.
+    """
+    problems = option_problems("knn_loo_accuracy", "k", k, integer=True, minimum=1)
+    inputs = check_metric_inputs("knn_loo_accuracy", labels, features=features, parameter_problems=problems)
+    features, labels = inputs.features, inputs.labels
+    if k > len(labels) - 1:
+        raise XDistillError_for_k(k, len(labels))
+    neighbour_labels = labels[nearest_neighbours(features, k)]  # [N, k], nearest first
+    votes = np.zeros((len(labels), inputs.num_classes))
+    np.add.at(votes, (np.arange(len(labels))[:, None], neighbour_labels), 1.0)
+    winning = votes == votes.max(axis=1, keepdims=True)
+    first_winner = np.argmax(np.take_along_axis(winning, neighbour_labels, axis=1), axis=1)
+    predictions = neighbour_labels[np.arange(len(labels)), first_winner]
+    return float(np.mean(predictions == labels))
