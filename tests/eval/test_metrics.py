@@ -96,6 +96,9 @@ def test_small_hand_computed_values():
     # bins of width 0.1: 0.9 right, 0.6 wrong, 0.7 right, 0.8 right, one sample each
     assert expected_calibration_error(probs, labels, n_bins=10) == pytest.approx((0.1 + 0.6 + 0.3 + 0.2) / 4)
     assert negative_log_likelihood(probs, labels) == pytest.approx(-(np.log(0.9 * 0.4 * 0.7 * 0.8)) / 4)
+    # bins are closed on the right: a confidence of exactly 0.5 falls in (0, 0.5]
+    edge_probs = np.array([[0.5, 0.5], [0.75, 0.25], [0.75, 0.25]])
+    assert expected_calibration_error(edge_probs, np.array([1, 0, 0]), n_bins=2) == pytest.approx(1 / 6 + 1 / 6)
     # class 0: tp 1, fp 1, fn 0 -> F1 2/3; class 1: tp 2, fp 0, fn 1 -> F1 4/5
     assert macro_f1(probs.argmax(axis=1), labels, 2) == pytest.approx((2 / 3 + 4 / 5) / 2)
 

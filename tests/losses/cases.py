@@ -3,7 +3,7 @@ fixture that pins those values.
 
 Regenerate the fixture (only when a loss's definition changes on purpose):
 
-    cd tests && ../.venv/bin/python -m losses.cases
+    .venv/bin/python -m tests.losses.cases    # from the repository root
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def test_cka_tells_related_from_unrelated_features():
     x = features(5, rows=64)
     related = x @ features(6, rows=6, dim=4) + 0.1 * features(7, rows=64, dim=4)
     unrelated = features(8, rows=64, dim=4)
-    assert linear_cka(x, related).item() > 0.8 > linear_cka(x, unrelated).item()
+    assert linear_cka(x, related).item() > 0.6 > 0.2 > linear_cka(x, unrelated).item()
 
 
 def test_cka_is_zero_for_constant_features():
@@ -106,13 +106,8 @@ def test_feature_losses_are_zero_when_projection_matches_teacher():
 
 
 def test_feature_mse_averages_over_teacher_dimensions():
-    student = torch.zeros(2, 3)
-    teacher = torch.ones(2, 8)
-    assert feature_mse_loss(student, teacher, make_projector(3, 8).requires_grad_(False).apply(zero))[
-        "loss"
-    ].item() == pytest.approx(1.0)
-
-
-def zero(module):
-    for parameter in module.parameters(recurse=False):
-        nn.init.zeros_(parameter)
+    projector = make_projector(3, 8)
+    nn.init.zeros_(projector.weight)
+    nn.init.zeros_(projector.bias)
+    loss = feature_mse_loss(torch.zeros(2, 3), torch.ones(2, 8), projector)["loss"]
+    assert loss.item() == pytest.approx(1.0)

@@ -11,7 +11,8 @@ from xdistill.students import build_student, count_params
 
 def block_params(dim: int) -> int:
     """One pre-norm encoder block, mlp ratio 2: two LayerNorms, qkv, proj, two MLP layers."""
-    return 2 * 2 * dim + (3 * dim * dim + 3 * dim) + (dim * dim + dim) + (2 * dim * dim + 2 * dim) + (2 * dim * dim + dim)
+    norms, qkv, proj = 2 * 2 * dim, 3 * dim * dim + 3 * dim, dim * dim + dim
+    return norms + qkv + proj + (2 * dim * dim + 2 * dim) + (2 * dim * dim + dim)
 
 
 def test_cnn_params_follow_width_and_depth():

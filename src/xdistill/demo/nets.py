@@ -210,8 +210,10 @@ def train_teacher(
     total_steps = epochs * steps_per_epoch
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    warmup_steps = max(1, total_steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+        optimizer,
+        lambda step: min(1.0, (step + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / total_steps)),
     )
     model.train()
     bar = tqdm(total=total_steps, desc=description, disable=not progress, leave=False)

@@ -55,7 +55,8 @@ def check_number(
 def check_matrix(value: object, name: str, loss: str, *, min_rows: int = 1, min_cols: int = 1) -> list[str]:
     """``value`` must be a 2-D floating-point tensor of at least the given size."""
     if not isinstance(value, Tensor) or value.ndim != 2 or not value.is_floating_point():
-        return [f"The '{name}' of {loss} must be a 2-D float tensor [N, C]. Got {describe(value)}."]
+        shape = "[N, D]" if name.endswith("features") or name in ("x", "y") else "[N, C]"
+        return [f"The '{name}' of {loss} must be a 2-D float tensor {shape}. Got {describe(value)}."]
     rows, cols = value.shape
     if rows < min_rows or cols < min_cols:
         return [
@@ -72,7 +73,8 @@ def check_probabilities(probs: Tensor, name: str, loss: str, shape: torch.Size) 
             f"The '{name}' of {loss} must have the student's shape {list(shape)}. "
             f"Got {list(probs.shape)}. Bridge the teacher's predictions into the target classes first."
         ]
-    detached = probs.detach()
+    # Sum in at least float32: float16 accumulation alone can exceed the tolerance.
+    detached = probs.detach().to(torch.promote_types(probs.dtype, torch.float32))
     finite = torch.isfinite(detached).all(dim=1)
     negative = (detached < 0).any(dim=1)
     off_sum = (detached.sum(dim=1) - 1).abs() > ROW_SUM_TOLERANCE
@@ -141,16 +143,18 @@ def batch_mean(per_sample: Tensor, weight: Tensor | None) -> Tensor:
     return (weight.to(per_sample.dtype) * per_sample).mean()
 
 
-def teacher_log_probs(teacher_probs: Tensor) -> Tensor:
-    """log(teacher_probs) [N,C], with zero probabilities raised to the dtype's
-    smallest normal number so every log stays finite.
+def teacher_log_probs(teacher_probs: Tensor, student_logits: Tensor) -> Tensor:
+    """log(teacher_probs) [N,C] in the wider of the two inputs' dtypes, with
+    zero probabilities raised to that dtype's smallest normal number so every
+    log stays finite.
 
     A bridged teacher may put exactly 0 on a target class it cannot see; -inf
     there would make reverse KL infinite and gradients NaN. The change is below
     rounding for every other use (log of that number is about -87 in float32).
+    Teachers cached in float16 are thus compared in the student's precision.
     """
-    tiny = torch.finfo(teacher_probs.dtype).tiny
-    return teacher_probs.clamp_min(tiny).log()
+    probs = teacher_probs.to(torch.promote_types(teacher_probs.dtype, student_logits.dtype))
+    return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
 
 
 def kl_per_sample(log_p: Tensor, log_q: Tensor) -> Tensor:

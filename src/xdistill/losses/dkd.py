@@ -104,7 +104,7 @@ def dkd_loss(
     check_dkd_inputs(student_logits, teacher_probs, labels, alpha, beta, temperature, weight)
     is_target = F.one_hot(labels.long(), student_logits.shape[1]).bool()
     student = student_logits / temperature
-    teacher = teacher_log_probs(teacher_probs) / temperature
+    teacher = teacher_log_probs(teacher_probs, student_logits) / temperature
 
     tckd = kl_per_sample(
         binary_log_probs(F.log_softmax(teacher, dim=1), is_target),

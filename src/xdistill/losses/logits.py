@@ -44,7 +44,7 @@ def check_divergence_inputs(
 def tempered_log_probs(student_logits: Tensor, teacher_probs: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
     """(log p^T, log q^T), both [N,C]: the teacher's and the student's
     log-probabilities at ``temperature`` (see the module docstring)."""
-    log_p = F.log_softmax(teacher_log_probs(teacher_probs) / temperature, dim=1)
+    log_p = F.log_softmax(teacher_log_probs(teacher_probs, student_logits) / temperature, dim=1)
     log_q = F.log_softmax(student_logits / temperature, dim=1)
     return log_p, log_q
 

@@ -89,7 +89,7 @@ def taid_loss(
     raise_problems(problems, loss)
 
     student = student_logits / temperature
-    teacher = teacher_log_probs(teacher_probs) / temperature
+    teacher = teacher_log_probs(teacher_probs, student_logits) / temperature
     log_target = F.log_softmax((1 - t) * student.detach() + t * teacher, dim=1)
     per_sample = temperature**2 * kl_per_sample(log_target, F.log_softmax(student, dim=1))
     return {"loss": batch_mean(per_sample, weight)}

@@ -77,7 +77,7 @@ def _label_problems(labels: np.ndarray, name: str, contiguous: bool) -> list[str
     return problems
 
 
-def _matrix_problems(values: np.ndarray, name: str) -> list[str]:
+def matrix_problems(values: np.ndarray, name: str) -> list[str]:
     if values.ndim != 2:
         return [
             f"{name} must be a 2-D array [N, D]. Got shape {values.shape}. "
@@ -97,7 +97,7 @@ def _matrix_problems(values: np.ndarray, name: str) -> list[str]:
 
 
 def _probs_problems(probs: np.ndarray) -> list[str]:
-    problems = _matrix_problems(probs, "probs")
+    problems = matrix_problems(probs, "probs")
     if problems:
         return problems
     if (probs < 0).any():
@@ -141,7 +141,7 @@ def check_metric_inputs(
     arrays = {name: np.asarray(value) for name, value in arrays.items() if value is not None}
     for name, values in arrays.items():
         if name == "features":
-            problems += _matrix_problems(values, name)
+            problems += matrix_problems(values, name)
         elif name == "probs":
             problems += _probs_problems(values)
         else:

@@ -5,14 +5,15 @@ did not see. Slower than the closed-form metrics but easy to read.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
 from xdistill.select._checks import check_metric_inputs, option_problems
 from xdistill.select.metrics import register_metric
 
 NEIGHBOUR_BLOCK = 1024  # rows per block of the pairwise-distance computation (memory ~ block^2)
+LINEAR_PROBE_MAX_ITERATIONS = 1000  # L-BFGS steps per fit; plenty for features of unit scale
 
 
 def _merge_nearest(best_distance, best_index, distance, index, k):
@@ -68,10 +69,11 @@ def knn_loo_accuracy(features, labels, k: int = 1) -> float:
     distant neighbours the lower sample index counts as nearer.
     """
     problems = option_problems("knn_loo_accuracy", "k", k, integer=True, minimum=1)
+    n = len(labels) if np.ndim(labels) == 1 else None
+    if not problems and n is not None and k > n - 1:
+        problems.append(f"The 'k' of knn_loo_accuracy must be at most N - 1 = {n - 1}. Got {k}.")
     inputs = check_metric_inputs("knn_loo_accuracy", labels, features=features, parameter_problems=problems)
     features, labels = inputs.features, inputs.labels
-    if k > len(labels) - 1:
-        raise XDistillError_for_k(k, len(labels))
     neighbour_labels = labels[nearest_neighbours(features, k)]  # [N, k], nearest first
     votes = np.zeros((len(labels), inputs.num_classes))
     np.add.at(votes, (np.arange(len(labels))[:, None], neighbour_labels), 1.0)
@@ -79,3 +81,34 @@ def knn_loo_accuracy(features, labels, k: int = 1) -> float:
     first_winner = np.argmax(np.take_along_axis(winning, neighbour_labels, axis=1), axis=1)
     predictions = neighbour_labels[np.arange(len(labels)), first_winner]
     return float(np.mean(predictions == labels))
+
+
+@register_metric("linear_probe_accuracy", needs="features", citation="cross-validated logistic regression")
+def linear_probe_accuracy(features, labels, folds: int = 5, C: float = 1.0, seed: int = 0) -> float:
+    """Stratified ``folds``-fold cross-validated accuracy of an L2-regularised
+    multinomial logistic regression (sklearn, inverse regularisation ``C``) on
+    ``features [N, D]``: correct held-out predictions over N. Returns a float in
+    [0, 1].
+
+    With fewer than ``folds`` samples in some class, the number of folds drops to
+    the smallest class count (at least 2, which every class has). Features are
+    used as given, without scaling. Samples are put in a canonical (sorted) order
+    before ``seed`` shuffles them into folds, so the score does not depend on the
+    order in which they are given.
+    """
+    problems = option_problems("linear_probe_accuracy", "folds", folds, integer=True, minimum=2)
+    problems += option_problems("linear_probe_accuracy", "C", C, minimum=0, strict=True)
+    problems += option_problems("linear_probe_accuracy", "seed", seed, integer=True, minimum=0)
+    inputs = check_metric_inputs(
+        "linear_probe_accuracy", labels, features=features, parameter_problems=problems
+    )
+    canonical = np.lexsort(np.vstack([inputs.labels, inputs.features.T[::-1]]))
+    features, labels = inputs.features[canonical], inputs.labels[canonical]
+    used_folds = min(folds, int(np.bincount(labels).min()))
+    splitter = StratifiedKFold(n_splits=used_folds, shuffle=True, random_state=seed)
+    correct = 0
+    for train, test in splitter.split(features, labels):
+        model = LogisticRegression(C=C, max_iter=LINEAR_PROBE_MAX_ITERATIONS)
+        model.fit(features[train], labels[train])
+        correct += int(np.sum(model.predict(features[test]) == labels[test]))
+    return correct / len(labels)

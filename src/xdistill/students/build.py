@@ -142,7 +142,8 @@ def dim_divisible_by_heads(dim: int, heads: int) -> list[str]:
     """The problem with an attention width that does not split evenly over heads, if any."""
     if dim % heads == 0:
         return []
-    return [f"the knob 'dim' must be divisible by 'heads' ({heads}). Got dim={dim}; try dim={dim - dim % heads or heads}."]
+    suggestion = dim - dim % heads or heads
+    return [f"the knob 'dim' must be divisible by 'heads' ({heads}). Got dim={dim}; try dim={suggestion}."]
 
 
 def raise_problems(student: str, problems: list[str]) -> None:

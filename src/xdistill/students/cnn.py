@@ -16,7 +16,7 @@ class CNNStudent(nn.Module):
     average pool makes the feature size independent of H and W.
     """
 
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, width: int = 16, depth: int = 2) -> None:
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, width: int, depth: int) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         channels = [input_shape[0]] + [width * 2**stage for stage in range(depth)]

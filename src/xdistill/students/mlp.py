@@ -13,7 +13,7 @@ from xdistill.students.build import int_at_least, raise_problems, register_stude
 class MLPStudent(nn.Module):
     """Flatten, then ``depth`` Linear-ReLU layers of ``width`` units, then the head."""
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, width: int = 64, depth: int = 2) -> None:
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, width: int, depth: int) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         sizes = [math.prod(input_shape)] + [width] * depth

@@ -27,9 +27,9 @@ class TextCNNStudent(nn.Module):
         input_shape: tuple[int],
         num_classes: int,
         vocab_size: int,
-        dim: int = 32,
-        channels: int = 32,
-        kernel_sizes: tuple[int, ...] = (3, 4, 5),
+        dim: int,
+        channels: int,
+        kernel_sizes: tuple[int, ...],
     ) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
@@ -57,7 +57,7 @@ class TextTransformerStudent(nn.Module):
     input_dtype = torch.long
 
     def __init__(
-        self, input_shape: tuple[int], num_classes: int, vocab_size: int, dim: int = 32, depth: int = 2, heads: int = 2
+        self, input_shape: tuple[int], num_classes: int, vocab_size: int, dim: int, depth: int, heads: int
     ) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)

@@ -23,11 +23,11 @@ class ViTStudent(nn.Module):
         self,
         input_shape: tuple[int, int, int],
         num_classes: int,
-        patch: int = 4,
-        dim: int = 32,
-        depth: int = 2,
-        heads: int = 2,
-        pool: str = "cls",
+        patch: int,
+        dim: int,
+        depth: int,
+        heads: int,
+        pool: str,
     ) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)

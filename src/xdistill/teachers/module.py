@@ -25,7 +25,7 @@ def state_dict_digest(model: nn.Module) -> str:
         digest.update(key.encode())
         t = tensor.detach().cpu().contiguous()
         digest.update(str(t.dtype).encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
 

@@ -1,0 +1,159 @@
+"""Score every teacher of a zoo on a target task from its cached outputs,
+rank them, and turn the scores into teacher weights.
+
+Scores use the labeled split only (the labels are what the metrics need);
+features are first put on a common footing by :func:`prepare_features`,
+fitted on the labeled and unlabeled features together (no labels involved),
+so teachers of different feature dimension and scale compare fairly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+
+from xdistill.cache.extract import TeacherCache
+from xdistill.cache.store import CachedOutputs
+from xdistill.data.task import Task
+from xdistill.errors import XDistillError
+from xdistill.select.metrics import METRICS, compute_metric
+from xdistill.select.prepare import prepare_features
+from xdistill.select.weights import DEFAULT_TOP_K, DEFAULT_WEIGHT_TEMPERATURE, rank_order, teacher_weights
+from xdistill.teachers.base import Teacher
+
+DEFAULT_METRIC = "logme"  # see docs/selection.md for the measurement behind the choice
+DEFAULT_PREPARE = "pca"
+DEFAULT_PREPARE_DIM = 32
+
+
+@dataclass
+class RankConfig:
+    task: str = ""  # task folder
+    zoo: str = ""  # zoo YAML file
+    cache_dir: str = ""  # teacher-output cache; empty = $XDISTILL_HOME/cache
+    teachers: list[str] = field(default_factory=list)  # subset of the zoo; empty = all
+    metric: str = DEFAULT_METRIC  # the metric that ranks and weights
+    metrics: list[str] = field(default_factory=list)  # metrics to report; empty = all registered
+    prepare: str = DEFAULT_PREPARE  # feature normalisation before scoring: none | standardize | pca | l2
+    prepare_dim: int = DEFAULT_PREPARE_DIM  # components kept by 'pca' (8-128)
+    weight_temperature: float = DEFAULT_WEIGHT_TEMPERATURE  # softmax temperature of standardised scores (> 0)
+    top_k: int = DEFAULT_TOP_K  # teachers given weight; 0 = all
+    out: str = ""  # JSON output file
+    validate: bool = False  # also distill a short-budget student per teacher and correlate
+    validate_epochs: int = 8  # epochs of each validation student
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class TeacherRanking:
+    name: str
+    domain: str
+    architecture: str
+    scores: dict[str, float | None]
+    rank: int | None
+    weight: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "domain": self.domain, "architecture": self.architecture,
+                "scores": self.scores, "rank": self.rank, "weight": self.weight}
+
+
+@dataclass
+class Ranking:
+    task: str
+    metric: str
+    prepare: str
+    prepare_dim: int
+    weight_temperature: float
+    top_k: int
+    teachers: list[TeacherRanking]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {t.name: t.weight for t in self.teachers}
+
+    def ordered(self) -> list[TeacherRanking]:
+        return sorted(self.teachers, key=lambda t: (t.rank is None, t.rank or 0))
+
+    @property
+    def top(self) -> str:
+        return self.ordered()[0].name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task": self.task, "metric": self.metric, "prepare": self.prepare, "prepare_dim": self.prepare_dim,
+                "weight_temperature": self.weight_temperature, "top_k": self.top_k,
+                "teachers": [t.to_json() for t in self.ordered()], "notes": self.notes}
+
+
+def teacher_probs(outputs: CachedOutputs) -> np.ndarray | None:
+    """Softmax of a teacher's logits [N, C_teacher], or None when it has none."""
+    if outputs.logits is None:
+        return None
+    return softmax(outputs.logits.astype(np.float64), axis=1)
+
+
+def check_metric_names(names: Sequence[str]) -> None:
+    for name in names:
+        METRICS.get(name)
+
+
+def score_teacher(labeled: CachedOutputs, unlabeled: CachedOutputs | None, labels: np.ndarray,
+                  metrics: Sequence[str], prepare: str = DEFAULT_PREPARE,
+                  prepare_dim: int = DEFAULT_PREPARE_DIM) -> dict[str, float | None]:
+    """Every metric's score for one teacher (None where undefined for it)."""
+    features = None
+    if labeled.features is not None:
+        pool = labeled.features if unlabeled is None or unlabeled.features is None else \
+            np.concatenate([labeled.features, unlabeled.features])
+        features = prepare_features(pool.astype(np.float64), method=prepare, dim=prepare_dim)[: len(labeled.features)]
+    probs = teacher_probs(labeled)
+    scores: dict[str, float | None] = {}
+    for name in metrics:
+        value = compute_metric(name, features=features, probs=probs, labels=labels)
+        scores[name] = None if value is None or not math.isfinite(value) else float(value)
+    return scores
+
+
+def rank_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCache, metric: str = DEFAULT_METRIC,
+                  metrics: Sequence[str] | None = None, prepare: str = DEFAULT_PREPARE,
+                  prepare_dim: int = DEFAULT_PREPARE_DIM, weight_temperature: float = DEFAULT_WEIGHT_TEMPERATURE,
+                  top_k: int = DEFAULT_TOP_K, specs: dict[str, Any] | None = None,
+                  log: Callable[[str], None] | None = None) -> Ranking:
+    """Score, rank and weight the teachers from the cache (running only missing teachers)."""
+    metrics = list(metrics) if metrics else METRICS.names()
+    if metric not in metrics:
+        metrics = [metric, *metrics]
+    check_metric_names(metrics)
+    labels = task.labeled.y
+    rows = []
+    notes = []
+    for teacher in teachers:
+        labeled = cache.load(teacher, task.labeled)
+        unlabeled = cache.load(teacher, task.unlabeled)
+        scores = score_teacher(labeled, unlabeled, labels, metrics, prepare, prepare_dim)
+        missing = [m for m, v in scores.items() if v is None]
+        if missing:
+            why = "it has no logits" if labeled.logits is None else "it has no features" if labeled.features is None else "undefined on these inputs"
+            notes.append(f"{teacher.name}: {', '.join(missing)} undefined ({why}).")
+        spec = (specs or {}).get(teacher.name)
+        rows.append(TeacherRanking(teacher.name, getattr(spec, "domain", ""), getattr(spec, "architecture", ""),
+                                   scores, None, 0.0))
+    chosen = {r.name: r.scores[metric] for r in rows}
+    if all(v is None for v in chosen.values()):
+        raise XDistillError(f"The metric '{metric}' is undefined for every teacher ({notes[0] if notes else ''}). "
+                            "Choose a metric that uses features, e.g. --metric logme.")
+    ranks = rank_order(chosen)
+    weights = teacher_weights(chosen, weight_temperature, top_k)
+    for row in rows:
+        row.rank, row.weight = ranks[row.name], weights[row.name]
+    ranking = Ranking(task.name, metric, prepare, prepare_dim, weight_temperature, top_k, rows, notes)
+    if log is not None:
+        log(f"ranked {len(rows)} teachers by {metric}: top is {ranking.top}")
+    return ranking
