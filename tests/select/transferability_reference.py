@@ -193,14 +193,15 @@ REFERENCES = {
 
 def random_case(rng, n, d, num_classes, source_classes=7):
     """Labels with at least 2 samples per class (unbalanced), features with
-    weak class structure at an arbitrary offset and scale, and teacher
-    probabilities that depend on the labels."""
+    weak class structure at an arbitrary offset and scale and one nearly
+    constant dimension, and teacher probabilities that depend on the labels."""
     labels = np.concatenate(
         [np.repeat(np.arange(num_classes), 2), rng.integers(0, num_classes, n - 2 * num_classes)]
     )
     labels = rng.permutation(labels)
     class_means = 0.7 * rng.standard_normal((num_classes, d))
     features = (rng.standard_normal((n, d)) + class_means[labels]) * rng.uniform(0.5, 3) + rng.normal(size=d)
+    features[:, -1] = 1e-3 * features[:, -1]  # a nearly constant dimension, below GBC's variance floor
     logits = rng.standard_normal((n, source_classes)) + 2 * rng.standard_normal((num_classes, source_classes))[labels]
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)

@@ -76,6 +76,129 @@ def cache_cmd(
                    "recomputed_shards": summary.recomputed_shards, "seconds": summary.seconds}, json_out)
 
 
+@app.command("rank")
+def rank_cmd(
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder holding task.yaml."),
+    zoo: Optional[str] = typer.Option(None, "--zoo", "-z", help="Zoo YAML file."),
+    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="Metric that ranks and weights (default: logme)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the ranking JSON here."),
+    validate: bool = typer.Option(False, "--validate", help="Also distill a short-budget student per teacher and correlate."),
+    cache_dir: Optional[str] = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_HOME/cache)."),
+    teachers: Optional[str] = typer.Option(None, "--teachers", help="Comma-separated teacher names (default: all)."),
+    config: Optional[Path] = ConfigOpt,
+    json_out: Optional[Path] = JsonOpt,
+    overrides: Optional[list[str]] = OverridesArg,
+) -> None:
+    """Score every teacher by task similarity from the cache, rank them and weight them."""
+    from xdistill.pipeline.rank import run_rank
+    from xdistill.select.rank import RankConfig
+
+    flags = {"task": task, "zoo": zoo, "metric": metric, "out": out, "validate": validate or None,
+             "cache_dir": cache_dir, "teachers": teachers.split(",") if teachers else None}
+    cfg = resolve(RankConfig, config, overrides or [], flags=flags)
+    ranking, validation = run_rank(cfg)
+    ordered = ranking.ordered()
+    metric_names = list(ordered[0].scores)
+    rows = [[t.rank, t.name, t.domain, t.architecture, *[t.scores[m] for m in metric_names], t.weight] for t in ordered]
+    print_table(f"Teachers for {ranking.task}, ranked by {ranking.metric} (features: {ranking.prepare})",
+                ["rank", "teacher", "domain", "arch", *metric_names, "weight"], rows)
+    for note in ranking.notes:
+        console.print(f"note: {note}")
+    if validation is not None:
+        print_table("How well each metric predicts distilled accuracy", ["metric", "kendall tau", "spearman rho", "top-1 regret"],
+                    [[m, v["kendall_tau"], v["spearman_rho"], v["top1_regret"]] for m, v in validation["metrics"].items()])
+    payload = ranking.to_json()
+    if validation is not None:
+        payload["validation"] = validation
+    emit_json(payload, json_out)
+
+
+@app.command("distill")
+def distill_cmd(
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder holding task.yaml."),
+    zoo: Optional[str] = typer.Option(None, "--zoo", "-z", help="Zoo YAML file (teacher methods)."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="supervised | fixmatch | finetune | nearest | weighted | ensemble | partition."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (student, metrics, report)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs."),
+    student: Optional[str] = typer.Option(None, "--student", help="Student family (see xdistill students)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    online: bool = typer.Option(False, "--online", help="Run the teachers live instead of reading the cache."),
+    cache_dir: Optional[str] = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_HOME/cache)."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes to launch with torchrun (DDP)."),
+    config: Optional[Path] = ConfigOpt,
+    json_out: Optional[Path] = JsonOpt,
+    overrides: Optional[list[str]] = OverridesArg,
+) -> None:
+    """Distill a small student on the task (or train a baseline) and write its files and metrics."""
+    from xdistill.pipeline.distill import config_problems, distill
+    from xdistill.train.config import DistillConfig
+
+    flags = {"task": task, "zoo": zoo, "method": method, "out": out, "seed": seed, "epochs": epochs,
+             "resume": resume or None, "online": online or None, "cache_dir": cache_dir,
+             "student": {"name": student} if student else None}
+    cfg = resolve(DistillConfig, config, overrides or [], flags=flags)
+    problems = config_problems(cfg)
+    if not cfg.out:
+        problems.append("No output folder given. Pass --out DIR.")
+    if problems:
+        from xdistill.errors import join_problems
+
+        raise XDistillError(join_problems(problems, "Invalid distill config"))
+    if nproc > 1:
+        from xdistill.distributed import launch_torchrun
+
+        raise typer.Exit(launch_torchrun("distill", sys.argv[1:], nproc))
+    from xdistill.distributed import distributed_context
+
+    with distributed_context(cfg.device) as ctx:
+        wrap = None
+        if ctx.active:
+            import dataclasses
+
+            from torch.nn.parallel import DistributedDataParallel
+
+            cfg = dataclasses.replace(cfg, device=ctx.device)
+            wrap = lambda m: DistributedDataParallel(m, device_ids=[ctx.local_rank] if ctx.device.startswith("cuda") else None)  # noqa: E731
+        result = distill(cfg, rank=ctx.rank, world_size=ctx.world_size, wrap=wrap)
+    if ctx.rank == 0:
+        emit_json(result.metrics, json_out)
+
+
+@app.command("eval")
+def eval_cmd(
+    student_dir: Path = typer.Argument(..., help="Folder of a saved student (the --out of distill)."),
+    task: str = typer.Option(..., "--task", "-t", help="Task folder to score on."),
+    split: str = typer.Option("test", "--split", help="Split to score: labeled or test."),
+    json_out: Optional[Path] = JsonOpt,
+) -> None:
+    """Score a saved student on a task split."""
+    from xdistill.pipeline.evaluate import evaluate_saved
+
+    report = evaluate_saved(student_dir, task, split)
+    print_table(f"{student_dir} on {task} [{split}]", ["metric", "value"],
+                [[k, report[k]] for k in ("accuracy", "macro_f1", "ece", "nll", "n")])
+    emit_json(report, json_out)
+
+
+@app.command("export")
+def export_cmd(
+    student_dir: Path = typer.Argument(..., help="Folder of a saved student."),
+    format: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: student.onnx / student.pt beside it)."),
+    json_out: Optional[Path] = JsonOpt,
+) -> None:
+    """Export a saved student; the file's outputs are checked against PyTorch (to 1e-5)."""
+    from xdistill.students.export import export_student
+    from xdistill.students.io import load_student
+
+    model, meta = load_student(student_dir)
+    path = out or student_dir / ("student.onnx" if format == "onnx" else "student.pt")
+    info = export_student(model, meta, format, path)
+    console.print(f"wrote {info['path']} ({format}); max |difference| to PyTorch {info['max_abs_diff']:.2e}")
+    emit_json(info, json_out)
+
+
 @app.command("students")
 def students_cmd(
     input_shape: str = typer.Option("1,28,28", "--input-shape", help="Sample shape: C,H,W for images, D for features, L for tokens."),

@@ -13,8 +13,9 @@ from rich.table import Table
 
 from xdistill.io import atomic_write_json
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Wide tables stay readable when piped to a file or a CI log.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 def fmt(value: Any, digits: int = 4) -> str:
