@@ -227,6 +227,9 @@ def distill(config: DistillConfig, task: Task | None = None, teachers: list[Teac
     }
     if targets is not None:
         metrics["teacher_targets_test_accuracy"] = float((targets.combined["test"].argmax(1) == task.test.y).mean())
+        for i, name in enumerate(targets.names):
+            accuracy = float((targets.per_teacher["test"][i].argmax(1) == task.test.y).mean())
+            metrics["teachers"]["teachers"][name]["test_accuracy"] = accuracy
     result.metrics = metrics
     if out is not None:
         meta = {
