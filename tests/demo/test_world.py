@@ -11,20 +11,14 @@ import safetensors.torch
 import torch
 import yaml
 
+from xdistill.data.task import load_task
 from xdistill.demo import domains, nets, world
-from xdistill.errors import XDistillError
+from xdistill.errors import ConfigError, XDistillError
+from xdistill.teachers.zoo import load_zoo
 
 TINY = world.WorldConfig(domain_size=60, epochs=1)
 ZOO_KEYS = ["name", "kind", "path", "input", "labels", "domain", "architecture"]
-TASK_KEYS = ["name", "classes", "input", "description", "splits"]
-
-
-@pytest.fixture(autouse=True)
-def few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+TASK_KEYS = {"name", "classes", "input", "description", "splits"}
 
 
 def true_digits(images: np.ndarray) -> np.ndarray:
@@ -56,6 +50,11 @@ def test_source_and_target_parts_share_no_image():
         assert set(target[y[target] == digit]) == set(members[-200:])
     source_images = {image.tobytes() for image in x[source]}
     assert not source_images & {image.tobytes() for image in x[target]}
+
+
+def test_unknown_domain_names_the_available_ones():
+    with pytest.raises(XDistillError, match="Unknown source domain 'rotate'. Did you mean 'rotated'"):
+        domains.build_source_domain("rotate")
 
 
 def test_source_target_split_rejects_too_few_images():
@@ -95,12 +94,14 @@ def test_image_shifts_change_the_images():
 
 def test_same_seed_gives_identical_arrays():
     for name in ["rotated", "noisy", "decoy"]:
-        first, second = domains.build_source_domain(name, 50, seed=3), domains.build_source_domain(name, 50, seed=3)
+        first = domains.build_source_domain(name, 50, seed=3)
+        second = domains.build_source_domain(name, 50, seed=3)
         assert np.array_equal(first.x, second.x) and np.array_equal(first.y, second.y)
         assert not np.array_equal(first.x, domains.build_source_domain(name, 50, seed=4).x)
     first, second = domains.mnist_color_task(seed=2), domains.mnist_color_task(seed=2)
-    assert np.array_equal(first.unlabeled, second.unlabeled)
-    assert np.array_equal(first.labeled[1], second.labeled[1])
+    assert [split.fingerprint for split in first.splits.values()] == [
+        split.fingerprint for split in second.splits.values()
+    ]
 
 
 def test_generic_pretraining_data_pools_the_digit_domains():
@@ -111,17 +112,20 @@ def test_generic_pretraining_data_pools_the_digit_domains():
 
 @pytest.mark.parametrize(
     "name, image_shape, test_size, unlabeled",
-    [("sk-digits", (28, 28), 500, 1197), ("mnist-color", (28, 28, 3), 600, 1300), ("mnist-noise", (28, 28), 600, 1300)],
+    [
+        ("sk-digits", (28, 28), 500, 1197),
+        ("mnist-color", (28, 28, 3), 600, 1300),
+        ("mnist-noise", (28, 28), 600, 1300),
+    ],
 )
 def test_target_task_splits(name, image_shape, test_size, unlabeled):
-    task = domains.TARGET_TASKS[name]()
+    task = domains.TARGET_TASKS.get(name)()
     assert task.name == name and task.classes == [str(d) for d in range(10)]
-    (labeled_x, labeled_y), (test_x, test_y) = task.labeled, task.test
-    for x in (labeled_x, task.unlabeled, test_x):
-        assert x.dtype == np.uint8 and x.shape[1:] == image_shape
-    assert labeled_y.dtype == np.int64 and test_y.dtype == np.int64
-    assert np.bincount(labeled_y).tolist() == [10] * 10
-    assert len(test_y) == test_size and np.bincount(test_y, minlength=10).min() >= test_size // 10 - 2
+    for split in task.splits.values():
+        assert split.x.dtype == np.uint8 and split.x.shape[1:] == image_shape
+    assert task.labeled.y.dtype == np.int64 and task.test.y.dtype == np.int64
+    assert np.bincount(task.labeled.y).tolist() == [10] * 10
+    assert len(task.test) == test_size and np.bincount(task.test.y, minlength=10).min() >= test_size // 10 - 2
     assert len(task.unlabeled) == unlabeled
 
 
@@ -133,13 +137,16 @@ def test_few_label_split_is_a_partition():
     assert np.bincount(y[labeled]).tolist() == [5] * 4 and np.bincount(y[test]).tolist() == [10] * 4
 
 
-def test_target_mnist_tasks_use_only_target_images():
-    target_x, _ = domains.target_part()
+def test_mnist_targets_are_built_from_target_images_only():
+    # With its shift turned off, mnist-noise shows the images it is built from.
+    task = domains.mnist_noise_task(sigma=0.0, salt_pepper=0.0)
+    images = np.concatenate([split.x for split in task.splits.values()])
+    target_x, target_y = domains.target_part()
     source_x, _ = domains.source_part()
-    # mnist-noise is too noisy to match pixels; the clean images behind it are the target part.
-    task = domains.mnist_noise_task()
-    assert len(task.unlabeled) + len(task.labeled[1]) + len(task.test[1]) == len(target_x)
-    assert not {i.tobytes() for i in target_x} & {i.tobytes() for i in source_x}
+    label_of = {image.tobytes(): label for image, label in zip(target_x, target_y)}
+    assert sorted(label_of[image.tobytes()] for image in images) == sorted(target_y.tolist())
+    assert not {image.tobytes() for image in images} & {image.tobytes() for image in source_x}
+    assert [label_of[image.tobytes()] for image in task.test.x] == task.test.y.tolist()
 
 
 # ---------------------------------------------------------------------------
@@ -167,7 +174,9 @@ def test_teacher_training_is_deterministic_and_learns():
 
     def trained():
         teacher = nets.build_teacher("mlp", 10, seed=5)
-        return nets.train_teacher(teacher, domain.x, domain.y, learning_rate=1e-3, epochs=4, seed=5, batch_size=32)
+        return nets.train_teacher(
+            teacher, domain.x, domain.y, learning_rate=1e-3, epochs=8, seed=5, batch_size=32, max_shift=1
+        )
 
     first, second = trained(), trained()
     for key, value in first.state_dict().items():
@@ -220,12 +229,26 @@ def test_tiny_world_writes_a_valid_zoo(tiny_world):
         assert stats["parameters"] >= 75_000
 
 
+def test_tiny_world_loads_with_the_zoo_and_task_readers(tiny_world):
+    _, built, _ = tiny_world
+    zoo = load_zoo(built.zoo_path)
+    assert zoo.names == built.teacher_names
+    images = domains.build_source_domain("noisy", 4).x
+    for teacher, spec in zip(zoo.teachers(), zoo.specs):
+        output = teacher.outputs(images)
+        assert output.features.shape[0] == 4 and output.logits.shape == (4, len(spec.labels))
+    for name, folder in built.task_paths.items():
+        task = load_task(folder)
+        assert task.name == name and task.num_classes == 10
+        assert len(task.labeled) == 100 and len(task.test) in (500, 600)
+
+
 def test_tiny_world_writes_valid_tasks(tiny_world):
     _, built, _ = tiny_world
     assert set(built.task_paths) == set(domains.TARGET_TASKS)
     for name, folder in built.task_paths.items():
         spec = yaml.safe_load((folder / "task.yaml").read_text())
-        assert list(spec) == TASK_KEYS and spec["name"] == name and spec["input"] == "image"
+        assert set(spec) == TASK_KEYS and spec["name"] == name and spec["input"] == "image"
         assert spec["splits"] == {"labeled": "labeled.npz", "unlabeled": "unlabeled.npz", "test": "test.npz"}
         for split, file in spec["splits"].items():
             with np.load(folder / file) as arrays:
@@ -268,6 +291,14 @@ def test_build_resumes_and_recipe_change_rebuilds(tmp_path):
     world.build_world(tmp_path, progress=False, log=lines.append, config=TINY)
     assert "rebuilding" in lines[0]
     assert sum("teacher" in line for line in lines) == len(world.TEACHER_PLAN)
+
+
+def test_invalid_config_reports_every_problem(tmp_path):
+    bad = world.WorldConfig(domain_size=5, epochs=0, labeled_per_class=0)
+    with pytest.raises(ConfigError, match="3 problems") as error:
+        world.build_world(tmp_path, progress=False, log=lambda line: None, config=bad)
+    assert "'domain_size'" in str(error.value) and "'epochs'" in str(error.value)
+    assert not any(tmp_path.iterdir())
 
 
 def test_custom_config_never_touches_the_default_world(tmp_path):

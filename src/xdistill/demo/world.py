@@ -17,27 +17,27 @@ world is found again without any training.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import shutil
-import tempfile
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import safetensors.torch
 import torch
 import yaml
 
+from xdistill.data import save_task
+from xdistill.data.splits import save_split_file
 from xdistill.demo import domains, nets
-from xdistill.errors import XDistillError
+from xdistill.errors import ConfigError, XDistillError, join_problems
+from xdistill.home import xdistill_home
+from xdistill.io import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 # Bump whenever a change to the data, the shifts, the architectures or the training
 # would change what gets built: worlds built by another version are rebuilt.
@@ -63,7 +63,7 @@ TEACHER_PLAN = [
 class WorldConfig:
     """What the world is built from; the defaults make the shipped world."""
 
-    domain_size: int = 3000  # images per source domain (partial holds at most 1,500); 60..3000
+    domain_size: int = 3000  # images per source domain (partial holds at most 1,500); 12..3000
     epochs: int | None = None  # epochs for every teacher; None uses each family's own (tests use 1)
     labeled_per_class: int = 10  # labelled images per class of every target task; 1..50
     seed: int = 0  # seeds every shift, split, initialisation and training run
@@ -81,14 +81,19 @@ class DemoWorld:
 
 
 def world_home() -> Path:
-    """``$XDISTILL_HOME``, else the user cache folder of xdistill."""
-    if os.environ.get("XDISTILL_HOME"):
-        return Path(os.environ["XDISTILL_HOME"]).expanduser()
-    try:
-        import platformdirs
-    except ImportError:
-        return Path.home() / ".cache" / "xdistill"
-    return Path(platformdirs.user_cache_dir("xdistill"))
+    """Where demo worlds are kept: xdistill's home (``$XDISTILL_HOME``, else the user cache folder)."""
+    return xdistill_home()
+
+
+def config_problems(config: WorldConfig) -> list[str]:
+    problems = []
+    if not 12 <= config.domain_size <= 3000:
+        problems.append(f"'domain_size' must be an int in 12..3000. Got {config.domain_size!r}.")
+    if config.epochs is not None and config.epochs < 1:
+        problems.append(f"'epochs' must be an int >= 1, or None for each family's own. Got {config.epochs!r}.")
+    if not 1 <= config.labeled_per_class <= 50:
+        problems.append(f"'labeled_per_class' must be an int in 1..50. Got {config.labeled_per_class!r}.")
+    return problems
 
 
 def world_root(home: Path, config: WorldConfig) -> Path:
@@ -107,45 +112,6 @@ def teacher_name(architecture: str, domain: str) -> str:
 # Writing
 
 
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at ``path`` only once the block has written all of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            yield file
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    with atomic_file(path) as file:
-        file.write(text.encode())
-
-
-def write_npz(path: Path, **arrays: np.ndarray) -> None:
-    with atomic_file(path) as file:
-        np.savez(file, **arrays)
-
-
-def write_task(folder: Path, task: domains.TargetTask) -> None:
-    """One target task in xdistill's task format; task.yaml is written last."""
-    write_npz(folder / "labeled.npz", x=task.labeled[0], y=task.labeled[1])
-    write_npz(folder / "unlabeled.npz", x=task.unlabeled)
-    write_npz(folder / "test.npz", x=task.test[0], y=task.test[1])
-    spec = {
-        "name": task.name,
-        "classes": task.classes,
-        "input": "image",
-        "description": task.description,
-        "splits": {"labeled": "labeled.npz", "unlabeled": "unlabeled.npz", "test": "test.npz"},
-    }
-    write_text(folder / "task.yaml", yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
-
-
 def write_teacher(folder: Path, name: str, model: torch.nn.Module, example: torch.Tensor) -> None:
     """TorchScript file (what the zoo points at) and safetensors weights of one teacher."""
     model.eval()
@@ -153,11 +119,9 @@ def write_teacher(folder: Path, name: str, model: torch.nn.Module, example: torc
         # The zoo format is TorchScript; newer torch warns that tracing is deprecated.
         warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(model, example)
-        with atomic_file(folder / f"{name}.pt") as file:
-            torch.jit.save(traced, file)
+        atomic_write(folder / f"{name}.pt", lambda temporary: torch.jit.save(traced, str(temporary)))
     weights = {key: value.contiguous() for key, value in model.state_dict().items()}
-    with atomic_file(folder / f"{name}.safetensors") as file:
-        file.write(safetensors.torch.save(weights))
+    atomic_write_bytes(folder / f"{name}.safetensors", safetensors.torch.save(weights))
 
 
 def zoo_entry(name: str, teacher: dict) -> dict:
@@ -198,10 +162,6 @@ def read_manifest(root: Path, config: WorldConfig, log: Callable[[str], None]) -
         shutil.rmtree(root / stale, ignore_errors=True)
     (root / GENERIC_FILE).unlink(missing_ok=True)
     return fresh
-
-
-def write_manifest(root: Path, manifest: dict) -> None:
-    write_text(root / "manifest.json", json.dumps(manifest, indent=2) + "\n")
 
 
 def files_present(root: Path, entry: dict | None) -> bool:
@@ -245,7 +205,7 @@ def train_demo_teacher(
         "train_images": len(domain.x) - held_out,
         "heldout_images": held_out,
         "heldout_accuracy": round(nets.accuracy(model, domain.x[:held_out], domain.y[:held_out]), 4),
-        "train_seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(time.perf_counter() - started, 1),
         "files": [f"teachers/{name}.pt", f"teachers/{name}.safetensors"],
     }
     return model, stats
@@ -263,6 +223,9 @@ def build_world(
     calls find everything in the manifest and return at once.
     """
     config = config or WorldConfig()
+    problems = config_problems(config)
+    if problems:
+        raise ConfigError(join_problems(problems, "Invalid demo world config"))
     root = world_root(Path(home) if home is not None else world_home(), config)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -277,22 +240,18 @@ def build_world(
         if files_present(root, manifest["tasks"].get(name)):
             continue
         task = make_task(labeled_per_class=config.labeled_per_class, seed=config.seed)
-        write_task(root / "tasks" / name, task)
-        manifest["tasks"][name] = {
-            "labeled": len(task.labeled[1]),
-            "unlabeled": len(task.unlabeled),
-            "test": len(task.test[1]),
-            "files": [f"tasks/{name}/{f}" for f in ("labeled.npz", "unlabeled.npz", "test.npz", "task.yaml")],
-        }
-        write_manifest(root, manifest)
-        log(f"demo world: task {name}: {len(task.labeled[1])} labeled, {len(task.unlabeled)} unlabeled, "
-            f"{len(task.test[1])} test")
+        save_task(task, root / "tasks" / name)
+        sizes = {split: len(data) for split, data in task.splits.items()}
+        files = [f"tasks/{name}/{split}.npz" for split in task.splits] + [f"tasks/{name}/task.yaml"]
+        manifest["tasks"][name] = {**sizes, "files": files}
+        atomic_write_json(root / "manifest.json", manifest)
+        log(f"demo world: task {name}: " + ", ".join(f"{n} {split}" for split, n in sizes.items()))
 
     if not files_present(root, manifest.get("generic")):
         x, y = domains.generic_pretraining_data(config.domain_size, config.seed)
-        write_npz(root / GENERIC_FILE, x=x, y=y)
+        save_split_file(root / GENERIC_FILE, x, y, "image", domains.DIGITS)
         manifest["generic"] = {"images": len(y), "domains": domains.DIGIT_DOMAINS, "files": [GENERIC_FILE]}
-        write_manifest(root, manifest)
+        atomic_write_json(root / "manifest.json", manifest)
         log(f"demo world: generic pretraining set: {len(y)} images from {', '.join(domains.DIGIT_DOMAINS)}")
 
     for architecture, domain_name in TEACHER_PLAN:
@@ -302,17 +261,17 @@ def build_world(
         model, stats = train_demo_teacher(architecture, domain_name, config, progress)
         write_teacher(root / "teachers", name, model, nets.preprocess(np.zeros((2, 28, 28), np.uint8)))
         manifest["teachers"][name] = stats
-        write_manifest(root, manifest)
+        atomic_write_json(root / "manifest.json", manifest)
         log(f"demo world: teacher {name:<13} {stats['domain_description']:<40} {architecture} "
             f"{stats['parameters']:>7,} params  held-out acc {stats['heldout_accuracy']:.3f}  "
-            f"{stats['train_seconds']:.1f}s")
+            f"{stats['seconds']:.1f}s")
 
     names = [teacher_name(a, d) for a, d in TEACHER_PLAN]
     zoo = {"teachers": [zoo_entry(name, manifest["teachers"][name]) for name in names]}
     zoo_text = yaml.safe_dump(zoo, sort_keys=False, default_flow_style=None)
     zoo_path = root / "zoo.yaml"
     if not zoo_path.exists() or zoo_path.read_text() != zoo_text:
-        write_text(zoo_path, zoo_text)
+        atomic_write_text(zoo_path, zoo_text)
     return DemoWorld(
         root=root,
         zoo_path=zoo_path,
@@ -332,16 +291,16 @@ def export_world(
 ) -> DemoWorld:
     """Copy the demo world (built first if needed) to ``dest``: ``tasks/``, ``zoo.yaml``,
     ``teachers/`` and the generic pretraining set."""
-    world = build_world(home, progress, log, config)
     dest = Path(dest)
     targets = [dest / "zoo.yaml", dest / "teachers", dest / GENERIC_FILE]
-    targets += [dest / "tasks" / name for name in world.task_paths]
+    targets += [dest / "tasks" / name for name in domains.TARGET_TASKS]
     existing = [str(p.relative_to(dest)) for p in targets if p.exists()]
     if existing and not overwrite:
         raise XDistillError(
             f"Cannot export the demo world to {dest}: it already holds {', '.join(existing)}. "
             "Choose an empty folder or pass overwrite=True."
         )
+    world = build_world(home, progress, log, config)
     skip_temporary = shutil.ignore_patterns(".*.tmp")
     for name, folder in world.task_paths.items():
         shutil.copytree(folder, dest / "tasks" / name, dirs_exist_ok=True, ignore=skip_temporary)

@@ -92,6 +92,22 @@ def _student_inputs(task: Task) -> StudentInputs:
     return StudentInputs(task.input)
 
 
+# The student input kind each task input becomes (see xdistill.students.build.INPUT_KINDS).
+_STUDENT_INPUT = {"image": "image", "features": "vector", "text": "tokens"}
+
+
+def _check_student_reads(config: DistillConfig, task: Task) -> None:
+    """Refuse, before any teacher runs, a student family that cannot read the task's inputs."""
+    family = STUDENTS.get(config.student.name)
+    needed = _STUDENT_INPUT[task.input]
+    if needed not in family.inputs:
+        fitting = [name for name, f in STUDENTS.items() if needed in f.inputs]
+        raise XDistillError(
+            f"Student '{family.name}' reads {', '.join(family.inputs)} inputs, but task '{task.name}' has "
+            f"{task.input} inputs. Choose one of: {', '.join(fitting)} (--student NAME)."
+        )
+
+
 def _build_student(config: DistillConfig, task: Task, inputs: StudentInputs, student: nn.Module | None) -> nn.Module:
     torch.manual_seed(config.seed)
     if student is not None:
@@ -168,6 +184,8 @@ def distill(config: DistillConfig, task: Task | None = None, teachers: list[Teac
         raise XDistillError(
             f"'{out}' already holds a run (checkpoint.safetensors). Pass --resume to continue it, or choose another --out."
         )
+    if student is None:
+        _check_student_reads(config, task)
     inputs = _student_inputs(task)
     info = log if (log is not None and rank == 0) else None
     ctx = StepContext(config=config, num_classes=task.num_classes)

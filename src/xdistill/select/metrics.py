@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import scipy.linalg
 
 from xdistill.registry import Registry
 from xdistill.select._checks import check_metric_inputs, option_problems
@@ -217,15 +218,22 @@ def _class_mean_offsets(features: np.ndarray, labels: np.ndarray, num_classes: i
 
 
 def _trace_of_pinv_product(covariance: np.ndarray, between: np.ndarray, n: int) -> float:
-    """tr(pinv(covariance) between^T between) through one eigen-decomposition.
+    """tr(pinv(covariance) between^T between).
 
     Eigenvalues <= max(N, D) * eps * the largest eigenvalue count as zero
     (numpy's matrix_rank tolerance), so rounding noise of a singular covariance
-    is not inverted.
+    is not inverted. A covariance of full rank takes the faster Cholesky route.
     """
+    cutoff = max(n, len(covariance)) * np.finfo(np.float64).eps
+    eigenvalues = np.linalg.eigvalsh(covariance)
+    if eigenvalues.min() > cutoff * eigenvalues.max():
+        try:
+            factor = np.linalg.cholesky(covariance)
+            return float(np.sum(scipy.linalg.solve_triangular(factor, between.T, lower=True) ** 2))
+        except np.linalg.LinAlgError:
+            pass
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    cutoff = eigenvalues.max() * max(n, len(covariance)) * np.finfo(np.float64).eps
-    kept = eigenvalues > cutoff
+    kept = eigenvalues > cutoff * eigenvalues.max()
     projected = between @ eigenvectors[:, kept]
     return float(np.sum(projected**2 / eigenvalues[kept]))
 

@@ -11,25 +11,25 @@ from xdistill.students.build import int_at_least, raise_problems, register_stude
 class CNNStudent(nn.Module):
     """``depth`` conv3x3-BN-ReLU stages, channels doubling from ``width``.
 
-    Every stage after the first has stride 2; a 3x3 stride-2 convolution with
-    padding 1 maps a 1x1 map to 1x1, so any H, W works, and the adaptive
-    average pool makes the feature size independent of H and W.
+    Every stage but the last ends with a 2x2 max-pool (skipped once the map
+    is 1 pixel wide), so the receptive field grows with depth as whole-object
+    recognition needs; the adaptive average pool makes the feature size
+    independent of H and W, so any H, W works.
     """
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, width: int, depth: int) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         channels = [input_shape[0]] + [width * 2**stage for stage in range(depth)]
-        self.stages = nn.Sequential(
-            *(
-                nn.Sequential(
-                    nn.Conv2d(c_in, c_out, kernel_size=3, stride=1 if stage == 0 else 2, padding=1, bias=False),
-                    nn.BatchNorm2d(c_out),
-                    nn.ReLU(inplace=True),
-                )
-                for stage, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))
-            )
-        )
+        stages = []
+        size = min(input_shape[1], input_shape[2])
+        for stage, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+            layers = [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            if stage < depth - 1 and size >= 2:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = channels[-1]
         self.head = nn.Linear(self.feature_dim, num_classes)
@@ -44,11 +44,11 @@ class CNNStudent(nn.Module):
 
 
 @register_student("cnn", inputs=("image",))
-def cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16, depth: int = 2) -> CNNStudent:
-    """Small conv net for images.
+def cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 12, depth: int = 3) -> CNNStudent:
+    """Small conv net for images (about 14k parameters by default).
 
     width: channels of the first stage, doubled at each later stage (8-64).
-    depth: conv stages; each after the first halves H and W (1-4).
+    depth: conv stages; each but the last is followed by a 2x2 max-pool (1-4).
     """
     raise_problems("cnn", int_at_least("width", width, 1) + int_at_least("depth", depth, 1))
     return CNNStudent(input_shape, num_classes, width=width, depth=depth)

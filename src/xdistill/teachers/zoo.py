@@ -118,7 +118,9 @@ def _entry_problems(index: int, entry: Any, base_dir: Path) -> tuple[TeacherSpec
     for key in ("domain", "architecture"):
         if key in entry and not isinstance(entry[key], str):
             problems.append(f"{where}: '{key}' must be a string. Got {entry[key]!r}.")
-    if options is not None:
+    if options is not None and hasattr(options, "path_problems"):  # a kind whose paths are not plain files
+        problems += [f"{where}: {p}" for p in options.path_problems(base_dir)]
+    elif options is not None:
         for key in ("path", "weights", "checkpoint"):
             value = getattr(options, key, None)
             if isinstance(value, str) and value and not (base_dir / value).exists():

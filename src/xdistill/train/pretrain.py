@@ -24,7 +24,7 @@ from xdistill.train.inputs import IMAGE_MEAN, IMAGE_STD
 
 
 def pretrain_generic(student: StudentConfig, images: np.ndarray, labels: np.ndarray, out_path: str | Path,
-                     epochs: int = 6, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
+                     epochs: int = 3, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
                      progress: bool = True, log: Callable[[str], None] | None = None) -> Path:
     """Train ``student`` on (images [N, H, W(, C)], labels [N]) and save its weights as safetensors."""
     from safetensors.torch import save_file
@@ -54,7 +54,7 @@ def pretrain_generic(student: StudentConfig, images: np.ndarray, labels: np.ndar
             loss.backward()
             optimizer.step()
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     out_path = Path(out_path)

@@ -1,0 +1,59 @@
+"""Checkpoints: an interrupted run resumed ends with the same weights as an uninterrupted one."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from xdistill.errors import XDistillError
+from xdistill.pipeline.distill import distill
+from xdistill.students.io import load_student
+from xdistill.train.config import DistillConfig
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _config(task, zoo, out, method, cache):
+    return DistillConfig(task=str(task), zoo=str(zoo), out=str(out), method=method, epochs=3, batch_size=4,
+                         progress=False, cache_dir=str(cache))
+
+
+@pytest.mark.parametrize("method", ["weighted", "fixmatch"])
+def test_resume_matches_uninterrupted(tiny_task, tiny_zoo, tmp_path, method, monkeypatch):
+    full = distill(_config(tiny_task, tiny_zoo, tmp_path / "full", method, tmp_path / "c"), log=None)
+    import xdistill.train.loop as loop
+
+    original = loop.save_checkpoint
+    calls = {"n": 0}
+
+    def dying_save(*args, **kwargs):
+        original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Interrupt()
+
+    monkeypatch.setattr(loop, "save_checkpoint", dying_save)
+    cfg = _config(tiny_task, tiny_zoo, tmp_path / "cut", method, tmp_path / "c")
+    with pytest.raises(Interrupt):
+        distill(cfg, log=None)
+    monkeypatch.setattr(loop, "save_checkpoint", original)
+    with pytest.raises(XDistillError, match="--resume"):
+        distill(cfg, log=None)
+    resumed = distill(dataclasses.replace(cfg, resume=True), log=None)
+    for (k, a), (_, b) in zip(full.student.state_dict().items(), resumed.student.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    assert [e["epoch"] for e in resumed.metrics["curves"]] == [1, 2, 3]
+    loaded, meta = load_student(tmp_path / "cut")
+    assert meta["classes"] == ["c0", "c1", "c2"]
+
+
+def test_same_seed_same_weights_other_seed_differs(tiny_task, tmp_path):
+    cfgs = [DistillConfig(task=str(tiny_task), method="supervised", epochs=1, batch_size=4, progress=False, seed=s)
+            for s in (0, 0, 1)]
+    runs = [distill(c, log=None).student.state_dict() for c in cfgs]
+    key = next(iter(runs[0]))
+    assert torch.equal(runs[0][key], runs[1][key]) and not torch.equal(runs[0][key], runs[2][key])
