@@ -28,13 +28,15 @@ def synthetic_teacher(n: int, d: int, num_classes: int, source_classes: int, see
     return features, probs / probs.sum(axis=1, keepdims=True), labels
 
 
-def median_seconds(run, repeats: int) -> float:
-    times = []
+def median_seconds(run, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``run`` (CPU time sums all threads)."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -47,13 +49,14 @@ def main() -> None:
     args = parser.parse_args()
 
     features, probs, labels = synthetic_teacher(args.n, args.d, args.classes, args.source_classes)
-    print(f"N={args.n} D={args.d} C={args.classes} Cs={args.source_classes}, median of {args.repeats}")
-    for name in METRICS.names():
-        seconds = median_seconds(lambda: compute_metric(name, features, probs, labels=labels), args.repeats)
-        print(f"{name:24s} {seconds:7.3f} s")
+    print(f"N={args.n} D={args.d} C={args.classes} Cs={args.source_classes}, median of {args.repeats} runs")
+    print(f"{'':28s} {'wall':>8s} {'cpu':>8s}")
+    runs = {name: (lambda name=name: compute_metric(name, features, probs, labels=labels)) for name in METRICS.names()}
     for method in ("pca", "standardize", "l2"):
-        seconds = median_seconds(lambda: prepare_features(features, method, dim=64), args.repeats)
-        print(f"{'prepare_features ' + method:24s} {seconds:7.3f} s")
+        runs[f"prepare_features {method}"] = lambda method=method: prepare_features(features, method, dim=64)
+    for name, run in runs.items():
+        wall, cpu = median_seconds(run, args.repeats)
+        print(f"{name:28s} {wall:7.3f}s {cpu:7.3f}s")
 
 
 if __name__ == "__main__":

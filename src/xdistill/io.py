@@ -29,11 +29,13 @@ def _describe_os_error(path: Path, exc: OSError) -> str:
     return f"Cannot write '{path}': {exc.strerror or exc}."
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], fsync: bool = True) -> Path:
     """Call ``write(tmp_path)`` then atomically move ``tmp_path`` onto ``path``.
 
     The temporary file lives in the same folder (so the rename is atomic) and
-    is removed if ``write`` fails; the data is fsynced before the rename.
+    is removed if ``write`` fails; the data is fsynced before the rename unless
+    ``fsync=False`` (for files verified on every read, which a crash can only
+    leave detectably damaged).
     """
     path = Path(path)
     try:
@@ -45,8 +47,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if fsync:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from transferability_reference import REFERENCES, random_case, reference_value
+from transferability_reference import REFERENCES, random_case, reference_nce, reference_value
 
 from xdistill.errors import XDistillError
-from xdistill.select import METRICS, compute_metric, knn_loo_accuracy, linear_probe_accuracy
+from xdistill.select import METRICS, compute_metric, knn_loo_accuracy, linear_probe_accuracy, nce
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metric_reference_values.npz"
 FIXTURE_SHAPES = [(50, 6, 3), (24, 40, 3), (36, 36, 4)]  # (N, D, C): N > D, N < D, N = D
@@ -131,6 +131,13 @@ def test_linear_probe_reduces_folds_to_the_smallest_class():
     assert linear_probe_accuracy(features, labels, folds=5) == linear_probe_accuracy(features, labels, folds=2)
 
 
+def test_nce_takes_any_integer_source_ids():
+    rng = np.random.default_rng(6)
+    labels = rng.permutation(np.arange(40) % 3)
+    source_labels = np.array([3, 17, 42, -5])[rng.integers(0, 4, 40)]
+    assert nce(source_labels, labels) == pytest.approx(reference_nce(source_labels, labels), rel=1e-12)
+
+
 def test_compute_metric_returns_none_when_the_teacher_lacks_the_input(case):
     assert compute_metric("leep", case["features"], None, labels=case["labels"]) is None
     assert compute_metric("nce", features=case["features"], labels=case["labels"]) is None
@@ -138,14 +145,18 @@ def test_compute_metric_returns_none_when_the_teacher_lacks_the_input(case):
     assert compute_metric("logme", case["features"], None, labels=case["labels"]) is not None
 
 
-DEGENERATE = {
+def _nan_in_row_3(values):
+    return np.where(np.arange(len(values))[:, None] == 3, np.nan, values)
+
+
+DEGENERATE = {  # problem -> (corrupt(features, probs, labels), expected message)
     "single class": (lambda f, p, y: (f, p, np.zeros_like(y)), "at least 2 classes"),
     "class with one sample": (lambda f, p, y: (f, p, np.where(np.arange(len(y)) == 0, 4, y)), "at least 2 samples"),
-    "NaN": (lambda f, p, y: (np.where(np.arange(len(y))[:, None] == 3, np.nan, f), np.where(np.arange(len(y))[:, None] == 3, np.nan, p), y), "must be finite"),
+    "NaN": (lambda f, p, y: (_nan_in_row_3(f), _nan_in_row_3(p), y), "must be finite"),
     "mismatched lengths": (lambda f, p, y: (f[:-1], p[:-1], y), "same number of samples"),
     "non-contiguous labels": (lambda f, p, y: (f, p, np.array([0, 2, 5, 9])[y]), "contiguous integers 0..C-1"),
     "float labels": (lambda f, p, y: (f, p, y.astype(float)), "must be integers"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("problem", sorted(DEGENERATE))
@@ -156,6 +167,12 @@ def test_degenerate_inputs_raise_a_clear_error(name, problem, case):
     with pytest.raises(XDistillError, match=message) as error:
         compute_metric(name, features, probs, labels=labels)
     assert f"'{name}'" in str(error.value)
+
+
+@pytest.mark.parametrize("name", [name for name in METRICS.names() if METRICS.get(name).needs == "features"])
+def test_all_zero_features_are_refused(name, case):
+    with pytest.raises(XDistillError, match="features are all zero"):
+        compute_metric(name, np.zeros_like(case["features"]), labels=case["labels"])
 
 
 def test_every_problem_is_reported_at_once(case):

@@ -23,19 +23,16 @@ def test_raw_logme_ranks_the_same_information_by_dimension_and_scale():
     features, labels, rng = teacher_features()
     weaker = features + 0.8 * rng.standard_normal(features.shape)  # strictly less information
     padded = np.hstack([features, rng.standard_normal((len(labels), 248))])  # same information, 256-d
-    raw = {
-        "teacher": logme(features, labels),
-        "weaker": logme(weaker, labels),
-        "padded": logme(padded, labels),
-        "rescaled": logme(1000 * features, labels),
-    }
+    teachers = {"teacher": features, "weaker": weaker, "padded": padded, "rescaled": 1000 * features}
+    raw = {name: logme(f, labels) for name, f in teachers.items()}
     # Raw LogME scores the same information lower when it comes with noise
     # dimensions or at a larger scale, enough to rank the weaker teacher first.
     assert raw["teacher"] - raw["padded"] > 0.1
     assert raw["teacher"] - raw["rescaled"] > 0.03
     assert raw["weaker"] > raw["padded"]
-    prepared = {name: logme(prepare_features(f, "pca", dim=8), labels) for name, f in
-                [("teacher", features), ("weaker", weaker), ("padded", padded), ("rescaled", 1000 * features)]}  # fmt: skip
+    # Projected to the same 8 principal dimensions at unit total variance, the
+    # padded teacher ranks above the weaker one and the scale no longer counts.
+    prepared = {name: logme(prepare_features(f, "pca", dim=8), labels) for name, f in teachers.items()}
     assert prepared["padded"] > prepared["weaker"] + 0.01
     assert prepared["rescaled"] == pytest.approx(prepared["teacher"], rel=1e-9)
 

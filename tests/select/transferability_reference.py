@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 
 def reference_logme(features, labels):
-    """You et al. 2021, Eq. 2 maximised by the fixed-point updates
+    """You et al. 2021: the log evidence maximised by the fixed-point updates
     alpha = gamma / m^T m, beta = (n - gamma) / ||F m - y||^2."""
     n, d = features.shape
     gram = features.T @ features
@@ -57,7 +57,7 @@ def reference_logme(features, labels):
 
 
 def reference_leep(probs, labels):
-    """Nguyen et al. 2020, Eqs. 1-2."""
+    """Nguyen et al. 2020: mean log-likelihood of the expected empirical predictor."""
     n, source_classes = probs.shape
     joint = np.zeros((labels.max() + 1, source_classes))
     for i in range(n):
@@ -113,7 +113,7 @@ def reference_hscore_regularized(features, labels):
 
 
 def reference_gbc(features, labels, gaussian="spherical"):
-    """Pandy et al. 2022, Eq. 3-4: -sum_{i != j} exp(-D_B(i, j))."""
+    """Pandy et al. 2022: -sum_{i != j} exp(-D_B(i, j)), D_B the Bhattacharyya distance."""
     means, variances = [], []
     for c in range(labels.max() + 1):
         rows = features[labels == c]

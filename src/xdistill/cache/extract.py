@@ -151,6 +151,10 @@ class TeacherCache:
                 }
                 self.store.write_entry_info(key, record)
                 summary.entries[key] = record
+            elif world_size == 1:
+                # Also index entries found complete: a run killed after writing entry.json but before
+                # its manifest update would otherwise leave them out of the manifest for good.
+                summary.entries[key] = {k: v for k, v in info.items() if k not in ("format", "xdistill")}
         return key
 
     def _compute_and_write(self, teacher, split, view, key, index, start, stop, summary, bar):

@@ -118,7 +118,7 @@ def _build_student(config: DistillConfig, task: Task, inputs: StudentInputs, stu
         knobs.setdefault("vocab_size", inputs.tokenizer.vocab_size)
         shape = (inputs.tokenizer.max_length,)
     model = build_student(config.student.name, shape, task.num_classes, **knobs)
-    if config.init and METHODS.get(config.method).uses_init:
+    if config.init:
         from safetensors.torch import load_file
 
         try:

@@ -26,7 +26,9 @@ class MetricInputs:
     source_labels: np.ndarray | None = None
 
 
-def option_problems(metric: str, name: str, value, *, integer: bool = False, minimum: float, strict: bool = False) -> list[str]:
+def option_problems(
+    metric: str, name: str, value, *, minimum: float, integer: bool = False, strict: bool = False
+) -> list[str]:
     """Problems with one numeric option of ``metric`` (``minimum`` inclusive unless ``strict``)."""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     in_range = isinstance(value, kinds) and not isinstance(value, bool) and (
@@ -90,10 +92,18 @@ def matrix_problems(values: np.ndarray, name: str) -> list[str]:
     bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
     if len(bad_rows):
         return [
-            f"{name} must be finite. Got NaN or infinite values in {len(bad_rows)} rows "
-            f"{_preview(bad_rows)}. Remove or impute those samples."
+            f"{name} must be finite. Got NaN or infinite values in {len(bad_rows)} "
+            f"{'row' if len(bad_rows) == 1 else 'rows'} {_preview(bad_rows)}. Remove or impute those samples."
         ]
     return []
+
+
+def feature_problems(features: np.ndarray, name: str = "features") -> list[str]:
+    """matrix_problems, and features that are all zero (nothing to score)."""
+    problems = matrix_problems(features, name)
+    if not problems and not np.any(features):
+        problems.append(f"{name} are all zero. Check that the teacher's feature hook reads the intended module.")
+    return problems
 
 
 def _probs_problems(probs: np.ndarray) -> list[str]:
@@ -141,7 +151,7 @@ def check_metric_inputs(
     arrays = {name: np.asarray(value) for name, value in arrays.items() if value is not None}
     for name, values in arrays.items():
         if name == "features":
-            problems += matrix_problems(values, name)
+            problems += feature_problems(values)
         elif name == "probs":
             problems += _probs_problems(values)
         else:

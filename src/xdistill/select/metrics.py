@@ -71,7 +71,7 @@ def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
 # --- LogME -----------------------------------------------------------------
 
 LOGME_MAX_ITERATIONS = 11  # fixed-point steps per class, as in the official code
-LOGME_TOLERANCE = 1e-3  # stop when alpha/beta changes by less than this, relatively
+LOGME_TOLERANCE = 1e-3  # stop once alpha/beta changes by at most this, relatively
 LOGME_EPSILON = 1e-5  # guards the alpha and beta updates against division by 0
 LOGME_MIN_SINGULAR_VALUE = 1e-10  # N > D: singular values at or below are dropped
 
@@ -97,8 +97,8 @@ def _feature_spectrum(features: np.ndarray, targets: np.ndarray):
 
 
 def _logme_class_evidence(sigma: np.ndarray, coordinates: np.ndarray, target_norm2: float, n: int, d: int) -> float:
-    """Maximised log evidence / N of one target vector (You et al. 2021, Eq. 2 with
-    the fixed-point updates of the arXiv 2110.10545 algorithm).
+    """Maximised log evidence / N of one target vector (You et al. 2021, with the
+    fixed-point updates of their arXiv 2110.10545 algorithm).
 
     With t = alpha / beta the posterior mean is m = (t I + F^T F)^-1 F^T y, so
     ||m||^2 and ||F m - y||^2 are sums over the spectrum.
@@ -141,7 +141,7 @@ def logme(features, labels) -> float:
 
     Also as in the official code, log|A| sums over the kept singular values
     only (all min(N, D) when N <= D; those > 1e-10 when N > D), so when the
-    features' rank k is below D the score exceeds the paper's Eq. 2 by
+    features' rank k is below D the score exceeds the paper's evidence by
     (D - k) / (2N) * log(alpha). Project features to fewer than N dimensions
     (``prepare_features``) to compare teachers on equal terms.
     """
@@ -193,7 +193,7 @@ def nce(source_labels, labels) -> float:
     e.g. a teacher's argmax predictions). Natural log; returns a float <= 0.
 
     H(Y | Z) = -sum_{y,z} P(y, z) log(P(y, z) / P(z)) from the empirical joint
-    of (y, z) over the N samples (Eq. 2 of the paper).
+    of (y, z) over the N samples.
     """
     inputs = check_metric_inputs("nce", labels, source_labels=source_labels)
     _, source = np.unique(inputs.source_labels, return_inverse=True)
@@ -243,11 +243,12 @@ def hscore(features, labels) -> float:
     """H-score (Bao et al. 2019): tr(cov(f)^+ cov(E[f | y])) of ``features [N, D]``.
 
     Both covariances are normalised by N-1 and the inverse is a pseudo-inverse,
-    as in the widely used reference implementation; that one calls
-    np.linalg.pinv(rcond=1e-15), while here eigenvalues below
-    max(N, D) * eps * the largest eigenvalue count as zero. The two agree whenever cov(f) is
-    well conditioned; for a singular cov(f) (e.g. N <= D) this keeps rounding
-    noise from being inverted. Returns a float in [0, C-1] in exact arithmetic.
+    as in the widely used reference implementation. That one calls
+    np.linalg.pinv(rcond=1e-15); here eigenvalues below max(N, D) * eps * the
+    largest eigenvalue count as zero. The two agree whenever cov(f) is well
+    conditioned; for a singular cov(f) (e.g. N <= D) this keeps rounding noise
+    from being inverted. Returns a float in [0, C-1] (exactly C-1 when the
+    classes are linearly separable in a space of dimension < N).
     """
     inputs = check_metric_inputs("hscore", labels, features=features)
     features, labels = inputs.features, inputs.labels
@@ -261,8 +262,8 @@ def _ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
     """Ledoit-Wolf shrunk covariance of centred [N, D] data and its shrinkage delta.
 
     Computes what sklearn.covariance.LedoitWolf().fit(features) returns as
-    ``covariance_`` and ``shrinkage_`` (Ledoit & Wolf 2004, Lemma 3.2-3.4, with
-    the 1/N covariance S), from one Gram matrix instead of that class's three:
+    ``covariance_`` and ``shrinkage_`` (Ledoit & Wolf 2004, with the 1/N
+    covariance S), from one Gram matrix instead of that class's three:
     (1 - delta) S + delta mu I with mu = tr(S) / D.
     """
     n, d = centred.shape
@@ -280,7 +281,7 @@ def _ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
     return shrunk, float(shrinkage)
 
 
-@register_metric("hscore_regularized", needs="features", citation="Ibrahim et al., NeurIPS 2022")
+@register_metric("hscore_regularized", needs="features", citation="Ibrahim et al. 2022, shrinkage-based H-score")
 def hscore_regularized(features, labels) -> float:
     """Shrinkage-based H-score (Ibrahim et al. 2022) of ``features [N, D]``:
 
@@ -320,10 +321,10 @@ def gbc(features, labels, gaussian: str = "spherical") -> float:
               + 1/2 sum (log v - 1/2 log v_i - 1/2 log v_j)
 
     and GBC = -sum_{i != j} exp(-D_B) (each unordered pair counted twice).
-    For "diagonal" this is the paper's Eq. 3 with diagonal covariances. For
-    "spherical" the official code, and so this function, takes the log term
-    once for the scalar variances, where the paper's formula for a covariance
-    s I would take it D times.
+    For "diagonal" this is the paper's Bhattacharyya distance between Gaussians
+    with diagonal covariances. For "spherical" the official code, and so this
+    function, takes the log term once for the scalar variances, where that
+    distance for covariances s I would take it D times.
 
     The paper's pipeline first reduces features with PCA to 64 dimensions;
     that belongs to feature preparation (``prepare_features(features, "pca",
@@ -371,9 +372,9 @@ def transrate(features, labels, eps: float = 1e-4) -> float:
 
     where Z is the features centred by their overall mean, Z_c its rows of class
     c (not re-centred) and n the number of rows of the matrix at hand. ``eps``
-    plays the role of the paper's squared distortion; there is no factor D in
-    the scaling and the class rates are averaged uniformly rather than by class
-    frequency. Returns a float; higher is better.
+    stands for the squared distortion and enters as 1/(n eps), with no factor
+    of the dimension; the class rates are averaged uniformly (1/C), not weighted
+    by class frequency. Returns a float; higher is better.
     """
     problems = option_problems("transrate", "eps", eps, minimum=0, strict=True)
     inputs = check_metric_inputs("transrate", labels, features=features, parameter_problems=problems)

@@ -33,7 +33,7 @@ import numpy as np
 
 from xdistill.errors import XDistillError, join_problems
 from xdistill.registry import Registry
-from xdistill.select._checks import matrix_problems, option_problems
+from xdistill.select._checks import feature_problems, option_problems
 
 PREPARATIONS: Registry[Callable[[np.ndarray, int], np.ndarray]] = Registry("feature preparation")
 
@@ -87,7 +87,7 @@ def prepare_features(features, method: str = "pca", dim: int = 32) -> np.ndarray
     dim to every teacher being ranked.
     """
     features = np.asarray(features)
-    problems = matrix_problems(features, "features")
+    problems = feature_problems(features)
     if method not in PREPARATIONS:
         problems.append(PREPARATIONS.unknown_message(method))
     problems += option_problems("prepare_features", "dim", dim, integer=True, minimum=1)

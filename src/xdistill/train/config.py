@@ -24,7 +24,7 @@ class DistillConfig:
     teachers: list[str] = field(default_factory=list)  # subset of the zoo; empty = all
     method: str = "weighted"  # supervised | fixmatch | finetune | nearest | weighted | ensemble | partition
     student: StudentConfig = field(default_factory=StudentConfig)
-    init: str = ""  # generic pretrained student (.safetensors) that 'finetune' starts from
+    init: str = ""  # generic pretrained student (.safetensors) to start from; required by finetune, optional for every method
     seed: int = 0  # seeds data order, augmentation and initialisation
     epochs: int = 30  # passes over the unlabeled pool (steps per epoch = unlabeled / unlabeled batch)
     batch_size: int = 32  # labeled samples per step

@@ -1,0 +1,354 @@
+"""``xdistill bench --perf``: what the teacher cache costs and saves, measured
+on this machine.
+
+Each comparison times its two sides in the same process, alternating them
+over repeats and taking medians, so a ratio is never assembled from runs made
+at different times:
+
+1. extraction: ``cache_task`` into a fresh cache folder against the bare
+   ``teacher.outputs`` passes over the same batches;
+2. epoch time of ``weighted`` distillation from the cache against
+   ``supervised`` training, against a labels-only step over the same
+   labeled + unlabeled batches, and against ``weighted`` with ``online=True``;
+3. each selection metric's time at N=5,000, D=1,024, C=10 (random data);
+4. peak memory of extraction at 10,000 and 50,000 images, each in a fresh
+   subprocess (the process's peak RSS is reset just before extraction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+TARGETS = {"extraction_overhead": 1.10, "cached_vs_supervised": 1.15, "online_vs_cached": 2.0,
+           "memory_growth": 1.10}
+MEMORY_SIZES = (10_000, 50_000)  # images extracted in the memory comparison
+MEMORY_REPEATS = 3  # fresh processes per size
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, torch version and threads of this machine."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": model, "logical_cores": os.cpu_count(), "usable_cores": usable, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def _seconds(run: Callable[[], Any]) -> float:
+    """Wall time of one call."""
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------
+# (1) Extraction against bare forward passes
+
+
+def extraction_overhead(task, teachers: list, workdir: Path, repeats: int = 3, batch_size: int = 256) -> dict:
+    """Median time of ``cache_task`` on a fresh cache folder over the median bare forward time."""
+    from xdistill.cache.extract import TeacherCache, cache_task
+
+    for teacher in teachers:  # load, and let TorchScript's profiling executor settle, before any timing
+        teacher.setup()
+        for _ in range(3):
+            teacher.outputs(task.labeled.x[:batch_size])
+
+    def bare() -> None:
+        for teacher in teachers:
+            for split in task.splits.values():
+                for start in range(0, len(split), batch_size):
+                    teacher.outputs(split.x[start:start + batch_size])
+
+    bare_times, cache_times = [], []
+    for r in range(repeats):
+        bare_times.append(_seconds(bare))
+        cache = TeacherCache(workdir / f"extraction-{r}", batch_size=batch_size, progress=False)
+        cache_times.append(_seconds(lambda: cache_task(task, teachers, cache)))
+    samples = sum(len(s) for s in task.splits.values()) * len(teachers)
+    bare_s, cache_s = statistics.median(bare_times), statistics.median(cache_times)
+    return {"teachers": len(teachers), "teacher_samples": samples, "repeats": repeats,
+            "bare_forward_s": bare_s, "cache_task_s": cache_s, "ratio": cache_s / bare_s,
+            "bare_forward_runs_s": bare_times, "cache_task_runs_s": cache_times}
+
+
+# ---------------------------------------------------------------------------
+# (2) Epoch time: cached distillation, supervised, online teachers
+
+
+def _labels_only_method():
+    """Cross-entropy on the labels, but the student also runs on the unlabeled batch, so
+    each step computes what a distillation step computes, minus its teacher targets."""
+    import torch.nn.functional as F
+
+    from xdistill.train.methods import Method, student_forward
+
+    def step(student, batch, ctx):
+        _, logits = student_forward(student, torch.cat([batch.x_labeled, batch.x_unlabeled]))
+        ce = F.cross_entropy(logits[:len(batch.x_labeled)], batch.y_labeled)
+        return {"loss": ce, "ce": ce.detach()}
+
+    return Method(step, uses_unlabeled=True, summary="labels only, same batches as distillation")
+
+
+def _epoch_seconds(curves: list[dict]) -> float:
+    """Median epoch time, leaving out the first epoch (allocator and JIT warm-up) when there are more."""
+    seconds = [r["seconds"] for r in curves]
+    return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
+
+
+def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, repeats: int = 1) -> dict:
+    """Epoch time of supervised, labels-only-on-the-same-batches, cached weighted and online weighted."""
+    from xdistill.data.task import load_task
+    from xdistill.pipeline.distill import distill
+    from xdistill.students import build_student, count_flops
+    from xdistill.teachers.base import create_teacher
+    from xdistill.teachers.zoo import load_zoo
+    from xdistill.train.config import DistillConfig
+    from xdistill.train.inputs import StudentInputs
+    from xdistill.train.loop import train_student
+    from xdistill.train.methods import StepContext
+
+    task = load_task(str(task_dir))
+    teachers = [create_teacher(spec) for spec in load_zoo(str(zoo)).specs]
+    # top_k=0 mixes every teacher, so the online run carries the whole zoo's cost.
+    base = DistillConfig(task=str(task_dir), zoo=str(zoo), cache_dir=str(cache_dir), epochs=epochs, top_k=0,
+                         progress=False)
+    times: dict[str, list[float]] = {"supervised": [], "labels_only_same_batches": [], "weighted_cached": [],
+                                     "weighted_online": []}
+    result = None
+    for _ in range(repeats):
+        for name, overrides in (("supervised", {"method": "supervised"}), ("weighted_cached", {}),
+                                ("weighted_online", {"online": True})):
+            config = dataclasses.replace(base, **overrides)
+            run = distill(config, task=task, teachers=None if name == "supervised" else teachers, log=None,
+                          write_report=False)
+            times[name].append(_epoch_seconds(run.metrics["curves"]))
+            result = run if name == "weighted_cached" else result
+        torch.manual_seed(0)
+        student = build_student("cnn", task.input_shape, task.num_classes)
+        ctx = StepContext(config=base, num_classes=task.num_classes)
+        history = train_student(student, _labels_only_method(), ctx, task, StudentInputs("image"), base, None)
+        times["labels_only_same_batches"].append(_epoch_seconds(history.to_json()))
+    used = [t for t in teachers if t.name in result.targets.names]
+    student_flops = result.metrics["cost"]["flops"]
+    teacher_flops = {t.name: count_flops(t.model, task.input_shape) for t in used}
+    median = {k: statistics.median(v) for k, v in times.items()}
+    return {"task": task.name, "epochs": epochs, "repeats": repeats, "epoch_seconds": median,
+            "student_flops": student_flops, "teacher_flops": teacher_flops,
+            "flop_ratio": sum(teacher_flops.values()) / student_flops,
+            "cached_vs_supervised": median["weighted_cached"] / median["supervised"],
+            "cached_vs_same_batches": median["weighted_cached"] / median["labels_only_same_batches"],
+            "online_vs_cached": median["weighted_online"] / median["weighted_cached"]}
+
+
+# ---------------------------------------------------------------------------
+# (3) Selection metrics
+
+
+def metric_times(n: int = 5000, d: int = 1024, classes: int = 10, source_classes: int = 1000,
+                 repeats: int = 1) -> dict[str, float]:
+    """Median seconds of every registered metric on random teacher outputs with class structure."""
+    from xdistill.select import METRICS, compute_metric
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, classes, n)
+    features = rng.standard_normal((n, d)) + 0.3 * rng.standard_normal((classes, d))[labels]
+    logits = rng.standard_normal((n, source_classes)) + rng.standard_normal((classes, source_classes))[labels]
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    return {name: statistics.median(_seconds(lambda: compute_metric(name, features, probs, labels=labels))
+                                    for _ in range(repeats)) for name in METRICS.names()}
+
+
+# ---------------------------------------------------------------------------
+# (4) Extraction memory, one fresh process per size
+
+
+def _peak_rss_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def extraction_memory_child(n: int, workdir: str, threads: int) -> dict:
+    """In a fresh process: cache one demo-like CNN teacher over ``n`` synthetic 28x28 uint8 images."""
+    import gc
+
+    import psutil
+    import yaml
+
+    from xdistill.cache.extract import TeacherCache, cache_task
+    from xdistill.data import task_from_arrays
+    from xdistill.demo import nets
+    from xdistill.demo.world import write_teacher, zoo_entry
+    from xdistill.teachers.base import create_teacher
+    from xdistill.teachers.zoo import load_zoo
+
+    torch.set_num_threads(threads)
+    folder = Path(workdir)
+    write_teacher(folder / "teachers", "cnn-synthetic", nets.build_teacher("cnn", 10, 0),
+                  nets.preprocess(np.zeros((2, 28, 28), np.uint8)))
+    entry = zoo_entry("cnn-synthetic", {"labels": [str(i) for i in range(10)], "domain_description": "synthetic",
+                                        "architecture": "cnn"})
+    (folder / "zoo.yaml").write_text(yaml.safe_dump({"teachers": [entry]}))
+    teacher = create_teacher(load_zoo(folder / "zoo.yaml").specs[0])
+    rng = np.random.default_rng(0)
+    labeled = (rng.integers(0, 256, (100, 28, 28), dtype=np.uint8), np.arange(100) % 10)
+    test = (rng.integers(0, 256, (100, 28, 28), dtype=np.uint8), np.arange(100) % 10)
+    task = task_from_arrays("synthetic", [str(i) for i in range(10)], labeled,
+                            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), test)
+    teacher.outputs(task.labeled.x[:100])  # loads the teacher and makes torch's first-call allocations
+    gc.collect()
+    reset = _reset_peak_rss()
+    before = psutil.Process().memory_info().rss
+    started = time.perf_counter()
+    cache_task(task, [teacher], TeacherCache(folder / "cache", progress=False))
+    seconds = time.perf_counter() - started
+    peak = _peak_rss_bytes()
+    return {"n": n, "images_bytes": int(task.unlabeled.x.nbytes), "rss_before_bytes": before, "peak_rss_bytes": peak,
+            "extraction_peak_increase_bytes": peak - before, "peak_reset": reset, "seconds": seconds}
+
+
+def extraction_memory(n: int, threads: int) -> dict:
+    """Run :func:`extraction_memory_child` in a fresh interpreter and return what it measured."""
+    import xdistill
+
+    source = str(Path(xdistill.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": source + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with tempfile.TemporaryDirectory(prefix="xdistill-perf-") as workdir:
+        code = ("import json, sys; from xdistill.pipeline.perf import extraction_memory_child as f; "
+                f"print(json.dumps(f({n}, sys.argv[1], {threads})))")
+        proc = subprocess.run([sys.executable, "-c", code, workdir], capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"extraction memory run at n={n} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------
+
+
+def run_perf(out: Path | None = None, quick: bool = False, home: Path | None = None,
+             log: Callable[[str], None] | None = print) -> dict:
+    """Every measurement above on the demo world's first target; writes ``out/perf.json`` and ``out/perf.md``."""
+    from xdistill.data.task import load_task
+    from xdistill.demo.world import build_world
+    from xdistill.home import xdistill_home
+    from xdistill.io import atomic_write_json, atomic_write_text
+    from xdistill.teachers.base import create_teacher
+    from xdistill.teachers.zoo import load_zoo
+
+    say = log or (lambda _: None)
+    world = build_world(home, progress=False, log=say)
+    task_name = sorted(world.task_paths)[0]
+    task_dir = world.task_paths[task_name]
+    results: dict[str, Any] = {"machine": machine(), "quick": quick, "task": task_name}
+    with tempfile.TemporaryDirectory(prefix="xdistill-perf-") as tmp:
+        say("perf: extraction against bare teacher forward passes")
+        teachers = [create_teacher(spec) for spec in load_zoo(world.zoo_path).specs]
+        results["extraction"] = extraction_overhead(load_task(str(task_dir)), teachers, Path(tmp),
+                                                    repeats=2 if quick else 3)
+        say("perf: epoch times (supervised, same batches, cached and online distillation)")
+        results["epochs"] = epoch_times(task_dir, world.zoo_path, Path(tmp) / "extraction-0",
+                                        epochs=2 if quick else 3, repeats=1 if quick else 2)
+    say("perf: selection metrics at N=5000, D=1024, C=10")
+    results["metrics"] = {"n": 5000, "d": 1024, "classes": 10, "source_classes": 1000,
+                          "seconds": metric_times(repeats=1 if quick else 3)}
+    say("perf: extraction memory at 10,000 and 50,000 images (fresh processes)")
+    # The peak is set by one batch's transient buffers, whose size the allocator varies from
+    # process to process by tens of MiB; medians of several fresh processes compare the sizes.
+    runs = {n: [extraction_memory(n, torch.get_num_threads()) for _ in range(MEMORY_REPEATS)] for n in MEMORY_SIZES}
+    median = {n: statistics.median(r["extraction_peak_increase_bytes"] for r in rs) for n, rs in runs.items()}
+    results["memory"] = {"runs": [r for rs in runs.values() for r in rs], "median_increase_bytes": median,
+                         "growth": median[MEMORY_SIZES[1]] / max(1, median[MEMORY_SIZES[0]])}
+    results["targets"] = verdicts(results)
+    results["machine"]["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    if out is not None:
+        atomic_write_json(Path(out) / "perf.json", results)
+        atomic_write_text(Path(out) / "perf.md", perf_markdown(results))
+    say(perf_markdown(results))
+    return results
+
+
+def verdicts(results: dict) -> dict[str, dict]:
+    e, m = results["epochs"], results["memory"]
+    checks = {
+        "extraction_overhead": (results["extraction"]["ratio"], "<=", TARGETS["extraction_overhead"]),
+        "cached_vs_supervised": (e["cached_vs_supervised"], "<=", TARGETS["cached_vs_supervised"]),
+        "cached_vs_same_batches": (e["cached_vs_same_batches"], "<=", TARGETS["cached_vs_supervised"]),
+        "online_vs_cached": (e["online_vs_cached"], ">=", TARGETS["online_vs_cached"]),
+        "memory_growth": (m["growth"], "<=", TARGETS["memory_growth"]),
+    }
+    return {k: {"value": v, "target": f"{op} {t}", "met": v <= t if op == "<=" else v >= t}
+            for k, (v, op, t) in checks.items()}
+
+
+def perf_markdown(results: dict) -> str:
+    mach, ext, ep, mem = results["machine"], results["extraction"], results["epochs"], results["memory"]
+    mb = 1024 * 1024
+    lines = [f"Machine: {mach['cpu']}; {mach['usable_cores']} usable of {mach['logical_cores']} logical cores; "
+             f"torch {mach['torch']} with {mach['torch_threads']} thread(s); Python {mach['python']}; "
+             f"load average {', '.join(f'{x:.2f}' for x in mach.get('load_average') or [])}.", "",
+             "| measurement | value | target | met |", "|---|---|---|---|"]
+    t = results["targets"]
+
+    def row(label: str, key: str, value: str) -> None:
+        lines.append(f"| {label} | {value} | {t[key]['target']} | {'yes' if t[key]['met'] else 'no'} |")
+
+    row(f"extraction / bare forward ({ext['teachers']} teachers, {ext['teacher_samples']} teacher-samples; "
+        f"{ext['cache_task_s']:.2f} s / {ext['bare_forward_s']:.2f} s)", "extraction_overhead", f"{ext['ratio']:.3f}x")
+    s = ep["epoch_seconds"]
+    row(f"epoch: cached weighted / supervised ({s['weighted_cached']:.2f} s / {s['supervised']:.2f} s)",
+        "cached_vs_supervised", f"{ep['cached_vs_supervised']:.3f}x")
+    row(f"epoch: cached weighted / labels-only on the same batches ({s['weighted_cached']:.2f} s / "
+        f"{s['labels_only_same_batches']:.2f} s)", "cached_vs_same_batches", f"{ep['cached_vs_same_batches']:.3f}x")
+    row(f"epoch: online weighted / cached weighted ({s['weighted_online']:.2f} s / {s['weighted_cached']:.2f} s; "
+        f"teachers {ep['flop_ratio']:.1f}x the student's FLOPs)", "online_vs_cached", f"{ep['online_vs_cached']:.2f}x")
+    small, large = (mem["median_increase_bytes"][n] for n in sorted(mem["median_increase_bytes"], key=int))
+    row(f"extraction peak-RSS increase, 50,000 / 10,000 images (medians of {MEMORY_REPEATS} processes: "
+        f"{large / mb:.1f} MiB / {small / mb:.1f} MiB)", "memory_growth", f"{mem['growth']:.3f}x")
+    lines += ["", f"Selection metrics on random data, N={results['metrics']['n']}, D={results['metrics']['d']}, "
+              f"C={results['metrics']['classes']} (probabilities over {results['metrics']['source_classes']} "
+              "source classes):", "", "| metric | seconds |", "|---|---|"]
+    lines += [f"| {name} | {sec:.3f} |" for name, sec in results["metrics"]["seconds"].items()]
+    lines += ["", "| images | image bytes (MiB) | RSS before extraction (MiB) | peak RSS (MiB) | increase (MiB) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['n']:,} | {r['images_bytes'] / mb:.1f} | {r['rss_before_bytes'] / mb:.1f} | "
+              f"{r['peak_rss_bytes'] / mb:.1f} | {r['extraction_peak_increase_bytes'] / mb:.1f} |" for r in mem["runs"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,98 @@
+"""The report of one ``xdistill distill`` run: ``out_dir/report.html``, built
+from the run's ``metrics.json`` alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from xdistill.report import plots
+from xdistill.report.html import HtmlPage
+
+REPORT_NAME = "report.html"
+
+
+def summary_rows(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one run, by the names the report shows them under."""
+    test = metrics.get("test") or {}
+    cost = metrics.get("cost") or {}
+    return {
+        "task": metrics.get("task"),
+        "method": metrics.get("method"),
+        "seed": metrics.get("seed"),
+        "epoch reported": metrics.get("epoch_reported", "last"),
+        "test accuracy": test.get("accuracy"),
+        "test macro F1": test.get("macro_f1"),
+        "test ECE": test.get("ece"),
+        "test NLL": test.get("nll"),
+        "test samples": test.get("n"),
+        "student parameters": cost.get("params"),
+        "student FLOPs per sample": cost.get("flops"),
+        "CPU latency per sample (ms)": cost.get("cpu_latency_ms_per_sample"),
+        "wall time (s)": metrics.get("seconds"),
+    }
+
+
+def _teacher_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
+    info = metrics.get("teachers")
+    if not info or not info.get("teachers"):
+        return
+    page.heading("Teachers distilled")
+    rows = [{"teacher": name, "weight": t.get("weight"), "bridge C": t.get("bridge_C"),
+             "bridge temperature": t.get("temperature"), "held-out labeled accuracy": t.get("cv_accuracy"),
+             "bridged test accuracy": t.get("test_accuracy")}
+            for name, t in info["teachers"].items()]
+    page.table_from_dicts(rows, caption=f"Teachers of '{info.get('method')}', bridged to the target labels",
+                          table_id="teachers")
+    page.key_values({"held-out labeled accuracy of the combined targets (reliability)": info.get("reliability"),
+                     "test accuracy of the combined targets": metrics.get("teacher_targets_test_accuracy")},
+                    table_id="targets")
+    weights = {name: t.get("weight") or 0.0 for name, t in info["teachers"].items()}
+    if len(weights) > 1:
+        page.image(plots.teacher_weights({str(metrics.get("task")): weights}, "Teacher weights"), "teacher weights")
+
+
+def _ranking_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
+    ranking = metrics.get("ranking")
+    if not ranking or not ranking.get("teachers"):
+        return
+    page.heading("Teacher ranking")
+    rows = ranking["teachers"]
+    metric_names = list(dict.fromkeys(m for row in rows for m in row.get("scores", {})))
+    table = [[row.get("rank"), row.get("name"), row.get("domain"), row.get("architecture"),
+              *[row.get("scores", {}).get(m) for m in metric_names], row.get("weight")] for row in rows]
+    page.table(["rank", "teacher", "domain", "architecture", *metric_names, "weight"], table,
+               caption=f"Ranked by {ranking.get('metric')} on {ranking.get('prepare')} features; "
+                       f"higher scores mean more transferable", table_id="ranking")
+    for note in ranking.get("notes", []):
+        page.paragraph(note, note=True)
+
+
+def _curves_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
+    curves = metrics.get("curves") or []
+    if not curves:
+        return
+    page.heading("Learning curves")
+    page.image(plots.learning_curves({str(metrics.get("method")): curves}), "training loss terms and test accuracy per epoch")
+    terms = list(dict.fromkeys(k for r in curves for k in r.get("train", {})))
+    rows = [[r.get("epoch"), *[r.get("train", {}).get(k) for k in terms], (r.get("test") or {}).get("accuracy"),
+             r.get("seconds")] for r in curves]
+    page.table(["epoch", *[f"train {k}" for k in terms], "test accuracy", "seconds"], rows,
+               caption="Per epoch: mean training loss terms, then test accuracy after the epoch", table_id="curves")
+
+
+def write_run_report(out_dir: Path, metrics: dict) -> Path:
+    """Write ``out_dir/report.html`` for one distill run from its metrics; return its path."""
+    out_dir = Path(out_dir)
+    page = HtmlPage(f"xdistill run: {metrics.get('task')} / {metrics.get('method')} (seed {metrics.get('seed')})")
+    page.heading("Summary")
+    page.key_values(summary_rows(metrics), caption="Test metrics at the last epoch and student cost", table_id="summary")
+    per_class = (metrics.get("test") or {}).get("per_class_accuracy")
+    if per_class:
+        page.table([f"class {i}" for i in range(len(per_class))], [per_class], caption="Test accuracy per class",
+                   table_id="per-class")
+    _teacher_section(page, metrics)
+    _ranking_section(page, metrics)
+    _curves_section(page, metrics)
+    page.paragraph(f"Written by xdistill {metrics.get('xdistill', '')} from metrics.json.", note=True)
+    return page.write(out_dir / REPORT_NAME)
