@@ -20,6 +20,7 @@ of them fall in the training-and-saving window, where the writes are.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import shutil
@@ -34,14 +35,21 @@ import torch
 
 torch.set_num_threads(1)
 
+import threading  # noqa: E402
+
 import tqdm  # noqa: E402
 
-tqdm.tqdm.monitor_interval = 0  # no monitor thread: a forked child must not inherit a held lock
+# tqdm guards its writes with a multiprocessing lock, a semaphore that forked children would
+# share: a child killed while holding it would block every later child. A plain per-process lock
+# is copied, not shared, by fork. And no monitor thread, whose locks a child could inherit held.
+tqdm.tqdm.set_lock(threading.RLock())
+tqdm.tqdm.monitor_interval = 0
 
 from tests.reliability.files import cache_differences, student_differences, temp_files, unreadable_files  # noqa: E402
 from xdistill.cli.main import main  # noqa: E402
 
 CACHE_ARGS = ["batch_size=2", "shard_size=4"]  # many small shards: many writes to interrupt
+CHILD_TIMEOUT = 120  # seconds; a run on the tiny task takes a few
 DISTILL_ARGS = ["--method", "weighted", "--epochs", "4", "batch_size=4", "progress=false", "threads=1"]
 
 
@@ -64,6 +72,7 @@ def spawn(argv: list[str], log: Path) -> int:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
+        faulthandler.dump_traceback_later(CHILD_TIMEOUT, exit=True)  # a hung child reports where it hangs
         code = run_in_process(argv)
     except BaseException:  # the child reports anything and never returns into the driver
         traceback.print_exc()

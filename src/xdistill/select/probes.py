@@ -15,35 +15,40 @@ from xdistill.select._checks import check_metric_inputs, option_problems
 from xdistill.select.metrics import register_metric
 
 NEIGHBOUR_BLOCK = 1024  # rows per block of the pairwise-distance computation (memory ~ block^2)
+CANDIDATES_BEYOND_K = 2  # neighbour candidates kept per sample from float32 distances, beyond k
 LINEAR_PROBE_MAX_ITERATIONS = 1000  # L-BFGS steps per fit; plenty for features of unit scale
 
 
+def _smallest_positions(distance: np.ndarray, k: int) -> np.ndarray:
+    """Column positions [b, k] of the k smallest values in each row of distance [b, m]."""
+    if k > 4:  # beyond a few, one partition beats repeated minima
+        return np.argpartition(distance, k - 1, axis=1)[:, :k]
+    remaining = np.array(distance, order="C")  # a row-major copy: minima along strided rows are slow
+    positions = np.empty((len(remaining), k), dtype=np.intp)
+    for j in range(k):
+        positions[:, j] = np.argmin(remaining, axis=1)
+        remaining[np.arange(len(remaining)), positions[:, j]] = np.inf
+    return positions
+
+
 def _merge_nearest(best_distance, best_index, distance, index, k):
-    """Keep the k smallest of the current best [b, k] and new candidates [b, m]."""
-    if k == 1:  # argmin: much faster than argpartition, and takes the lowest index of ties
-        nearest = np.argmin(distance, axis=1)[:, None]
-        distance, index = np.take_along_axis(distance, nearest, axis=1), index[nearest]
-    elif distance.shape[1] > k:
-        part = np.argpartition(distance, k - 1, axis=1)[:, :k]
-        distance = np.take_along_axis(distance, part, axis=1)
-        index = index[part]
-    else:
-        index = np.broadcast_to(index, distance.shape)
-    distance = np.concatenate([best_distance, distance], axis=1)
-    index = np.concatenate([best_index, index], axis=1)
+    """Keep the k smallest of the current best [b, k] and new candidates [b, m]
+    with sample indices ``index [m]``."""
+    positions = _smallest_positions(distance, min(k, distance.shape[1]))
+    distance = np.concatenate([best_distance, np.take_along_axis(distance, positions, axis=1)], axis=1)
+    index = np.concatenate([best_index, index[positions]], axis=1)
     order = np.lexsort((index, distance), axis=1)[:, :k]  # ties go to the lower sample index
     return np.take_along_axis(distance, order, axis=1), np.take_along_axis(index, order, axis=1)
 
 
-def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
-    """Indices [N, k] of each sample's k nearest other samples (euclidean),
-    nearest first.
+def _blocked_nearest(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest squared distances [N, k] from each sample to the others,
+    computed in the dtype of ``features``, and their indices [N, k].
 
     Squared distances come from ||a||^2 + ||b||^2 - 2 a.b in blocks; each pair
     of blocks is multiplied once and serves both blocks, halving the work.
     """
     n = len(features)
-    features = features - features.mean(axis=0)  # distances do not change; rounding shrinks
     norms = np.einsum("ij,ij->i", features, features)
     sample_index = np.arange(n)
     best_distance = np.full((n, k), np.inf)
@@ -65,7 +70,50 @@ def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
                 best_distance[columns], best_index[columns] = _merge_nearest(
                     best_distance[columns], best_index[columns], distance.T, sample_index[rows], k
                 )
-    return best_index
+    return best_distance, best_index
+
+
+def _rerank(features: np.ndarray, norms: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest of each sample's ``candidates [N, m]`` by float64 squared
+    distance: (indices [N, k], distances [N, k]), nearest first."""
+    distance = np.empty(candidates.shape)
+    for start in range(0, len(features), NEIGHBOUR_BLOCK // 4):
+        rows = slice(start, start + NEIGHBOUR_BLOCK // 4)
+        dots = np.einsum("rd,rmd->rm", features[rows], features[candidates[rows]])
+        distance[rows] = norms[rows, None] + norms[candidates[rows]] - 2 * dots
+    order = np.lexsort((candidates, distance), axis=1)[:, :k]  # ties go to the lower sample index
+    return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(distance, order, axis=1)
+
+
+def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
+    """Indices [N, k] of each sample's k nearest other samples (euclidean),
+    nearest first, as float64 squared distances rank them.
+
+    Candidates are found with float32 distances (half the work) and re-ranked
+    in float64. A sample for which some non-candidate could still be nearer,
+    given the float32 rounding-error bound, is searched again in float64 among
+    all samples, so the result does not depend on the float32 pass.
+    """
+    n, d = features.shape
+    features = features - features.mean(axis=0)  # distances do not change; rounding shrinks
+    norms = np.einsum("ij,ij->i", features, features)
+    kept = min(k + CANDIDATES_BEYOND_K, n - 1)
+    approximate, candidates = _blocked_nearest(features.astype(np.float32), kept)
+    nearest, distance = _rerank(features, norms, candidates, k)
+    if kept == n - 1:
+        return nearest
+    # A float32 squared distance errs by at most about 2 gamma_D (|a|^2 + |b|^2),
+    # gamma_D = D u / (1 - D u) (dot-product error bound); doubled for margin.
+    unit = np.finfo(np.float32).eps / 2
+    error_bound = 4 * d * unit / (1 - d * unit) * (norms + norms.max())
+    uncertain = np.flatnonzero(distance[:, -1] >= approximate[:, -1] - error_bound)
+    sample_index = np.arange(n)
+    for start in range(0, len(uncertain), NEIGHBOUR_BLOCK):
+        rows = uncertain[start : start + NEIGHBOUR_BLOCK]
+        exact = norms[rows, None] + norms[None, :] - 2 * features[rows] @ features.T
+        exact[np.arange(len(rows)), rows] = np.inf
+        nearest[rows] = _merge_nearest(np.full((len(rows), k), np.inf), nearest[rows], exact, sample_index, k)[1]
+    return nearest
 
 
 @register_metric("knn_loo_accuracy", needs="features", citation="leave-one-out k-nearest-neighbour accuracy")
