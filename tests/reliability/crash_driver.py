@@ -195,10 +195,11 @@ def drive_distill(work: Path, task: str, zoo: str, kills: int, rng: np.random.Ge
     assert code == 0, (logs / "reference.log").read_text()
     problems = student_differences(work / "warm", reference)
     assert not problems, problems
-    # Training starts about one epoch before the first checkpoint (4 epochs end with the last one).
-    train_start = max(0.0, seen.get("checkpoint", 0.5 * duration) - 0.25 * (seen.get("student", duration) - seen.get("checkpoint", 0.0)))
+    # Training starts about one epoch before the first checkpoint and ends with the student's file.
+    saved = seen.get("student", duration)
+    train_start = max(0.0, seen.get("checkpoint", 0.5 * duration) - 0.25 * (saved - seen.get("checkpoint", 0.0)))
     half = kills // 2
-    moments = stratified(rng, kills - half, 0.0, duration) + stratified(rng, half, train_start, duration)
+    moments = stratified(rng, kills - half, 0.0, duration) + stratified(rng, half, train_start, min(duration, saved + 0.05))
     moments = [m for pair in zip(moments[:kills - half], moments[kills - half:]) for m in pair] + moments[2 * half:]
     points = []
     attempt = 0
@@ -229,7 +230,7 @@ def drive_distill(work: Path, task: str, zoo: str, kills: int, rng: np.random.Ge
         points.append(point)
         shutil.rmtree(out)
         attempt += 1
-    return {"verb": "distill", "duration": duration, "train_start": train_start, "points": points}
+    return {"verb": "distill", "duration": duration, "train_window": [train_start, saved], "points": points}
 
 
 def cli() -> None:

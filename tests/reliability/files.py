@@ -9,13 +9,16 @@ from pathlib import Path
 
 import yaml
 
-# Written by a process that died between creating and renaming them: never read, safe to ignore.
-TEMP_PATTERN = ".*.tmp"
 LOCK_NAMES = (".lock", ".manifest.lock")
 
 
 def is_temp(path: Path) -> bool:
-    return path.name.startswith(".") and path.name.endswith(".tmp")
+    """A temporary file left by a process killed between creating and renaming it: never read.
+
+    ``.NAME.XXXX.tmp`` comes from ``xdistill.io.atomic_write``; ``.tmpXXXXXX`` from safetensors'
+    own ``save_file``, which writes a temporary file and renames it onto the name it was given.
+    """
+    return path.name.startswith(".") and (path.name.endswith(".tmp") or path.name.startswith(".tmp"))
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -3,7 +3,7 @@ formulas (transferability_reference.py), live on random inputs and as stored in
 a fixture; and against invariants and degenerate inputs.
 
 Regenerate the fixture (only when a change of values is intended) with
-``PYTHONPATH=src python tests/select/test_metrics.py``.
+``PYTHONPATH=src python -m tests.select.test_metrics`` from the repository root.
 """
 
 from __future__ import annotations
@@ -12,10 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from transferability_reference import REFERENCES, random_case, reference_nce, reference_value
 
 from xdistill.errors import XDistillError
 from xdistill.select import METRICS, compute_metric, knn_loo_accuracy, linear_probe_accuracy, nce
+
+from .transferability_reference import (
+    REFERENCES,
+    random_case,
+    reference_knn_loo_accuracy,
+    reference_nce,
+    reference_value,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metric_reference_values.npz"
 FIXTURE_SHAPES = [(50, 6, 3), (24, 40, 3), (36, 36, 4)]  # (N, D, C): N > D, N < D, N = D
@@ -122,6 +129,29 @@ def test_knn_blocks_give_the_same_neighbours_as_one_block(monkeypatch, case):
     whole = knn_loo_accuracy(case["features"], case["labels"], k=3)
     monkeypatch.setattr(probes, "NEIGHBOUR_BLOCK", 7)
     assert knn_loo_accuracy(case["features"], case["labels"], k=3) == whole
+
+
+def test_knn_is_exact_where_float32_distances_cannot_tell_neighbours_apart():
+    from xdistill.select.probes import nearest_neighbours
+
+    rng = np.random.default_rng(8)
+    spread = 30 * rng.standard_normal((200, 64))
+    anchors = spread[:20]
+    # Each anchor gets 8 neighbours along different axes whose squared distances
+    # differ by ~2e-10, far below float32 resolution at this scale; the first is nearest.
+    offsets = [0.01 * (1 + 1e-6 * j) * np.eye(64)[j] for j in range(8)]
+    features = np.vstack([spread, *[anchors + offset for offset in offsets]])
+    nearest = nearest_neighbours(features, 1)[:20, 0]
+    assert np.array_equal(nearest, np.arange(200, 220))
+
+
+def test_knn_falls_back_to_exact_search_when_candidates_are_uncertain(monkeypatch, case):
+    from xdistill.select import probes
+
+    monkeypatch.setattr(probes, "CANDIDATES_BEYOND_K", 0)  # no margin: most samples fall back
+    for k in (1, 3):
+        expected = reference_knn_loo_accuracy(case["features"], case["labels"], k)
+        assert knn_loo_accuracy(case["features"], case["labels"], k=k) == expected
 
 
 def test_linear_probe_reduces_folds_to_the_smallest_class():

@@ -117,13 +117,15 @@ def test_target_or_path_exactly_one(tmp_path):
     with pytest.raises(XDistillError, match="exactly one of 'target'"):
         _zoo(tmp_path, [{"name": "bb", "kind": "callable"}])
     with pytest.raises(XDistillError, match="exactly one of 'target'"):
-        _zoo(tmp_path, [{"name": "bb", "kind": "callable", "target": f"{HERE}:raw_scores", "path": "m.pkl", "trust": True}])
+        _zoo(tmp_path, [{"name": "bb", "kind": "callable", "target": f"{HERE}:raw_scores", "path": "m.pkl",
+                         "trust": True}])
 
 
 def test_untrusted_pickle_is_refused_without_being_loaded(tmp_path):
     marker = tmp_path / "payload-ran"
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(WritesMarker(str(marker))))
-    with pytest.raises(XDistillError, match=r"Refusing to unpickle 'model.pkl'.*runs whatever code it holds.*'trust: true'"):
+    refusal = r"Refusing to unpickle 'model.pkl'.*runs whatever code it holds.*'trust: true'"
+    with pytest.raises(XDistillError, match=refusal):
         _zoo(tmp_path, [{"name": "bb", "kind": "callable", "modality": "features", "path": "model.pkl"}])
     assert not marker.exists()
     # A zoo built with trust and switched off in code is refused too, before reading the file.

@@ -97,13 +97,16 @@ def test_model_folder_problems_are_reported_when_the_zoo_loads(tmp_path):
     with pytest.raises(XDistillError, match="The model folder .*models/none' does not exist"):
         _zoo(tmp_path, [{"name": "t", "kind": "hf", "modality": "text", "path": "./models/none"}])
     with pytest.raises(XDistillError, match="Unknown bundled model 'bert-huge'. Bundled: all-MiniLM-L6-v2"):
-        _zoo(tmp_path, [{"name": "t", "kind": "sentence-transformers", "modality": "text", "path": "bundled:bert-huge"}])
+        _zoo(tmp_path, [{"name": "t", "kind": "sentence-transformers", "modality": "text",
+                         "path": "bundled:bert-huge"}])
     with pytest.raises(XDistillError, match="'pooling' must be one of mean, cls"):
-        _zoo(tmp_path, [{"name": "t", "kind": "hf", "modality": "text", "path": "bundled:all-MiniLM-L6-v2", "pooling": "max"}])
+        _zoo(tmp_path, [{"name": "t", "kind": "hf", "modality": "text", "path": "bundled:all-MiniLM-L6-v2",
+                         "pooling": "max"}])
 
 
 def test_hub_name_not_in_the_local_cache_is_a_clear_error(tmp_path):
-    with pytest.raises(XDistillError, match="nor a model in the local Hugging Face cache, and xdistill never downloads"):
+    message = "nor a model in the local Hugging Face cache, and xdistill never downloads"
+    with pytest.raises(XDistillError, match=message):
         _zoo(tmp_path, [{"name": "t", "kind": "hf", "modality": "text", "path": "xdistill-tests/not-a-cached-model"}])
 
 

@@ -93,7 +93,8 @@ def test_onnx_features_modality_feeds_raw_vectors(tmp_path):
 
 def test_missing_output_name_lists_the_model_outputs(tiny_onnx):
     zoo = _zoo(tiny_onnx, [_onnx_entry(logits_output="logits")])
-    with pytest.raises(XDistillError, match=r"no output 'logits' for 'logits_output' \(its outputs: embedding, scores\)"):
+    listed = r"no output 'logits' for 'logits_output' \(its outputs: embedding, scores\)"
+    with pytest.raises(XDistillError, match=listed):
         create_teacher(zoo.specs[0]).outputs(np.zeros((1, 8, 8), np.uint8))
 
 

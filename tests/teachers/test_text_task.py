@@ -91,8 +91,9 @@ def _write_zoo(folder: Path, entries: list[dict]) -> Path:
 
 
 def _keyword_entry(name: str = "keywords") -> dict:
-    return {"name": name, "kind": "callable", "modality": "text", "target": "tests.teachers.test_callable:keyword_probs",
-            "labels": ["sport", "food", "tech"], "domain": "keyword lists", "architecture": "lexicon"}
+    return {"name": name, "kind": "callable", "modality": "text",
+            "target": "tests.teachers.test_callable:keyword_probs", "labels": ["sport", "food", "tech"],
+            "domain": "keyword lists", "architecture": "lexicon"}
 
 
 def test_text_teacher_on_an_image_task_is_refused(tiny_task, tmp_path):
@@ -104,7 +105,8 @@ def test_text_teacher_on_an_image_task_is_refused(tiny_task, tmp_path):
 
 def test_image_teacher_on_a_text_task_is_refused(tiny_zoo, tmp_path):
     teachers = load_zoo(tiny_zoo).teachers()
-    with pytest.raises(XDistillError, match=r"'t0' \(image\), 't1' \(image\) take a different input than the task \('text'\)"):
+    refusal = r"'t0' \(image\), 't1' \(image\) take a different input than the task \('text'\)"
+    with pytest.raises(XDistillError, match=refusal):
         cache_task(load_task(TEXT_TASK), teachers, TeacherCache(tmp_path / "cache", progress=False))
 
 

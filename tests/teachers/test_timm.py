@@ -111,7 +111,8 @@ def test_pth_holding_code_is_refused(tmp_path, stand_in_timm):
 
 def test_feature_layer_hook_and_headless_models(tmp_path, stand_in_timm):
     net = _saved(tmp_path, "w.safetensors")
-    hooked = create_teacher(_zoo(tmp_path, model="stand_in", checkpoint="w.safetensors", feature_layer="stem.0").specs[0])
+    zoo = _zoo(tmp_path, model="stand_in", checkpoint="w.safetensors", feature_layer="stem.0")
+    hooked = create_teacher(zoo.specs[0])
     out = hooked.outputs(IMAGES)
     x = (torch.from_numpy(IMAGES).float().unsqueeze(1) / 255 - 0.5) / 0.5
     torch.testing.assert_close(out.features, net.stem[0](x).detach().flatten(1))

@@ -112,6 +112,15 @@ def _labels_only_method():
     return Method(step, uses_unlabeled=True, summary="labels only, same batches as distillation")
 
 
+def teacher_flops(teacher, task_shape: tuple[int, int, int]) -> int:
+    """FLOPs per sample of a TorchScript image teacher on its own input size (after preprocessing)."""
+    from xdistill.students import count_flops
+
+    spec = teacher.spec.input
+    shape = (spec.channels or task_shape[0], *(spec.size or task_shape[1:]))
+    return count_flops(torch.jit.load(str(teacher.path), map_location="cpu"), shape)
+
+
 def _epoch_seconds(curves: list[dict]) -> float:
     """Median epoch time, leaving out the first epoch (allocator and JIT warm-up) when there are more."""
     seconds = [r["seconds"] for r in curves]
@@ -122,7 +131,7 @@ def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, rep
     """Epoch time of supervised, labels-only-on-the-same-batches, cached weighted and online weighted."""
     from xdistill.data.task import load_task
     from xdistill.pipeline.distill import distill
-    from xdistill.students import build_student, count_flops
+    from xdistill.students import build_student
     from xdistill.teachers.base import create_teacher
     from xdistill.teachers.zoo import load_zoo
     from xdistill.train.config import DistillConfig
@@ -132,6 +141,7 @@ def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, rep
 
     task = load_task(str(task_dir))
     teachers = [create_teacher(spec) for spec in load_zoo(str(zoo)).specs]
+    all_teacher_flops = {t.name: teacher_flops(t, task.input_shape) for t in teachers}
     # top_k=0 mixes every teacher, so the online run carries the whole zoo's cost.
     base = DistillConfig(task=str(task_dir), zoo=str(zoo), cache_dir=str(cache_dir), epochs=epochs, top_k=0,
                          progress=False)
@@ -153,11 +163,11 @@ def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, rep
         times["labels_only_same_batches"].append(_epoch_seconds(history.to_json()))
     used = [t for t in teachers if t.name in result.targets.names]
     student_flops = result.metrics["cost"]["flops"]
-    teacher_flops = {t.name: count_flops(t.model, task.input_shape) for t in used}
+    flops = {t.name: all_teacher_flops[t.name] for t in used}
     median = {k: statistics.median(v) for k, v in times.items()}
     return {"task": task.name, "epochs": epochs, "repeats": repeats, "epoch_seconds": median,
-            "student_flops": student_flops, "teacher_flops": teacher_flops,
-            "flop_ratio": sum(teacher_flops.values()) / student_flops,
+            "student_flops": student_flops, "teacher_flops": flops,
+            "flop_ratio": sum(flops.values()) / student_flops,
             "cached_vs_supervised": median["weighted_cached"] / median["supervised"],
             "cached_vs_same_batches": median["weighted_cached"] / median["labels_only_same_batches"],
             "online_vs_cached": median["weighted_online"] / median["weighted_cached"]}

@@ -77,10 +77,12 @@ def _rerank(features: np.ndarray, norms: np.ndarray, candidates: np.ndarray, k: 
     """The k nearest of each sample's ``candidates [N, m]`` by float64 squared
     distance: (indices [N, k], distances [N, k]), nearest first."""
     distance = np.empty(candidates.shape)
-    for start in range(0, len(features), NEIGHBOUR_BLOCK // 4):
-        rows = slice(start, start + NEIGHBOUR_BLOCK // 4)
-        dots = np.einsum("rd,rmd->rm", features[rows], features[candidates[rows]])
-        distance[rows] = norms[rows, None] + norms[candidates[rows]] - 2 * dots
+    for start in range(0, len(features), NEIGHBOUR_BLOCK):
+        rows = slice(start, start + NEIGHBOUR_BLOCK)
+        for j in range(candidates.shape[1]):
+            neighbour = candidates[rows, j]
+            dots = np.einsum("rd,rd->r", features[rows], features[neighbour])
+            distance[rows, j] = norms[rows] + norms[neighbour] - 2 * dots
     order = np.lexsort((candidates, distance), axis=1)[:, :k]  # ties go to the lower sample index
     return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(distance, order, axis=1)
 
@@ -102,17 +104,19 @@ def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
     nearest, distance = _rerank(features, norms, candidates, k)
     if kept == n - 1:
         return nearest
-    # A float32 squared distance errs by at most about 2 gamma_D (|a|^2 + |b|^2),
-    # gamma_D = D u / (1 - D u) (dot-product error bound); doubled for margin.
+    # Rounding to float32 and a D-term dot product move a squared distance by at
+    # most (8u + 2 gamma_D)(|a|^2 + |b|^2), gamma_D = D u / (1 - D u); twice that, for margin.
     unit = np.finfo(np.float32).eps / 2
-    error_bound = 4 * d * unit / (1 - d * unit) * (norms + norms.max())
+    error_bound = 2 * (8 * unit + 2 * d * unit / (1 - d * unit)) * (norms + norms.max())
+    # Every non-candidate lies at float32 distance >= the last candidate's.
     uncertain = np.flatnonzero(distance[:, -1] >= approximate[:, -1] - error_bound)
     sample_index = np.arange(n)
     for start in range(0, len(uncertain), NEIGHBOUR_BLOCK):
         rows = uncertain[start : start + NEIGHBOUR_BLOCK]
         exact = norms[rows, None] + norms[None, :] - 2 * features[rows] @ features.T
         exact[np.arange(len(rows)), rows] = np.inf
-        nearest[rows] = _merge_nearest(np.full((len(rows), k), np.inf), nearest[rows], exact, sample_index, k)[1]
+        none_yet = (np.full((len(rows), k), np.inf), np.zeros((len(rows), k), dtype=np.intp))
+        nearest[rows] = _merge_nearest(*none_yet, exact, sample_index, k)[1]
     return nearest
 
 

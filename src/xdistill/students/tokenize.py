@@ -104,7 +104,8 @@ def tokenizer_from_meta(preprocessing: dict) -> WordTokenizer:
         raise XDistillError(f"The saved student's vocabulary must be a list starting with {list(SPECIAL_TOKENS)}.")
     if "vocab_size" in preprocessing and preprocessing["vocab_size"] != len(vocab):
         raise XDistillError(
-            f"The saved student's 'vocab_size' is {preprocessing['vocab_size']} but its vocabulary holds {len(vocab)} words."
+            f"The saved student's 'vocab_size' is {preprocessing['vocab_size']} "
+            f"but its vocabulary holds {len(vocab)} words."
         )
     if not isinstance(max_length, int) or max_length < 1:
         raise XDistillError(f"The saved student's 'max_length' must be an int >= 1. Got {max_length!r}.")

@@ -94,11 +94,17 @@ def checked_probabilities(probs: Any, n: int, labels: list[str] | None, teacher:
     try:
         p = np.asarray(probs, dtype=np.float64)
     except (TypeError, ValueError):
-        raise XDistillError(f"Teacher '{teacher}' returned {type(probs).__name__}, not an array of probabilities [N, C].") from None
+        raise XDistillError(
+            f"Teacher '{teacher}' returned {type(probs).__name__}, not an array of probabilities [N, C]."
+        ) from None
     if p.ndim != 2:
-        raise XDistillError(f"Teacher '{teacher}' returned an array of shape {list(p.shape)}; expected probabilities [{n}, C].")
+        raise XDistillError(
+            f"Teacher '{teacher}' returned an array of shape {list(p.shape)}; expected probabilities [{n}, C]."
+        )
     if p.shape[0] != n:
-        raise XDistillError(f"Teacher '{teacher}' returned {p.shape[0]} rows of probabilities for a batch of {n} samples.")
+        raise XDistillError(
+            f"Teacher '{teacher}' returned {p.shape[0]} rows of probabilities for a batch of {n} samples."
+        )
     if labels is not None and p.shape[1] != len(labels):
         raise XDistillError(
             f"Teacher '{teacher}' returned {p.shape[1]} probabilities per sample but its zoo entry declares "
@@ -131,7 +137,9 @@ class CallableTeacher:
 
     def _check_file(self) -> None:
         if not self.path.is_file():
-            raise XDistillError(f"Teacher '{self.name}': estimator file '{self.path}' does not exist. Fix 'path' in the zoo file.")
+            raise XDistillError(
+                f"Teacher '{self.name}': estimator file '{self.path}' does not exist. Fix 'path' in the zoo file."
+            )
 
     def _load_estimator(self) -> Callable:
         if not self.options.trust:  # also refused when the zoo was built in code, not read from YAML
@@ -142,7 +150,9 @@ class CallableTeacher:
         try:
             estimator = joblib.load(self.path)
         except Exception as exc:  # unpickling can raise anything the stored objects raise
-            raise XDistillError(f"Teacher '{self.name}': cannot load '{self.path}' ({type(exc).__name__}: {exc}).") from exc
+            raise XDistillError(
+                f"Teacher '{self.name}': cannot load '{self.path}' ({type(exc).__name__}: {exc})."
+            ) from exc
         if not callable(getattr(estimator, "predict_proba", None)):
             raise XDistillError(
                 f"Teacher '{self.name}': '{self.path.name}' holds a {type(estimator).__name__}, which has no "

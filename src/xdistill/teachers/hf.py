@@ -101,8 +101,9 @@ def resolve_model_dir(value: str, base_dir: Path) -> Path:
         raise XDistillError(
             f"'{value}' is neither a folder beside the zoo file ('{local}') nor a model in the local Hugging Face "
             "cache, and xdistill never downloads. On a machine with network access save it with "
-            f"SentenceTransformer('{value}').save('FOLDER') or AutoModel.from_pretrained('{value}').save_pretrained('FOLDER') "
-            "(plus its tokenizer), copy FOLDER here and set 'path' to it."
+            f"SentenceTransformer('{value}').save('FOLDER') or "
+            f"AutoModel.from_pretrained('{value}').save_pretrained('FOLDER') (plus its tokenizer), "
+            "copy FOLDER here and set 'path' to it."
         ) from None
 
 
@@ -175,7 +176,9 @@ def _import_transformers():
     try:
         import transformers
     except ImportError as exc:
-        raise XDistillError("Hugging Face teachers need transformers. Install it with: pip install 'xdistill[hf]'.") from exc
+        raise XDistillError(
+            "Hugging Face teachers need transformers. Install it with: pip install 'xdistill[hf]'."
+        ) from exc
     return transformers
 
 
@@ -221,7 +224,8 @@ class _TextTeacher:
             self._weights_hash = model_files_digest(self.folder)
         preprocessing = {k: v for k, v in vars(self.options).items() if k not in ("path", "batch_size")}
         preprocessing["modality"] = self.modality
-        return hashlib.sha256(f"{self.kind}|{self._weights_hash}|{json.dumps(preprocessing, sort_keys=True)}".encode()).hexdigest()
+        described = json.dumps(preprocessing, sort_keys=True)
+        return hashlib.sha256(f"{self.kind}|{self._weights_hash}|{described}".encode()).hexdigest()
 
     def _load_error(self, exc: Exception) -> XDistillError:
         return XDistillError(
@@ -271,7 +275,8 @@ class HFTeacher(_TextTeacher):
             features.append(pool(hidden, encoded["attention_mask"], self.options.pooling).float().cpu())
             if self.classifier:
                 logits.append(out.logits.float().cpu())
-        return checked_output(torch.cat(features), torch.cat(logits) if logits else None, len(texts), self.labels, self.name)
+        logits_or_none = torch.cat(logits) if logits else None
+        return checked_output(torch.cat(features), logits_or_none, len(texts), self.labels, self.name)
 
 
 class SentenceTransformerTeacher(_TextTeacher):

@@ -68,7 +68,9 @@ class OnnxTeacher:
 
     def _check_file(self) -> None:
         if not self.path.is_file():
-            raise XDistillError(f"Teacher '{self.name}': ONNX file '{self.path}' does not exist. Fix 'path' in the zoo file.")
+            raise XDistillError(
+                f"Teacher '{self.name}': ONNX file '{self.path}' does not exist. Fix 'path' in the zoo file."
+            )
 
     def setup(self) -> None:
         if self.session is not None:
@@ -82,7 +84,8 @@ class OnnxTeacher:
             session = ort.InferenceSession(str(self.path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
             raise XDistillError(
-                f"Teacher '{self.name}': '{self.path}' is not a model onnxruntime can load ({str(exc).splitlines()[0]})."
+                f"Teacher '{self.name}': '{self.path}' is not a model onnxruntime can load "
+                f"({str(exc).splitlines()[0]})."
             ) from exc
         inputs = {i.name: i for i in session.get_inputs()}
         outputs = [o.name for o in session.get_outputs()]
@@ -97,7 +100,8 @@ class OnnxTeacher:
         elif inputs[input_name].type not in _INPUT_DTYPES:
             problems.append(f"its input '{input_name}' takes {inputs[input_name].type}; xdistill feeds float tensors")
         if problems:
-            raise XDistillError(f"Teacher '{self.name}' ('{self.path.name}'): " + "; ".join(problems) + ". Fix the zoo entry.")
+            listed = "; ".join(problems)
+            raise XDistillError(f"Teacher '{self.name}' ('{self.path.name}'): {listed}. Fix the zoo entry.")
         self._input_name = input_name
         self._input_dtype = _INPUT_DTYPES[inputs[input_name].type]
         self.session = session
@@ -108,7 +112,8 @@ class OnnxTeacher:
             self._weights_hash = sha256_file(self.path)
         graph = {k: v for k, v in asdict(self.options).items() if k != "path"}  # where the file lives does not matter
         preprocessing = {"input": asdict(self.spec.input), "modality": self.modality, "graph": graph}
-        return hashlib.sha256(f"onnx|{self._weights_hash}|{json.dumps(preprocessing, sort_keys=True)}".encode()).hexdigest()
+        described = json.dumps(preprocessing, sort_keys=True)
+        return hashlib.sha256(f"onnx|{self._weights_hash}|{described}".encode()).hexdigest()
 
     def _model_input(self, batch) -> np.ndarray:
         if self.modality == "image":

@@ -58,7 +58,9 @@ def import_timm():
     try:
         import timm
     except ImportError as exc:
-        raise XDistillError("timm teachers need the timm package. Install it with: pip install 'xdistill[timm]'.") from exc
+        raise XDistillError(
+            "timm teachers need the timm package. Install it with: pip install 'xdistill[timm]'."
+        ) from exc
     return timm
 
 
