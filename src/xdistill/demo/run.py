@@ -38,8 +38,10 @@ def ensure_generic_student(world, student: StudentConfig, progress: bool = True,
 
 def demo_config(task_dir: Path, zoo: Path, out: Path, method: str, init: Path, quick: bool, seed: int = 0,
                 cache_dir: str = "") -> DistillConfig:
+    """Every method but 'supervised' (labeled data only, from scratch) starts from the generic
+    pretrained student, so the baselines get the same initialisation as distillation."""
     return DistillConfig(task=str(task_dir), zoo=str(zoo), out=str(out), method=method, seed=seed,
-                         init=str(init) if method == "finetune" else "", epochs=8 if quick else 30,
+                         init="" if method == "supervised" else str(init), epochs=8 if quick else 30,
                          cache_dir=cache_dir)
 
 

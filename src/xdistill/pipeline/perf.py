@@ -129,8 +129,10 @@ def _epoch_seconds(curves: list[dict]) -> float:
 
 def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, repeats: int = 1) -> dict:
     """Epoch time of supervised, labels-only-on-the-same-batches, cached weighted and online weighted."""
+    from xdistill.cache.extract import TeacherCache, cache_task
     from xdistill.data.task import load_task
     from xdistill.pipeline.distill import distill
+    from xdistill.select.rank import rank_teachers
     from xdistill.students import build_student
     from xdistill.teachers.base import create_teacher
     from xdistill.teachers.zoo import load_zoo
@@ -138,6 +140,7 @@ def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, rep
     from xdistill.train.inputs import StudentInputs
     from xdistill.train.loop import train_student
     from xdistill.train.methods import StepContext
+    from xdistill.train.targets import build_targets
 
     task = load_task(str(task_dir))
     teachers = [create_teacher(spec) for spec in load_zoo(str(zoo)).specs]
@@ -145,6 +148,12 @@ def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, rep
     # top_k=0 mixes every teacher, so the online run carries the whole zoo's cost.
     base = DistillConfig(task=str(task_dir), zoo=str(zoo), cache_dir=str(cache_dir), epochs=epochs, top_k=0,
                          progress=False)
+    # Ranked and bridged once: both weighted runs then differ only in where the targets come from.
+    cache = TeacherCache(cache_dir, progress=False)
+    cache_task(task, teachers, cache)
+    ranking = rank_teachers(task, teachers, cache, metric=base.metric, metrics=[base.metric], prepare=base.prepare,
+                            prepare_dim=base.prepare_dim, weight_temperature=base.weight_temperature, top_k=0)
+    heads = build_targets(task, teachers, cache, ranking, "weighted", seed=base.seed).heads
     times: dict[str, list[float]] = {"supervised": [], "labels_only_same_batches": [], "weighted_cached": [],
                                      "weighted_online": []}
     result = None
@@ -152,8 +161,8 @@ def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, rep
         for name, overrides in (("supervised", {"method": "supervised"}), ("weighted_cached", {}),
                                 ("weighted_online", {"online": True})):
             config = dataclasses.replace(base, **overrides)
-            run = distill(config, task=task, teachers=None if name == "supervised" else teachers, log=None,
-                          write_report=False)
+            shared = {} if name == "supervised" else {"teachers": teachers, "ranking": ranking, "heads": heads}
+            run = distill(config, task=task, log=None, write_report=False, **shared)
             times[name].append(_epoch_seconds(run.metrics["curves"]))
             result = run if name == "weighted_cached" else result
         torch.manual_seed(0)

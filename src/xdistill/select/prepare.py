@@ -3,8 +3,8 @@
 Teachers of a zoo differ in feature dimension (a 128-d CNN, a 256-d MLP, a
 192-d ViT) and in scale, and most transferability metrics are sensitive to
 both: LogME, H-score, TransRate and kNN score the same information differently
-when it comes with extra noise dimensions, LogME and TransRate also when it is
-rescaled, and GBC floors variances at an absolute 1e-4. Ranking teachers by raw
+when it comes with extra noise dimensions, LogME also when it is rescaled
+(through its 1e-5 guards), and GBC floors variances at an absolute 1e-4. Ranking teachers by raw
 scores therefore partly ranks their dimension and scale. ``prepare_features`` applies one documented normalisation to every
 teacher alike; the metrics themselves stay as their papers define them.
 

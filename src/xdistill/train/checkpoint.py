@@ -2,8 +2,8 @@
 
 Tensors (model, projectors, optimizer moments, RNG state) are stored as
 safetensors; everything else (epoch, step, history, optimizer scalars) as JSON
-in the file's metadata, with a sha256 of the tensor bytes verified on load.
-Nothing is unpickled.
+in the file's metadata, with a sha256 of the tensor bytes and of that JSON
+verified on load. Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -22,14 +22,21 @@ from xdistill.errors import XDistillError
 from xdistill.io import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+# Format 2 also hashes the JSON metadata: in format 1 a changed epoch or history went unnoticed.
+FORMAT = "xdistill-checkpoint-2"
+_HASHED_METADATA = ("format", "state", "optimizer")
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
     digest = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for key in _HASHED_METADATA:
+        text = metadata.get(key, "").encode()
+        digest.update(f"|{key}|{len(text)}|".encode())
+        digest.update(text)
     return digest.hexdigest()
 
 
@@ -59,10 +66,8 @@ def save_checkpoint(path: Path, modules: dict[str, nn.Module], optimizer: torch.
     opt_tensors, opt_scalars = _optimizer_tensors(optimizer)
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
-    metadata = {
-        "format": "xdistill-checkpoint-1", "xdistill": __version__,
-        "state": json.dumps(state), "optimizer": json.dumps(opt_scalars), "sha256": _digest(tensors),
-    }
+    metadata = {"format": FORMAT, "xdistill": __version__, "state": json.dumps(state), "optimizer": json.dumps(opt_scalars)}
+    metadata["sha256"] = _digest(tensors, metadata)
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
@@ -78,7 +83,12 @@ def load_checkpoint(path: Path, modules: dict[str, nn.Module], optimizer: torch.
         raise XDistillError(f"No checkpoint at '{path}' to resume from. Run without --resume to start afresh.") from None
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise XDistillError(f"The checkpoint '{path}' is damaged ({exc}). Delete it and run without --resume.") from exc
-    if metadata.get("format") != "xdistill-checkpoint-1" or metadata.get("sha256") != _digest(tensors):
+    if metadata.get("format") != FORMAT:
+        raise XDistillError(
+            f"The checkpoint '{path}' has format {metadata.get('format')!r}, not {FORMAT!r} (another xdistill version "
+            "or not an xdistill checkpoint). Delete it and run without --resume."
+        )
+    if metadata.get("sha256") != _digest(tensors, metadata):
         raise XDistillError(f"The checkpoint '{path}' failed its checksum. Delete it and run without --resume.")
     for prefix, module in modules.items():
         own = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}

@@ -27,9 +27,9 @@ class DistillConfig:
     init: str = ""  # generic pretrained student (.safetensors) to start from; required by finetune, optional for every method
     seed: int = 0  # seeds data order, augmentation and initialisation
     epochs: int = 30  # passes over the unlabeled pool (steps per epoch = unlabeled / unlabeled batch)
-    batch_size: int = 32  # labeled samples per step
+    batch_size: int = 16  # labeled samples per step (small batches: more steps for the same compute)
     unlabeled_ratio: int = 4  # unlabeled samples per labeled sample in a step (FixMatch's mu)
-    lr: float = 3e-3  # peak learning rate of AdamW (cosine decay to 0)
+    lr: float = 1e-2  # peak learning rate of AdamW (linear warm-up, cosine decay to 0)
     weight_decay: float = 5e-4  # AdamW weight decay
     loss: str = "kd"  # distillation loss: kd | reverse_kl | js | dkd | taid | bdkd
     temperature: float = 1.0  # temperature of the distillation loss (targets are already calibrated)
