@@ -1,8 +1,11 @@
 """Time every transferability metric on one teacher's outputs at a realistic size.
 
-    PYTHONPATH=src python benchmarks/bench_metrics.py [--n 5000] [--d 1024] [--classes 10]
+    PYTHONPATH=src python benchmarks/bench_metrics.py [--n 5000] [--d 1024] [--classes 10] [--blas-threads 1]
 
-Prints one line per metric: its median wall time over ``--repeats`` runs.
+Prints one line per metric: its median wall and CPU time over ``--repeats``
+runs. On a machine shared with other jobs, BLAS threads wait on each other and
+wall times swing widely; ``--blas-threads 1`` with the CPU column then gives
+the work itself.
 Targets on a 2-core machine at N=5000, D=1024, C=10: under 1 s for each
 closed-form metric, under 10 s for the linear probe.
 """
@@ -14,6 +17,7 @@ import statistics
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from xdistill.select import METRICS, compute_metric, prepare_features
 
@@ -46,7 +50,10 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10, help="target classes")
     parser.add_argument("--source-classes", type=int, default=1000, help="teacher's own classes")
     parser.add_argument("--repeats", type=int, default=3, help="runs per metric; the median is printed")
+    parser.add_argument("--blas-threads", type=int, default=None, help="limit BLAS threads (default: BLAS's own)")
     args = parser.parse_args()
+    if args.blas_threads is not None:
+        threadpool_limits(limits=args.blas_threads, user_api="blas")
 
     features, probs, labels = synthetic_teacher(args.n, args.d, args.classes, args.source_classes)
     print(f"N={args.n} D={args.d} C={args.classes} Cs={args.source_classes}, median of {args.repeats} runs")

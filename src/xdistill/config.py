@@ -202,12 +202,12 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     problems = []
     for item in overrides:
         if "=" not in item:
-            problems.append(f"Override '{item}' must look like key=value (e.g. epochs=5).")
+            problems.append(f"Override {item!r} must look like key=value (e.g. epochs=5).")
             continue
         key, raw = item.split("=", 1)
         key = key.strip()
         if not key:
-            problems.append(f"Override '{item}' has an empty key.")
+            problems.append(f"Override {item!r} has an empty key.")
             continue
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
@@ -218,7 +218,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                problems.append(f"Override '{item}' conflicts with another override of '{part}'.")
+                problems.append(f"Override {item!r} conflicts with another override of {part!r}.")
                 break
         else:
             node[parts[-1]] = value

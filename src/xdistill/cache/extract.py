@@ -76,6 +76,11 @@ class TeacherCache:
     def key(self, teacher: Teacher, split: Split, view: int = 0) -> str:
         return entry_key(self.fingerprint(teacher), split.fingerprint, view, self.augment_seed if view else 0)
 
+    def is_complete(self, teacher: Teacher, split: Split, view: int = 0) -> bool:
+        """Whether the entry's record says it is complete (its shards are verified when read)."""
+        info = self.store.read_entry_info(self.key(teacher, split, view))
+        return info is not None and info.get("n") == len(split)
+
     def _inputs(self, split: Split, start: int, stop: int, view: int):
         raw = split.x[start:stop]
         if view == 0:
@@ -208,6 +213,11 @@ def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, vie
     jobs = [(t, task.splits[s], 0) for t in teachers for s in split_names]
     jobs += [(t, task.unlabeled, v) for t in teachers for v in range(1, views + 1)]
     total = sum(len(split) for _, split, _ in jobs)
+    # Load every teacher that still has work before anything is written: a broken or refused
+    # teacher file then stops the run with the cache folder untouched.
+    for teacher in teachers:
+        if any(t is teacher and not cache.is_complete(t, split, view) for t, split, view in jobs):
+            teacher.setup()
     summary = CacheSummary()
     started = time.perf_counter()
     with tqdm(total=total, desc=f"cache {task.name}", unit="img", disable=not cache.progress or rank != 0,

@@ -231,9 +231,17 @@ def demo_cmd(
     run_demo(export=export, home=home, out=out, quick=quick)
 
 
+from xdistill.cli.bench import register as _register_bench  # noqa: E402  (bench lives in its own file)
+
+_register_bench(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors -> one line on stderr and exit status 2."""
     warnings.simplefilter("default")
+    # TorchScript is the zoo's teacher format; torch's notice that it is deprecated is not the user's concern.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
     try:
         app(args=argv, prog_name="xdistill", standalone_mode=True)
     except XDistillError as exc:

@@ -32,6 +32,8 @@ def validate_split_arrays(x: np.ndarray, y: np.ndarray | None, name: str, input:
     """Every problem with one split's arrays, as messages (empty when valid)."""
     problems: list[str] = []
     where = f"split '{name}'"
+    if x.ndim == 0:
+        return [f"The {where} 'x' must hold one row per sample. Got a single value (shape ())."]
     if len(x) == 0:
         return [f"The {where} is empty. Give it at least one sample."]
     if input == "text":
@@ -49,6 +51,8 @@ def validate_split_arrays(x: np.ndarray, y: np.ndarray | None, name: str, input:
                 )
             elif x.ndim == 4 and x.shape[3] not in (1, 3, 4):
                 problems.append(f"The {where} images must have 1, 3 or 4 channels last (N×H×W×C). Got shape {x.shape}.")
+            elif min(x.shape[1:3]) < 1:
+                problems.append(f"The {where} images must be at least 1×1 pixels. Got shape {x.shape}.")
             if x.dtype.kind == "f":
                 if not np.isfinite(x).all():
                     problems.append(f"The {where} 'x' contains NaN or inf. Remove or fix those samples.")
@@ -60,8 +64,8 @@ def validate_split_arrays(x: np.ndarray, y: np.ndarray | None, name: str, input:
             elif x.dtype != np.uint8:
                 problems.append(f"The {where} integer images must be uint8. Got {x.dtype}.")
         elif input == "features":
-            if x.ndim != 2:
-                problems.append(f"The {where} holds feature vectors, so 'x' must be N×D. Got shape {x.shape}.")
+            if x.ndim != 2 or x.shape[1] < 1:
+                problems.append(f"The {where} holds feature vectors, so 'x' must be N×D with D >= 1. Got shape {x.shape}.")
             elif not np.isfinite(x).all():
                 problems.append(f"The {where} 'x' contains NaN or inf. Remove or fix those samples.")
     if y is None:
@@ -140,6 +144,10 @@ def _load_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | None]:
                 raise XDistillError(f"{path.name} has no array 'x' (found: {found}). Save the inputs under 'x'.")
             x = data["x"]
             y = data["y"] if "y" in keys else None
+            # np.load hands back the raw bytes of a member that is not in .npy format.
+            for key, value in (("x", x), ("y", y)):
+                if value is not None and not isinstance(value, np.ndarray):
+                    raise XDistillError(f"{path.name}: '{key}' is not a numpy array. Re-create the file with numpy.savez.")
     except XDistillError:
         raise
     except ValueError as exc:

@@ -49,7 +49,7 @@ class BenchTarget:
 
     task_dir: Path  # folder holding task.yaml
     zoo: Path  # zoo YAML file of the teachers
-    init: Path | None = None  # generic pretrained student (.safetensors) that 'finetune' starts from
+    init: Path | None = None  # generic pretrained student (.safetensors): every method but supervised starts from it
     name: str = ""  # name in the results and output folder; empty = the task's own name
 
 
@@ -136,11 +136,15 @@ def bench_problems(suite: str | Sequence[BenchTarget], seeds: int, methods: Sequ
 
 def run_config(target: BenchTarget, method: str, seed: int, out: Path, epochs: int, cache_dir: str,
                overrides: dict[str, Any] | None = None) -> DistillConfig:
-    """The distill config of one bench run (the demo's settings, ``overrides`` on top)."""
-    config = DistillConfig(task=str(target.task_dir), zoo=str(target.zoo), out=str(out), method=method, seed=seed,
-                           init=str(target.init) if method == "finetune" and target.init else "", epochs=epochs,
-                           cache_dir=cache_dir)
-    return dataclasses.replace(config, **(overrides or {}))
+    """The distill config of one bench run: the demo's (every method but 'supervised' starts from
+    the target's generic student, when it has one), with ``epochs`` and ``overrides`` on top."""
+    from xdistill.demo.run import demo_config
+
+    config = demo_config(Path(target.task_dir), Path(target.zoo), out, method, target.init or Path(), False, seed,
+                         cache_dir)
+    if target.init is None:
+        config = dataclasses.replace(config, init="")
+    return dataclasses.replace(config, epochs=epochs, **(overrides or {}))
 
 
 def finished_metrics(config: DistillConfig) -> dict | None:
@@ -194,6 +198,17 @@ def _validation(state: _TargetState, folder: Path, epochs: int, config: DistillC
     ranking = state.ranking.to_json()
     atomic_write_json(path, {"config": to_dict(rank_config), "result": result, "ranking": ranking})
     return result, ranking
+
+
+def _unchanged(out: Path, results: dict) -> bool:
+    """True when ``out`` already holds these very results with their table and report."""
+    path = out / RESULTS_NAME
+    if not (path.is_file() and (out / MARKDOWN_NAME).is_file() and (out / "report.html").is_file()):
+        return False
+    try:
+        return json.loads(path.read_text()) == json.loads(json.dumps(results))
+    except json.JSONDecodeError:
+        return False
 
 
 def run_bench(suite: str | Sequence[BenchTarget] = "demo", seeds: int = 3, methods: Sequence[str] = BENCH_METHODS,
@@ -275,10 +290,10 @@ def run_bench(suite: str | Sequence[BenchTarget] = "demo", seeds: int = 3, metho
             results["validation"][state.name], ranking = _validation(state, out / state.name, validate_epochs, base, log)
             rankings.setdefault(state.name, ranking)
     results["summary"] = summarise(results)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / RESULTS_NAME, results)
-    atomic_write_text(out / MARKDOWN_NAME, markdown_tables(results, results["summary"]))
-    write_bench_report(out, results, results["summary"])
+    if not _unchanged(out, results):
+        atomic_write_json(out / RESULTS_NAME, results)
+        atomic_write_text(out / MARKDOWN_NAME, markdown_tables(results, results["summary"]))
+        write_bench_report(out, results, results["summary"])
     if track and executed:
         from xdistill.report.tracking import log_run
 

@@ -61,7 +61,7 @@ def summarise(results: dict) -> dict[str, Any]:
             for metric in TEST_METRICS:
                 row[metric] = mean_std([r["test"][metric] for r in runs])
             for key in ("params", "flops", "cpu_latency_ms_per_sample"):
-                row[key] = float(np.mean([r["cost"][key] for r in runs]))
+                row[key] = _mean_number([r["cost"][key] for r in runs])
             per_target[target][method] = row
     targets = [t for t in by_target if by_target[t]]
     average: dict[str, dict] = {}
@@ -81,6 +81,13 @@ def summarise(results: dict) -> dict[str, Any]:
     if targets:
         gaps[AVERAGE] = {name: _mean_or_none([gaps[t][name] for t in targets]) for name in GAPS}
     return {"metric": "accuracy", "epoch_reported": "last", "per_target": per_target, "average": average, "gaps": gaps}
+
+
+def _mean_number(values: list) -> int | float:
+    """The mean, kept an int when every value is the same int (a student's params, FLOPs)."""
+    if all(isinstance(v, int) for v in values) and len(set(values)) == 1:
+        return values[0]
+    return float(np.mean(values))
 
 
 def _gaps(means: dict[str, float]) -> dict[str, float | None]:

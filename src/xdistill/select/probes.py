@@ -100,7 +100,8 @@ def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
     features = features - features.mean(axis=0)  # distances do not change; rounding shrinks
     norms = np.einsum("ij,ij->i", features, features)
     kept = min(k + CANDIDATES_BEYOND_K, n - 1)
-    approximate, candidates = _blocked_nearest(features.astype(np.float32), kept)
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow only sends rows to the exact search
+        approximate, candidates = _blocked_nearest(features.astype(np.float32), kept)
     nearest, distance = _rerank(features, norms, candidates, k)
     if kept == n - 1:
         return nearest
@@ -108,8 +109,9 @@ def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
     # most (8u + 2 gamma_D)(|a|^2 + |b|^2), gamma_D = D u / (1 - D u); twice that, for margin.
     unit = np.finfo(np.float32).eps / 2
     error_bound = 2 * (8 * unit + 2 * d * unit / (1 - d * unit)) * (norms + norms.max())
-    # Every non-candidate lies at float32 distance >= the last candidate's.
-    uncertain = np.flatnonzero(distance[:, -1] >= approximate[:, -1] - error_bound)
+    # Every non-candidate lies at float32 distance >= the last candidate's (overflow: no bound).
+    certain = (distance[:, -1] < approximate[:, -1] - error_bound) & np.isfinite(approximate[:, -1])
+    uncertain = np.flatnonzero(~certain)
     sample_index = np.arange(n)
     for start in range(0, len(uncertain), NEIGHBOUR_BLOCK):
         rows = uncertain[start : start + NEIGHBOUR_BLOCK]

@@ -48,7 +48,11 @@ def load_student(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         "vocab_size" not in arch.get("knobs", {}) and arch["name"].startswith("text") else {}
     student = build_student(arch["name"], tuple(arch["input_shape"]), int(arch["num_classes"]), **arch.get("knobs", {}), **extra)
     try:
-        student.load_state_dict(load_file(str(weights_path)))
+        state = load_file(str(weights_path))
+    except Exception as exc:  # safetensors raises its own error types for foreign or damaged files
+        raise XDistillError(f"'{weights_path}' is not a safetensors file ({exc}). Distill the student again.") from exc
+    try:
+        student.load_state_dict(state)
     except RuntimeError as exc:
         raise XDistillError(f"'{weights_path}' does not fit the student in '{meta_path}' ({str(exc).splitlines()[0]}).") from exc
     student.eval()

@@ -100,6 +100,14 @@ class ModuleOptions:
     feature_layer: str | None = None  # module path whose output is the features
     kwargs: dict[str, Any] = field(default_factory=dict)  # keyword arguments for the factory
 
+    def __post_init__(self) -> None:
+        if self.weights and not str(self.weights).endswith(".safetensors"):
+            raise ValueError(
+                f"'weights' must be a .safetensors state dict; pickled .pt/.pth files are not loaded, since "
+                f"unpickling can run code. Got {self.weights!r}. Convert it once with "
+                "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')."
+            )
+
 
 def _import_factory(path: str, teacher: str):
     module_name, _, attr = path.partition(":")
@@ -136,7 +144,11 @@ class _LazyModuleTeacher(ModuleTeacher):
             if not path.is_file():
                 raise XDistillError(f"Teacher '{self.name}': weights file '{path}' does not exist.")
             try:
-                model.load_state_dict(load_file(str(path)))
+                state = load_file(str(path))
+            except Exception as exc:  # safetensors raises its own error types for foreign or damaged files
+                raise XDistillError(f"Teacher '{self.name}': weights '{path}' are not a safetensors file ({exc}).") from exc
+            try:
+                model.load_state_dict(state)
             except RuntimeError as exc:
                 raise XDistillError(f"Teacher '{self.name}': weights '{path}' do not fit the model ({str(exc).splitlines()[0]}).") from exc
         self.model = model

@@ -69,7 +69,10 @@ def load_checkpoint(path, teacher: str) -> dict[str, torch.Tensor]:
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types for foreign or damaged files
+            raise XDistillError(f"Teacher '{teacher}': '{path}' is not a safetensors file ({exc}).") from exc
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises UnpicklingError, RuntimeError, ... for foreign files

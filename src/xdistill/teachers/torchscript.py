@@ -44,8 +44,11 @@ class TorchScriptTeacher:
         try:
             self.model = torch.jit.load(str(self.path), map_location=self.device).eval()
         except (RuntimeError, ValueError) as exc:
+            # TorchScript's own unpickler resolves only TorchScript types: a pickle that would run
+            # code ends here as "Unknown type name", never executed. Its message starts with a newline.
+            reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise XDistillError(
-                f"Teacher '{self.name}': '{self.path}' is not a TorchScript file ({str(exc).splitlines()[0]}). "
+                f"Teacher '{self.name}': '{self.path}' is not a TorchScript file ({reason}). "
                 "Save the model with torch.jit.save(torch.jit.script(model), path)."
             ) from exc
 

@@ -24,7 +24,7 @@ from xdistill.io import atomic_write
 CHECKPOINT_NAME = "checkpoint.safetensors"
 # Format 2 also hashes the JSON metadata: in format 1 a changed epoch or history went unnoticed.
 FORMAT = "xdistill-checkpoint-2"
-_HASHED_METADATA = ("format", "state", "optimizer")
+_HASHED_METADATA = ("format", "xdistill", "state", "optimizer")
 
 
 def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:

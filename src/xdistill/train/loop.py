@@ -26,7 +26,7 @@ from xdistill.errors import XDistillError
 from xdistill.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, to_jsonable
 from xdistill.train.config import DistillConfig
 from xdistill.train.inputs import StudentInputs, epoch_order
-from xdistill.train.methods import Batch, Method, StepContext
+from xdistill.train.methods import Batch, FeaturesAndLogits, Method, StepContext
 
 
 @dataclass
@@ -114,7 +114,7 @@ def train_student(student: nn.Module, method: Method, ctx: StepContext, task: Ta
         start_epoch, history.epochs = state["epoch"], state["history"]
         if log is not None and rank == 0:
             log(f"resumed from epoch {start_epoch} of {config.epochs}")
-    model = wrap(student) if wrap is not None else student
+    model = wrap(FeaturesAndLogits(student)) if wrap is not None else FeaturesAndLogits(student)
     steps = steps_per_epoch(task, config)
     total = steps * config.epochs
     ctx.total_steps = total
@@ -140,7 +140,7 @@ def train_student(student: nn.Module, method: Method, ctx: StepContext, task: Ta
                     group["lr"] = cosine_lr(config.lr, ctx.step, total, warmup)
                 batch = make_batch(task, inputs, method, config, epoch, step, order_l, order_u, view_choice, device)
                 with autocast:
-                    terms = method.step(model if wrap is not None else student, batch, ctx)
+                    terms = method.step(model, batch, ctx)
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 optimizer.step()

@@ -68,10 +68,22 @@ class Method:
 METHODS: Registry[Method] = Registry("method")
 
 
-def student_forward(student: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    """(features [N, D], logits [N, C]) in one pass."""
-    features = student.forward_features(x)
-    return features, student.head(features)
+class FeaturesAndLogits(nn.Module):
+    """A student seen as one module returning (features [N, D], logits [N, C]), so a
+    DistributedDataParallel wrapper sees every forward pass and syncs every gradient."""
+
+    def __init__(self, student: nn.Module) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.student.forward_features(x)
+        return features, self.student.head(features)
+
+
+def student_forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(features [N, D], logits [N, C]) in one pass of a :class:`FeaturesAndLogits` (or its DDP wrapper)."""
+    return model(x)
 
 
 def supervised_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:

@@ -1,0 +1,55 @@
+"""``xdistill bench``: every target x method x seed of a suite, with tables and
+an HTML report; ``--perf`` measures what the teacher cache costs instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from xdistill.cli.output import console, emit_json, print_table
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``bench`` command to ``app``."""
+
+    @app.command("bench")
+    def bench_cmd(
+        suite: str = typer.Option("demo", "--suite", help="Suite of targets to run (demo: the digits demo world)."),
+        seeds: int = typer.Option(3, "--seeds", help="Seeds per target and method (0..N-1)."),
+        methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: all seven)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per run (default: 30, or 8 with --quick)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: $XDISTILL_HOME/bench/SUITE)."),
+        quick: bool = typer.Option(False, "--quick", help="The short budget (8 epochs); with --perf, fewer repeats."),
+        validate: bool = typer.Option(False, "--validate", help="Also correlate each selection metric with distilled accuracy."),
+        perf: bool = typer.Option(False, "--perf", help="Measure cache extraction, epoch times, metric times and memory instead."),
+        track: bool = typer.Option(False, "--track", help="Log new runs to TensorBoard / MLflow when installed."),
+        cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Teacher-output cache (default: $XDISTILL_HOME/cache)."),
+        home: Optional[Path] = typer.Option(None, "--home", help="Where the demo world lives (default: $XDISTILL_HOME)."),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON to this file ('-' for stdout)."),
+    ) -> None:
+        """Run every target x method x seed (resumable) and write results.json, results.md and report.html."""
+        if perf:
+            from xdistill.pipeline.perf import run_perf
+
+            emit_json(run_perf(out=out, quick=quick, home=home, log=console.print), json_out)
+            return
+        from xdistill.pipeline.bench import BENCH_METHODS, run_bench
+        from xdistill.report.bench import accuracy_rows, gap_rows
+
+        chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else list(BENCH_METHODS)
+        results = run_bench(suite, seeds=seeds, methods=chosen, out=out, epochs=epochs, quick=quick, validate=validate,
+                            log=console.print, track=track, cache_dir=cache_dir, home=home)
+        summary = results["summary"]
+        columns, rows = accuracy_rows(results, summary)
+        print_table(f"Test accuracy at the last epoch ({results['epochs']} epochs; mean ± std over "
+                    f"{len(results['seeds'])} seeds)", columns, rows)
+        columns, rows = gap_rows(summary)
+        if rows:
+            print_table("Gaps in mean test accuracy", columns, rows)
+        for target, found in (results.get("validation") or {}).items():
+            print_table(f"{target}: how well each metric predicts distilled accuracy",
+                        ["metric", "kendall tau", "spearman rho", "top-1 regret"],
+                        [[m, q["kendall_tau"], q["spearman_rho"], q["top1_regret"]] for m, q in found["metrics"].items()])
+        emit_json(results, json_out)
