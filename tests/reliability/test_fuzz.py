@@ -354,6 +354,8 @@ def test_fuzzed_zoo(world, data):
 
 
 # -- key=value overrides -------------------------------------------------------------------
+# An item starting with '-' is parsed as an option: typer answers with its own usage message
+# (exit status 2, no traceback; see test_unknown_option_is_a_usage_error).
 
 # Paths and --resume are left out: they point the run at other files, which the other properties cover.
 OVERRIDE_KEYS = ["method", "seed", "epochs", "batch_size", "unlabeled_ratio", "lr", "weight_decay", "loss",
@@ -377,7 +379,7 @@ overrides = st.lists(
         text,  # no '=' at all, most of the time
     ),
     min_size=1, max_size=4,
-)
+).filter(lambda items: not any(item.startswith("-") for item in items))  # those are options, not overrides
 
 
 def assert_valid_distill_config(cfg) -> None:
@@ -403,7 +405,7 @@ def test_fuzzed_overrides(world, items):
     from xdistill.pipeline.distill import config_problems
     from xdistill.train.config import DistillConfig
 
-    cfg, error = library(lambda: resolve(DistillConfig, None, items, base={"task": "t", "out": "o"}))
+    cfg, error = library(lambda: resolve(DistillConfig, None, items, base={"task": "t", "out": "o", "method": "supervised"}))
     if cfg is not None and not config_problems(cfg):
         assert_valid_distill_config(cfg)
     library(lambda: resolve(CacheConfig, None, items))
@@ -416,3 +418,9 @@ def test_fuzzed_overrides(world, items):
         assert_rejected(*run_cli("distill", "--task", str(folder / "task"), "--method", "supervised", "--out", str(out),
                                  "progress=false", *items))
         assert snapshot(out) == before
+
+
+def test_unknown_option_is_a_usage_error(world, tmp_path):
+    code, err = run_cli("distill", "--task", str(world["task"]), "--out", str(tmp_path / "o"), "-=1")
+    assert code == 2 and "Traceback" not in err and "No such option" in err
+    assert not (tmp_path / "o").exists()

@@ -65,14 +65,16 @@ def expected_tables(results: dict) -> dict[str, list[list[str]]]:
         for method in methods:
             found = list(runs[(target, method)].values())
             details.append([target, method, str(len(found)),
-                            *[_cell(*_mean_std([r["test"][k] for r in found])) for k in ("accuracy", "macro_f1", "ece", "nll")],
+                            *[_cell(*_mean_std([r["test"][k] for r in found]))
+                              for k in ("accuracy", "macro_f1", "ece", "nll")],
                             str(found[0]["cost"]["params"]), str(found[0]["cost"]["flops"]),
                             f"{np.mean([r['cost']['cpu_latency_ms_per_sample'] for r in found]):.4f}"])
     gaps = []
     for target in targets:
         mean = {m: np.mean([r["test"]["accuracy"] for r in runs[(target, m)].values()]) for m in methods}
         gaps.append(mean["weighted"] - mean["supervised"])  # supervised is the only baseline here
-    gap_rows = [[t, f"{g:.4f}", "-", "-"] for t, g in zip(targets, gaps)] + [["average", f"{np.mean(gaps):.4f}", "-", "-"]]
+    gap_rows = [[t, f"{g:.4f}", "-", "-"] for t, g in zip(targets, gaps)]
+    gap_rows.append(["average", f"{np.mean(gaps):.4f}", "-", "-"])
     weights = []
     for target in targets:
         first = runs[(target, "weighted")][0]

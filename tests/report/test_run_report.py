@@ -21,10 +21,10 @@ METRICS = {
                                      "test_accuracy": 0.35}}},
     "ranking": {"task": "tiny", "metric": "logme", "prepare": "pca", "prepare_dim": 32, "weight_temperature": 0.5,
                 "top_k": 3, "notes": ["t0: leep undefined (it has no logits)."],
-                "teachers": [{"name": "t1", "domain": "d1", "architecture": "mlp", "scores": {"logme": -0.5, "leep": None},
-                              "rank": 1, "weight": 0.8},
-                             {"name": "t0", "domain": "d0", "architecture": "cnn", "scores": {"logme": -0.9, "leep": None},
-                              "rank": 2, "weight": 0.2}]},
+                "teachers": [{"name": "t1", "domain": "d1", "architecture": "mlp",
+                              "scores": {"logme": -0.5, "leep": None}, "rank": 1, "weight": 0.8},
+                             {"name": "t0", "domain": "d0", "architecture": "cnn",
+                              "scores": {"logme": -0.9, "leep": None}, "rank": 2, "weight": 0.2}]},
     "seconds": 5.0, "teacher_targets_test_accuracy": 0.5555,
 }
 

@@ -16,18 +16,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench_cmd(
-        suite: str = typer.Option("demo", "--suite", help="Suite of targets to run (demo: the digits demo world)."),
+        suite: str = typer.Option("demo", "--suite", help="Suite of targets (demo: the digits demo world)."),
         seeds: int = typer.Option(3, "--seeds", help="Seeds per target and method (0..N-1)."),
-        methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: all seven)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per run (default: 30, or 8 with --quick)."),
+        methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: all 7)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per run (default: 30; 8 with --quick)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: $XDISTILL_HOME/bench/SUITE)."),
         quick: bool = typer.Option(False, "--quick", help="The short budget (8 epochs); with --perf, fewer repeats."),
-        validate: bool = typer.Option(False, "--validate", help="Also correlate each selection metric with distilled accuracy."),
-        perf: bool = typer.Option(False, "--perf", help="Measure cache extraction, epoch times, metric times and memory instead."),
+        validate: bool = typer.Option(False, "--validate", help="Also correlate each selection metric with accuracy."),
+        perf: bool = typer.Option(False, "--perf", help="Measure the cache's time and memory costs instead."),
         track: bool = typer.Option(False, "--track", help="Log new runs to TensorBoard / MLflow when installed."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Teacher-output cache (default: $XDISTILL_HOME/cache)."),
         home: Optional[Path] = typer.Option(None, "--home", help="Where the demo world lives (default: $XDISTILL_HOME)."),
-        json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON to this file ('-' for stdout)."),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here ('-': stdout)."),
     ) -> None:
         """Run every target x method x seed (resumable) and write results.json, results.md and report.html."""
         if perf:
@@ -51,5 +51,6 @@ def register(app: typer.Typer) -> None:
         for target, found in (results.get("validation") or {}).items():
             print_table(f"{target}: how well each metric predicts distilled accuracy",
                         ["metric", "kendall tau", "spearman rho", "top-1 regret"],
-                        [[m, q["kendall_tau"], q["spearman_rho"], q["top1_regret"]] for m, q in found["metrics"].items()])
+                        [[m, q["kendall_tau"], q["spearman_rho"], q["top1_regret"]]
+                         for m, q in found["metrics"].items()])
         emit_json(results, json_out)

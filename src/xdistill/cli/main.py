@@ -80,7 +80,7 @@ def cache_cmd(
 def rank_cmd(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder holding task.yaml."),
     zoo: Optional[str] = typer.Option(None, "--zoo", "-z", help="Zoo YAML file."),
-    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="Metric that ranks and weights (default: logme)."),
+    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="Metric that ranks and weights (default: gbc)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the ranking JSON here."),
     validate: bool = typer.Option(False, "--validate", help="Also distill a short-budget student per teacher and correlate."),
     cache_dir: Optional[str] = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_HOME/cache)."),

@@ -168,8 +168,8 @@ def run_summary(target: str, metrics: dict, out: Path, root: Path) -> dict:
         "test": {k: metrics["test"][k] for k in RUN_TEST_KEYS},
         "cost": dict(metrics["cost"]),
         "curves": curves,
-        "teachers": None if teachers is None else {n: {"weight": t.get("weight"), "test_accuracy": t.get("test_accuracy")}
-                                                    for n, t in teachers.items()},
+        "teachers": None if teachers is None else {
+            n: {"weight": t.get("weight"), "test_accuracy": t.get("test_accuracy")} for n, t in teachers.items()},
         "teacher_targets_test_accuracy": metrics.get("teacher_targets_test_accuracy"),
         "seconds": metrics.get("seconds"),
     }
@@ -287,7 +287,8 @@ def run_bench(suite: str | Sequence[BenchTarget] = "demo", seeds: int = 3, metho
         base = run_config(states[0].target, "nearest", 0, out, epochs, cache, overrides)
         results["validation"] = {}
         for state in states:
-            results["validation"][state.name], ranking = _validation(state, out / state.name, validate_epochs, base, log)
+            found, ranking = _validation(state, out / state.name, validate_epochs, base, log)
+            results["validation"][state.name] = found
             rankings.setdefault(state.name, ranking)
     results["summary"] = summarise(results)
     if not _unchanged(out, results):

@@ -97,19 +97,22 @@ def extraction_overhead(task, teachers: list, workdir: Path, repeats: int = 3, b
 # (2) Epoch time: cached distillation, supervised, online teachers
 
 
-def _labels_only_method():
-    """Cross-entropy on the labels, but the student also runs on the unlabeled batch, so
-    each step computes what a distillation step computes, minus its teacher targets."""
+def _labels_only_method(config):
+    """Cross-entropy on the labels, but the student also runs on every view a distillation
+    step feeds it (labeled, unlabeled and, with ``self_training``, the strong view), so each
+    step computes what a distillation step computes, minus its teacher targets."""
     import torch.nn.functional as F
 
     from xdistill.train.methods import Method, student_forward
 
     def step(student, batch, ctx):
-        _, logits = student_forward(student, torch.cat([batch.x_labeled, batch.x_unlabeled]))
+        views = [v for v in (batch.x_labeled, batch.x_unlabeled, batch.x_strong) if v is not None]
+        _, logits = student_forward(student, torch.cat(views))
         ce = F.cross_entropy(logits[:len(batch.x_labeled)], batch.y_labeled)
         return {"loss": ce, "ce": ce.detach()}
 
-    return Method(step, uses_unlabeled=True, summary="labels only, same batches as distillation")
+    strong = bool(getattr(config, "self_training", False))
+    return Method(step, uses_unlabeled=True, uses_strong=strong, summary="labels only, same batches as distillation")
 
 
 def teacher_flops(teacher, task_shape: tuple[int, int, int]) -> int:
@@ -168,7 +171,7 @@ def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, rep
         torch.manual_seed(0)
         student = build_student("cnn", task.input_shape, task.num_classes)
         ctx = StepContext(config=base, num_classes=task.num_classes)
-        history = train_student(student, _labels_only_method(), ctx, task, StudentInputs("image"), base, None)
+        history = train_student(student, _labels_only_method(base), ctx, task, StudentInputs("image"), base, None)
         times["labels_only_same_batches"].append(_epoch_seconds(history.to_json()))
     used = [t for t in teachers if t.name in result.targets.names]
     student_flops = result.metrics["cost"]["flops"]
@@ -274,7 +277,8 @@ def extraction_memory(n: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="xdistill-perf-") as workdir:
         code = ("import json, sys; from xdistill.pipeline.perf import extraction_memory_child as f; "
                 f"print(json.dumps(f({n}, sys.argv[1], {threads})))")
-        proc = subprocess.run([sys.executable, "-c", code, workdir], capture_output=True, text=True, env=env, check=False)
+        proc = subprocess.run([sys.executable, "-c", code, workdir], capture_output=True, text=True, env=env,
+                              check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"extraction memory run at n={n} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -288,7 +292,6 @@ def run_perf(out: Path | None = None, quick: bool = False, home: Path | None = N
     """Every measurement above on the demo world's first target; writes ``out/perf.json`` and ``out/perf.md``."""
     from xdistill.data.task import load_task
     from xdistill.demo.world import build_world
-    from xdistill.home import xdistill_home
     from xdistill.io import atomic_write_json, atomic_write_text
     from xdistill.teachers.base import create_teacher
     from xdistill.teachers.zoo import load_zoo

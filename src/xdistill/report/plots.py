@@ -67,7 +67,8 @@ def learning_curves(runs: Mapping[str, Sequence[dict]], title: str = "") -> byte
             loss_ax.plot(epochs, values, marker="o", markersize=3, label=term if single else label)
         accuracy = [(r.get("test") or {}).get("accuracy", np.nan) for r in curve]
         acc_ax.plot(epochs, accuracy, marker="o", markersize=3, label=label)
-    loss_ax.set(xlabel="epoch", ylabel="training loss (mean over steps)", title="training loss terms" if single else "training loss")
+    loss_ax.set(xlabel="epoch", ylabel="training loss (mean over steps)",
+                title="training loss terms" if single else "training loss")
     acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)

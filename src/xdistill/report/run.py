@@ -73,7 +73,8 @@ def _curves_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
     if not curves:
         return
     page.heading("Learning curves")
-    page.image(plots.learning_curves({str(metrics.get("method")): curves}), "training loss terms and test accuracy per epoch")
+    page.image(plots.learning_curves({str(metrics.get("method")): curves}),
+               "training loss terms and test accuracy per epoch")
     terms = list(dict.fromkeys(k for r in curves for k in r.get("train", {})))
     rows = [[r.get("epoch"), *[r.get("train", {}).get(k) for k in terms], (r.get("test") or {}).get("accuracy"),
              r.get("seconds")] for r in curves]
@@ -86,7 +87,8 @@ def write_run_report(out_dir: Path, metrics: dict) -> Path:
     out_dir = Path(out_dir)
     page = HtmlPage(f"xdistill run: {metrics.get('task')} / {metrics.get('method')} (seed {metrics.get('seed')})")
     page.heading("Summary")
-    page.key_values(summary_rows(metrics), caption="Test metrics at the last epoch and student cost", table_id="summary")
+    page.key_values(summary_rows(metrics), caption="Test metrics at the last epoch and student cost",
+                    table_id="summary")
     per_class = (metrics.get("test") or {}).get("per_class_accuracy")
     if per_class:
         page.table([f"class {i}" for i in range(len(per_class))], [per_class], caption="Test accuracy per class",

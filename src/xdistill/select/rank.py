@@ -26,7 +26,7 @@ from xdistill.select.prepare import prepare_features
 from xdistill.select.weights import DEFAULT_TOP_K, DEFAULT_WEIGHT_TEMPERATURE, rank_order, teacher_weights
 from xdistill.teachers.base import Teacher
 
-DEFAULT_METRIC = "logme"  # see docs/selection.md for the measurement behind the choice
+DEFAULT_METRIC = "gbc"  # best Kendall tau with bridged teacher accuracy on the demo targets (docs/selection.md)
 DEFAULT_PREPARE = "pca"
 DEFAULT_PREPARE_DIM = 32
 
@@ -45,7 +45,7 @@ class RankConfig:
     top_k: int = DEFAULT_TOP_K  # teachers given weight; 0 = all
     out: str = ""  # JSON output file
     validate: bool = False  # also distill a short-budget student per teacher and correlate
-    validate_epochs: int = 8  # epochs of each validation student
+    validate_epochs: int = 10  # epochs of each validation student
     seed: int = 0
     device: str = "cpu"
 

@@ -36,6 +36,7 @@ class DistillConfig:
     kd_weight: float = 1.0  # weight of the distillation term before reliability scaling
     reliability: bool = True  # scale the distillation term by the teachers' held-out labeled accuracy
     label_weight: float = 1.0  # weight of cross-entropy on the labeled split
+    self_training: bool = True  # teacher methods also add FixMatch's consistency term (student pseudo-labels)
     feature_weight: float = 0.0  # > 0 adds feature distillation through learned projectors
     feature_loss: str = "feature_mse"  # feature_mse | feature_cosine
     fixmatch_threshold: float = 0.95  # confidence above which a pseudo-label is used (FixMatch)

@@ -75,11 +75,11 @@ def make_batch(task: Task, inputs: StudentInputs, method: Method, config: Distil
             weak = augment(raw, "weak", s, 1)
         batch.raw_unlabeled = weak
         batch.x_unlabeled = inputs.normalise(weak).to(device)
-        if method.uses_strong:
+        if method.uses_strong or (method.uses_teachers and config.self_training):
             batch.x_strong = inputs.normalise(augment(raw, "strong", s, 2)).to(device)
     else:
         batch.x_unlabeled = inputs.encode(task.unlabeled, idx_u).to(device)
-        if method.uses_strong:
+        if method.uses_strong or (method.uses_teachers and config.self_training):
             batch.x_strong = batch.x_unlabeled
     batch.index_unlabeled, batch.views = idx_u, views
     return batch

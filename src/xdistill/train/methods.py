@@ -10,7 +10,9 @@ they differ only in what they ask of the unlabeled data:
 - ``nearest`` / ``weighted`` / ``ensemble`` / ``partition``: cross-entropy on the
   labels plus a distillation loss towards the teachers' target-space
   predictions on labeled and unlabeled samples (see :mod:`xdistill.train.targets`),
-  optionally with feature distillation through learned projectors.
+  scaled by the teachers' measured reliability, plus (``self_training``, on by
+  default) FixMatch's consistency term, optionally with feature distillation
+  through learned projectors.
 """
 
 from __future__ import annotations
@@ -119,8 +121,13 @@ def distillation_loss(logits: Tensor, targets: Tensor, hard: Tensor, ctx: StepCo
 
 def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:
     cfg = ctx.config
-    b = len(batch.x_labeled)
-    features, logits = student_forward(student, torch.cat([batch.x_labeled, batch.x_unlabeled]))
+    b, u = len(batch.x_labeled), len(batch.x_unlabeled)
+    inputs = [batch.x_labeled, batch.x_unlabeled]
+    if cfg.self_training:
+        inputs.append(batch.x_strong)
+    features, logits = student_forward(student, torch.cat(inputs))
+    features, logits_all = features[:b + u], logits
+    logits = logits_all[:b + u]
     logits_l = logits[:b]
     ce = F.cross_entropy(logits_l, batch.y_labeled)
     targets = ctx.targets
@@ -136,6 +143,16 @@ def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str
     terms = distillation_loss(logits.float(), soft.float(), hard, ctx)
     scale = cfg.kd_weight * (targets.scale(ctx.num_classes) if cfg.reliability else 1.0)
     total = cfg.label_weight * ce + scale * terms["loss"]
+    if cfg.self_training:
+        # FixMatch's consistency term on top of distillation: the student's own confident
+        # predictions on the weak view supervise the strong view, so the student keeps
+        # improving past the teachers when its labels and unlabeled data allow.
+        with torch.no_grad():
+            confidence, pseudo = F.softmax(logits[b:].detach().float(), dim=1).max(dim=1)
+            mask = (confidence >= cfg.fixmatch_threshold).float()
+        consistency = (F.cross_entropy(logits_all[b + u:], pseudo, reduction="none") * mask).mean()
+        total = total + cfg.fixmatch_weight * consistency
+        extra_terms["consistency"] = consistency.detach()
     if cfg.feature_weight > 0 and ctx.projectors is not None:
         feature_fn = LOSSES.get(cfg.feature_loss)
         feat_total = torch.zeros((), device=logits.device)
@@ -152,8 +169,7 @@ def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str
             feat_total = feat_total + float(weight) * term
         total = total + cfg.feature_weight * feat_total
         extra_terms["feature"] = feat_total.detach()
-    out = {"loss": total, "ce": ce.detach(), "kd": terms["loss"].detach(), **extra_terms}
-    return out
+    return {"loss": total, "ce": ce.detach(), "kd": terms["loss"].detach(), **extra_terms}
 
 
 def _view_features(targets: TeacherTargets, name: str, views: np.ndarray, index: np.ndarray) -> np.ndarray:
