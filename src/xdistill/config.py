@@ -9,6 +9,7 @@ field's declared type or rejected with a clear message. YAML is read with
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,20 @@ import yaml
 from xdistill.errors import ConfigError, join_problems
 
 C = TypeVar("C")
+
+SEED_LIMIT = 2**63  # seeds go to torch.manual_seed and numpy generators: 0 <= seed < 2**63
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
+def device_problems(device: str) -> list[str]:
+    """'device' must be a torch device xdistill runs on."""
+    if isinstance(device, str) and _DEVICE.fullmatch(device):
+        return []
+    return [f"'device' must be cpu, cuda or cuda:N. Got {device!r}."]
+
+
+def seed_problems(**seeds: int) -> list[str]:
+    return [f"'{key}' must lie in 0..2**63-1. Got {value}." for key, value in seeds.items() if not 0 <= value < SEED_LIMIT]
 
 
 def load_yaml(path: str | Path, what: str = "YAML file") -> Any:

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,11 +20,15 @@ from typing import Any
 from xdistill.errors import XDistillError
 
 _CHUNK = 1 << 20
+# safetensors' writer (Rust) reports a failed write as its own error type: "... (os error 28)".
+_WRAPPED_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 def _describe_os_error(path: Path, exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return f"No space left on the device while writing '{path}'. Free some space or point the output elsewhere."
+    if exc.errno in (errno.EDQUOT, errno.EFBIG):
+        return f"Cannot write '{path}': {exc.strerror}. Free some space, raise the limit or point the output elsewhere."
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"Cannot write '{path}': the folder is read-only or not writable ({exc.strerror}). Choose a writable folder."
     return f"Cannot write '{path}': {exc.strerror or exc}."
@@ -54,8 +59,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], fsync: 
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise XDistillError(_describe_os_error(path, exc)) from exc
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        found = _WRAPPED_OS_ERROR.search(str(exc)) if isinstance(exc, Exception) else None
+        if found:
+            code = int(found.group(1))
+            raise XDistillError(_describe_os_error(path, OSError(code, os.strerror(code)))) from exc
         raise
     return path
 

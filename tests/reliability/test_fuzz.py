@@ -373,12 +373,18 @@ raw_values = st.one_of(
     st.floats().map(repr),
     text,
 )
+numbers = st.one_of(
+    st.integers(-3, 3), st.sampled_from([2**31, 2**63, 2**64, -2**63, 10**30]), st.floats(),
+    st.sampled_from([".inf", "-.inf", ".nan", "1e309", "-0.0", "5e-324"]),
+).map(str)
+numeric_override = st.builds(lambda k, v: f"{k}={v}", st.sampled_from(OVERRIDE_KEYS), numbers)
 overrides = st.lists(
     st.one_of(
+        numeric_override, numeric_override,
         st.builds(lambda k, v: f"{k}={v}", st.one_of(st.sampled_from(OVERRIDE_KEYS), text), raw_values),
         text,  # no '=' at all, most of the time
     ),
-    min_size=1, max_size=4,
+    min_size=1, max_size=3,
 ).filter(lambda items: not any(item.startswith("-") for item in items))  # those are options, not overrides
 
 
@@ -393,7 +399,7 @@ def assert_valid_distill_config(cfg) -> None:
         assert getattr(cfg, key) >= 1, key
     for key in ("seed", "augment_seed"):
         assert 0 <= getattr(cfg, key) < 2**63, key
-    assert cfg.views >= 0 and cfg.top_k >= 0 and cfg.threads >= 0
+    assert cfg.views >= 0 and cfg.top_k >= 0 and 0 <= cfg.threads <= 1024
     torch.device(cfg.device)  # a device torch understands
 
 
@@ -418,6 +424,19 @@ def test_fuzzed_overrides(world, items):
         assert_rejected(*run_cli("distill", "--task", str(folder / "task"), "--method", "supervised", "--out", str(out),
                                  "progress=false", *items))
         assert snapshot(out) == before
+
+
+@FUZZ
+@given(item=numeric_override)
+def test_fuzzed_numeric_override_is_refused_or_in_range(item):
+    """One well-formed override at a time, so that a bad value is not hidden behind another problem."""
+    from xdistill.config import resolve
+    from xdistill.pipeline.distill import config_problems
+    from xdistill.train.config import DistillConfig
+
+    cfg, _ = library(lambda: resolve(DistillConfig, None, [item], base={"task": "t", "out": "o", "method": "supervised"}))
+    if cfg is not None and not config_problems(cfg):
+        assert_valid_distill_config(cfg)
 
 
 def test_unknown_option_is_a_usage_error(world, tmp_path):

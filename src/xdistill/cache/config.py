@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from xdistill.config import device_problems, seed_problems
+
 
 @dataclass
 class CacheConfig:
@@ -18,7 +20,10 @@ class CacheConfig:
     device: str = "cpu"  # cpu or cuda
 
     def __post_init__(self) -> None:
+        problems = seed_problems(augment_seed=self.augment_seed) + device_problems(self.device)
         if self.views < 0:
-            raise ValueError(f"'views' must be >= 0. Got {self.views}.")
+            problems.append(f"'views' must be >= 0. Got {self.views}.")
         if self.batch_size < 1 or self.shard_size < 1:
-            raise ValueError(f"'batch_size' and 'shard_size' must be >= 1. Got {self.batch_size} and {self.shard_size}.")
+            problems.append(f"'batch_size' and 'shard_size' must be >= 1. Got {self.batch_size} and {self.shard_size}.")
+        if problems:
+            raise ValueError(" ".join(problems))

@@ -15,10 +15,12 @@ same entry at once (the second waits, then reuses the first's shards).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,13 +81,8 @@ class CacheStore:
     def shard_path(self, key: str, index: int) -> Path:
         return self.entry_dir(key) / f"shard-{index:05d}.safetensors"
 
-    def lock(self, key: str) -> FileLock:
-        folder = self.entry_dir(key)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise XDistillError(f"Cannot create the cache folder '{folder}' ({exc.strerror}). Choose a writable --cache folder.") from exc
-        return FileLock(str(folder / ".lock"))
+    def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        return _locked(self.entry_dir(key) / ".lock")
 
     # shards ---------------------------------------------------------------
     def write_shard(self, key: str, index: int, start: int, stop: int, arrays: dict[str, np.ndarray]) -> str:
@@ -142,8 +139,7 @@ class CacheStore:
     # manifest -------------------------------------------------------------
     def update_manifest(self, entries: dict[str, dict[str, Any]], run: dict[str, Any] | None = None) -> None:
         """Merge ``entries`` (and a run record) into ``manifest.json`` under a lock, atomically."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / ".manifest.lock")):
+        with _locked(self.root / ".manifest.lock"):
             path = self.root / "manifest.json"
             manifest: dict[str, Any] = {"format": FORMAT_VERSION, "entries": {}, "runs": []}
             if path.is_file():
@@ -164,6 +160,24 @@ class CacheStore:
         if not path.is_file():
             return {"format": FORMAT_VERSION, "entries": {}, "runs": []}
         return json.loads(path.read_text())
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold the file lock ``path``; a folder where it cannot be created is a user error, not a crash."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
+        lock.acquire()
+    except OSError as exc:
+        raise XDistillError(
+            f"Cannot create the cache folder or lock file '{path}' ({exc.strerror}). "
+            "The cache folder must be writable: choose another --cache folder."
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def now() -> str:

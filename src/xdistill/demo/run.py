@@ -19,7 +19,7 @@ from xdistill.config import to_dict
 from xdistill.home import xdistill_home
 from xdistill.train.config import DistillConfig, StudentConfig
 
-DEMO_METHODS = ("supervised", "fixmatch", "finetune", "nearest", "weighted")
+DEMO_METHODS = ("supervised", "fixmatch", "finetune", "weighted")
 GENERIC_STUDENT_FILE = "generic-student-{name}.safetensors"
 
 

@@ -222,7 +222,7 @@ def distill(config: DistillConfig, task: Task | None = None, teachers: list[Teac
         info(f"training {config.student.name} student with '{config.method}' for {config.epochs} epochs "
              f"x {steps_per_epoch(task, config)} steps")
     if out is not None and rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        # atomic_write creates 'out' and turns an unwritable folder into a clear error.
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     history = train_student(model, method, ctx, task, inputs, config, out, evaluate, info, rank, world_size, wrap)
     result = DistillResult(model, {}, history, out, ranking, targets)

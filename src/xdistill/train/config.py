@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from xdistill.config import device_problems, seed_problems
 
 from xdistill.select.rank import DEFAULT_METRIC, DEFAULT_PREPARE, DEFAULT_PREPARE_DIM
 from xdistill.select.weights import DEFAULT_TOP_K, DEFAULT_WEIGHT_TEMPERATURE
@@ -60,15 +63,23 @@ class DistillConfig:
         for key in ("epochs", "batch_size", "unlabeled_ratio"):
             if getattr(self, key) < 1:
                 problems.append(f"'{key}' must be >= 1. Got {getattr(self, key)}.")
-        for key in ("lr", "temperature"):
-            if not getattr(self, key) > 0:
-                problems.append(f"'{key}' must be > 0. Got {getattr(self, key)}.")
+        # NaN fails every comparison and inf passes '> 0': both are refused here, not mid-training.
+        for key in ("lr", "temperature", "weight_temperature"):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
+                problems.append(f"'{key}' must be a finite number > 0. Got {getattr(self, key)}.")
         for key in ("weight_decay", "kd_weight", "label_weight", "feature_weight", "fixmatch_weight"):
-            if getattr(self, key) < 0:
-                problems.append(f"'{key}' must be >= 0. Got {getattr(self, key)}.")
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
+                problems.append(f"'{key}' must be a finite number >= 0. Got {getattr(self, key)}.")
         if not 0 <= self.fixmatch_threshold <= 1:
             problems.append(f"'fixmatch_threshold' must lie in [0, 1]. Got {self.fixmatch_threshold}.")
-        if self.views < 0:
-            problems.append(f"'views' must be >= 0. Got {self.views}.")
+        for key in ("views", "top_k"):
+            if getattr(self, key) < 0:
+                problems.append(f"'{key}' must be >= 0. Got {getattr(self, key)}.")
+        if self.prepare_dim < 1:
+            problems.append(f"'prepare_dim' must be >= 1. Got {self.prepare_dim}.")
+        if not 0 <= self.threads <= 1024:
+            problems.append(f"'threads' must lie in 0..1024 (0 = torch's default). Got {self.threads}.")
+        problems += seed_problems(seed=self.seed, augment_seed=self.augment_seed)
+        problems += device_problems(self.device)
         if problems:
             raise ValueError(" ".join(problems))
