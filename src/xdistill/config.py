@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from xdistill.errors import ConfigError, join_problems
+from xdistill.io import unusable_path
 
 C = TypeVar("C")
 
@@ -40,10 +41,15 @@ def seed_problems(**seeds: int) -> list[str]:
 def load_yaml(path: str | Path, what: str = "YAML file") -> Any:
     """Read a YAML file safely, with a clear error for a missing or malformed file."""
     path = Path(path)
+    reason = unusable_path(path)
+    if reason:
+        raise ConfigError(f"The {what} {str(path)!r} cannot be read ({reason}). Check the path.")
     if not path.is_file():
         raise ConfigError(f"The {what} '{path}' does not exist. Check the path.")
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"The {what} '{path}' cannot be read ({exc.strerror or exc}).") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"The {what} '{path}' is not valid YAML: {exc}".replace("\n", " ")) from exc
     except UnicodeDecodeError as exc:

@@ -95,6 +95,22 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")
 
 
+def unusable_path(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot even be looked up (a name too long, a NUL byte, no permission), or None.
+
+    ``Path.exists()`` raises on these instead of answering False; a missing path is not a problem here.
+    """
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except ValueError as exc:
+        return str(exc)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

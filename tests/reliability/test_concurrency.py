@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.reliability.env import ENV, REPO
 from tests.reliability.files import cache_differences, unreadable_files
-from tests.reliability.test_crash import ENV, REPO
 
 # Each process imports everything, waits for the 'go' file, then runs the CLI: both start within
 # a millisecond or two instead of a Python start-up apart.

@@ -10,7 +10,6 @@ processes.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,13 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_task, write_zoo
-from tests.reliability.files import cache_differences, student_differences, temp_files, unreadable_files
+from tests.reliability.env import ENV, REPO
+from tests.reliability.files import cache_differences, student_differences, unreadable_files
 
-REPO = Path(__file__).resolve().parents[2]
 KILLS = 20
-# One BLAS/OpenMP thread: bitwise-equal results between runs, and forking is safe.
-ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1",
-       "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ import safetensors.numpy
 import safetensors.torch
 
 from tests.cli.test_cli import run_cli
+from tests.reliability.env import ENV, REPO
 from tests.reliability.files import cache_differences, snapshot, student_differences, temp_files, unreadable_files
-from tests.reliability.test_crash import ENV, REPO
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 

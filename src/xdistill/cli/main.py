@@ -7,6 +7,7 @@ one line and exit 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -236,6 +237,15 @@ from xdistill.cli.bench import register as _register_bench  # noqa: E402  (bench
 _register_bench(app)
 
 
+# Control characters inside a message come from the user's own keys, names or paths; shown escaped,
+# they cannot break the message's one line per problem ("header:" then "  - problem" lines).
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]|\n(?!  - )")
+
+
+def user_message(exc: XDistillError) -> str:
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(), str(exc))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors -> one line on stderr and exit status 2."""
     warnings.simplefilter("default")
@@ -245,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="xdistill", standalone_mode=True)
     except XDistillError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(user_message(exc))}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from xdistill.errors import XDistillError
-from xdistill.io import atomic_write, atomic_write_text
+from xdistill.io import atomic_write, atomic_write_text, unusable_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -112,6 +112,9 @@ def fingerprint_split(x: np.ndarray, y: np.ndarray | None) -> str:
 def load_split_file(path: Path, name: str, input: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
     """Read one split from ``path`` and validate it."""
     require_labels = name != "unlabeled"
+    reason = unusable_path(path)
+    if reason:
+        raise XDistillError(f"The split '{name}' file {str(path)!r} cannot be read ({reason}). Check 'splits.{name}' in task.yaml.")
     if not path.exists():
         raise XDistillError(f"The split '{name}' file '{path}' does not exist. Check 'splits.{name}' in task.yaml.")
     if path.is_dir():
@@ -137,7 +140,8 @@ def load_split_file(path: Path, name: str, input: str, classes: list[str]) -> tu
 
 def _load_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Our own handle: np.load leaks the one it opens when the zip directory is unreadable.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             keys = list(data.keys())
             if "x" not in keys:
                 found = ", ".join(repr(k) for k in keys) or "nothing"
@@ -151,10 +155,14 @@ def _load_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     except XDistillError:
         raise
     except ValueError as exc:
-        if "pickle" in str(exc).lower():
+        if "Object arrays" in str(exc):
             raise XDistillError(
                 f"{path.name} holds object arrays, which would need unpickling; xdistill refuses to unpickle data files. "
                 "Save plain numeric arrays."
+            ) from exc
+        if "pickle" in str(exc).lower():  # neither .npz nor .npy: np.load would have unpickled it
+            raise XDistillError(
+                f"{path.name} is not an .npz file, and xdistill refuses to unpickle data files. Re-create it with numpy.savez."
             ) from exc
         raise XDistillError(f"{path.name} is not a readable .npz file ({exc}).") from exc
     except (OSError, zipfile.BadZipFile, EOFError) as exc:

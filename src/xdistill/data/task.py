@@ -18,7 +18,7 @@ from xdistill.data.splits import (
     validate_split_arrays,
 )
 from xdistill.errors import XDistillError, join_problems
-from xdistill.io import atomic_write_text
+from xdistill.io import atomic_write_text, unusable_path
 
 INPUT_KINDS = ("image", "features", "text")
 SPLIT_NAMES = ("labeled", "unlabeled", "test")
@@ -141,6 +141,9 @@ def load_task(path: str | Path) -> Task:
     path = Path(path)
     root = path.parent if path.suffix in (".yaml", ".yml") else path
     yaml_path = path if path.suffix in (".yaml", ".yml") else path / "task.yaml"
+    reason = unusable_path(yaml_path)
+    if reason:
+        raise XDistillError(f"The task {str(path)!r} cannot be read ({reason}). Give a folder holding task.yaml.")
     if not root.is_dir():
         raise XDistillError(f"The task folder '{root}' does not exist. Give a folder holding task.yaml.")
     if not yaml_path.is_file():

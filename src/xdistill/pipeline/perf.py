@@ -36,7 +36,7 @@ import torch
 TARGETS = {"extraction_overhead": 1.10, "cached_vs_supervised": 1.15, "online_vs_cached": 2.0,
            "memory_growth": 1.10}
 MEMORY_SIZES = (10_000, 50_000)  # images extracted in the memory comparison
-MEMORY_REPEATS = 3  # fresh processes per size
+MEMORY_REPEATS = 5  # fresh processes per size
 
 
 def machine() -> dict[str, Any]:

@@ -2,7 +2,8 @@
 of a student distilled from each teacher?
 
 Each teacher is distilled alone (method ``nearest`` restricted to it) into a
-short-budget student; then, per metric, Kendall's tau and Spearman's rho
+short-budget student, with plain distillation (no self-training term and no
+reliability scaling, so the teacher's own contribution is what is measured); then, per metric, Kendall's tau and Spearman's rho
 between score and distilled accuracy, and the top-1 regret: the accuracy lost
 by taking the metric's top teacher instead of the best one.
 """
@@ -47,7 +48,8 @@ def validate_selection(task: Task, teachers: list[Teacher], cache: TeacherCache,
         solo = Ranking(task.name, ranking.metric, ranking.prepare, ranking.prepare_dim, ranking.weight_temperature, 1,
                        [TeacherRanking(row.name, row.domain, row.architecture, row.scores, 1, 1.0)])
         cfg = DistillConfig(task=config.task, zoo=config.zoo, cache_dir=str(cache.root), method="nearest",
-                            epochs=config.validate_epochs, seed=config.seed, progress=False, device=config.device)
+                            epochs=config.validate_epochs, seed=config.seed, progress=False, device=config.device,
+                            self_training=False, reliability=False)
         result = distill(cfg, task=task, teachers=teachers, ranking=solo, log=None, write_report=False)
         accuracy[row.name] = result.metrics["test"]["accuracy"]
         if log is not None:

@@ -13,6 +13,7 @@ its zoo-YAML options and a builder. There is no base class to inherit:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,11 @@ class InputSpec:
             raise ValueError(f"'input.size' must be [H, W] with positive integers. Got {list(self.size)}.")
         if self.channels is not None and self.channels not in (1, 3):
             raise ValueError(f"'input.channels' must be 1 or 3. Got {self.channels}.")
-        if any(s <= 0 for s in self.std):
-            raise ValueError(f"'input.std' values must be > 0. Got {list(self.std)}.")
+        # NaN passes '<= 0' unnoticed, and a NaN or inf here turns every teacher output into NaN.
+        if not all(math.isfinite(s) and s > 0 for s in self.std):
+            raise ValueError(f"'input.std' values must be finite numbers > 0. Got {list(self.std)}.")
+        if not all(math.isfinite(m) for m in self.mean):
+            raise ValueError(f"'input.mean' values must be finite numbers. Got {list(self.mean)}.")
         if self.channels is not None:
             for key in ("mean", "std"):
                 values = getattr(self, key)

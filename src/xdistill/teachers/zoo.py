@@ -25,6 +25,7 @@ from typing import Any
 
 from xdistill.config import from_dict, load_yaml
 from xdistill.errors import ConfigError, XDistillError, join_problems
+from xdistill.io import unusable_path
 from xdistill.teachers.base import TEACHER_KINDS, InputSpec, Teacher, TeacherSpec, create_teacher
 
 _SHARED_KEYS = ("name", "kind", "labels", "input", "domain", "architecture", "modality")
@@ -74,7 +75,7 @@ def _entry_problems(index: int, entry: Any, base_dir: Path) -> tuple[TeacherSpec
     if kind_name is None:
         problems.append(f"{where} needs a 'kind' ({', '.join(TEACHER_KINDS.names())}).")
         return None, problems
-    if kind_name not in TEACHER_KINDS:
+    if not isinstance(kind_name, str) or kind_name not in TEACHER_KINDS:
         problems.append(f"{where}: {TEACHER_KINDS.unknown_message(str(kind_name))}")
         return None, problems
     kind = TEACHER_KINDS.get(kind_name)
@@ -123,7 +124,12 @@ def _entry_problems(index: int, entry: Any, base_dir: Path) -> tuple[TeacherSpec
     elif options is not None:
         for key in ("path", "weights", "checkpoint"):
             value = getattr(options, key, None)
-            if isinstance(value, str) and value and not (base_dir / value).exists():
+            if not (isinstance(value, str) and value):
+                continue
+            reason = unusable_path(base_dir / value)
+            if reason:
+                problems.append(f"{where}: {key} {str(base_dir / value)!r} cannot be read ({reason}).")
+            elif not (base_dir / value).exists():
                 problems.append(f"{where}: {key} '{base_dir / value}' does not exist. Paths are relative to the zoo file.")
     if problems:
         return None, problems
