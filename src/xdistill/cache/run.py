@@ -10,7 +10,7 @@ from xdistill.cache.extract import CacheSummary, TeacherCache, cache_task
 from xdistill.data.task import Task, load_task
 from xdistill.errors import XDistillError
 from xdistill.home import default_cache_dir
-from xdistill.teachers.base import Teacher, create_teacher
+from xdistill.teachers.base import Teacher
 from xdistill.teachers.zoo import Zoo, load_zoo
 
 
@@ -31,13 +31,7 @@ def load_inputs(config: CacheConfig) -> tuple[Task, Zoo, list[Teacher]]:
         raise XDistillError(" ".join(problems))
     task = load_task(config.task)
     zoo = load_zoo(config.zoo).select(config.teachers or None)
-    teachers = []
-    for spec in zoo.specs:
-        teacher = create_teacher(spec)
-        if hasattr(teacher, "device"):
-            teacher.device = config.device
-        teachers.append(teacher)
-    return task, zoo, teachers
+    return task, zoo, zoo.teachers(config.device)
 
 
 def run_cache(config: CacheConfig, progress: bool = True, log: Callable[[str], None] | None = print,

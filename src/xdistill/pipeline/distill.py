@@ -29,7 +29,7 @@ from xdistill.select.prepare import PREPARATIONS
 from xdistill.select.rank import Ranking, rank_teachers
 from xdistill.students import STUDENTS, build_student, count_flops, count_params
 from xdistill.students.io import adapt_state_dict, save_student
-from xdistill.teachers.base import Teacher, create_teacher
+from xdistill.teachers.base import Teacher
 from xdistill.teachers.zoo import load_zoo
 from xdistill.train.config import DistillConfig
 from xdistill.train.inputs import StudentInputs
@@ -133,13 +133,7 @@ def _teachers(config: DistillConfig, teachers: list[Teacher] | None) -> tuple[li
     if teachers is not None:
         return teachers, {}
     zoo = load_zoo(config.zoo).select(config.teachers or None)
-    built = []
-    for spec in zoo.specs:
-        teacher = create_teacher(spec)
-        if hasattr(teacher, "device"):
-            teacher.device = config.device
-        built.append(teacher)
-    return built, {s.name: s for s in zoo.specs}
+    return zoo.teachers(config.device), {s.name: s for s in zoo.specs}
 
 
 def _online_targets(targets: TeacherTargets, teachers: list[Teacher], method: str):

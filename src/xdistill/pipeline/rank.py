@@ -13,7 +13,6 @@ from xdistill.io import atomic_write_json
 from xdistill.select.metrics import METRICS
 from xdistill.select.prepare import PREPARATIONS
 from xdistill.select.rank import RankConfig, Ranking, rank_teachers
-from xdistill.teachers.base import create_teacher
 from xdistill.teachers.zoo import load_zoo
 
 
@@ -42,7 +41,7 @@ def run_rank(config: RankConfig, log: Callable[[str], None] | None = print) -> t
         raise XDistillError(join_problems(problems, "Invalid rank config"))
     task = load_task(config.task)
     zoo = load_zoo(config.zoo).select(config.teachers or None)
-    teachers = [create_teacher(s) for s in zoo.specs]
+    teachers = zoo.teachers()
     cache = TeacherCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
     cache_task(task, teachers, cache, log=log)
     ranking = rank_teachers(task, teachers, cache, metric=config.metric, metrics=config.metrics or None,

@@ -43,8 +43,15 @@ class Zoo:
     def names(self) -> list[str]:
         return [s.name for s in self.specs]
 
-    def teachers(self) -> list[Teacher]:
-        return [create_teacher(s) for s in self.specs]
+    def teachers(self, device: str = "cpu") -> list[Teacher]:
+        """Build (without loading) every teacher, on ``device`` where the kind runs models."""
+        built = []
+        for spec in self.specs:
+            teacher = create_teacher(spec)
+            if hasattr(teacher, "device"):
+                teacher.device = device
+            built.append(teacher)
+        return built
 
     def select(self, names: list[str] | None) -> "Zoo":
         if not names:
