@@ -45,7 +45,7 @@ class RankConfig:
     top_k: int = DEFAULT_TOP_K  # teachers given weight; 0 = all
     out: str = ""  # JSON output file
     validate: bool = False  # also distill a short-budget student per teacher and correlate
-    validate_epochs: int = 10  # epochs of each validation student
+    validate_epochs: int = 20  # epochs of each validation student (shorter budgets blur the differences)
     seed: int = 0
     device: str = "cpu"
 
