@@ -18,8 +18,8 @@ import numpy as np
 
 from xdistill.errors import XDistillError
 
-DEFAULT_WEIGHT_TEMPERATURE = 2.0  # mixes calibrated teachers broadly; measured in docs/selection.md
-DEFAULT_TOP_K = 5  # teachers mixed by 'weighted' (bounds the work for large zoos); 0 = all
+DEFAULT_WEIGHT_TEMPERATURE = 1.0  # measured on distilled students in docs/benchmarks.md (1.0-2.0 all close)
+DEFAULT_TOP_K = 3  # teachers mixed by 'weighted' (bounds the bridging work for large zoos); 0 = all
 
 
 def teacher_weights(scores: Mapping[str, float | None], temperature: float = DEFAULT_WEIGHT_TEMPERATURE,
