@@ -14,6 +14,7 @@ text; pass ``flip=True`` for natural images.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -101,11 +102,20 @@ def apply_augment(images: torch.Tensor, params: AugmentParams) -> torch.Tensor:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _split_params(total: int, strength: str, seed: int, view: int, flip: bool) -> AugmentParams:
+    """Parameters for a whole split, drawn once and shared by every batch of it (read-only)."""
+    params = sample_params(total, strength, seed, view, flip)
+    for array in params.__dict__.values():
+        array.setflags(write=False)
+    return params
+
+
 def augment(images: torch.Tensor, strength: str, seed: int, view: int = 0,
             indices: np.ndarray | None = None, total: int | None = None, flip: bool = False) -> torch.Tensor:
     """Augment a batch; ``indices`` are the samples' positions in a split of size ``total``."""
     n = images.shape[0]
     if indices is None:
         return apply_augment(images, sample_params(n, strength, seed, view, flip))
-    params = sample_params(int(total if total is not None else indices.max() + 1), strength, seed, view, flip)
+    params = _split_params(int(total if total is not None else indices.max() + 1), strength, seed, view, flip)
     return apply_augment(images, params.take(np.asarray(indices)))
