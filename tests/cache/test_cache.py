@@ -151,3 +151,30 @@ def test_extraction_memory_does_not_hold_the_split(tmp_path):
     cache_task(task, [teacher], cache, splits=["unlabeled"])
     assert seen == [10] * 5
     torch.testing.assert_close(torch.from_numpy(cache.load(teacher, task.unlabeled).logits), net(torch.zeros(50, 1, 8, 8)))
+
+
+class Named:
+    """The smallest teacher the cache keys on: a name and a fingerprint."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def fingerprint(self) -> str:
+        return f"fingerprint-of-{self.name}"
+
+
+def test_key_follows_the_teacher_even_when_a_dead_teachers_id_is_reused(tiny_task, tmp_path):
+    from xdistill.cache.store import entry_key
+
+    split = load_task(tiny_task).unlabeled
+    cache = TeacherCache(tmp_path / "cache", progress=False)
+    reused = 0
+    for i in range(50):
+        old = Named(f"old-{i}")
+        cache.key(old, split)
+        old_id = id(old)
+        del old
+        new = Named(f"new-{i}")
+        reused += id(new) == old_id  # CPython usually hands the freed memory to the next object
+        assert cache.key(new, split) == entry_key(f"fingerprint-of-new-{i}", split.fingerprint, 0, 0)
+    assert reused > 0, "no id was reused, so this run did not exercise the case"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,12 +67,19 @@ class TeacherCache:
         self.shard_size = shard_size
         self.augment_seed = augment_seed
         self.progress = progress
-        self._fingerprints: dict[int, str] = {}
+        # id(teacher) -> (a weak reference to the teacher, its fingerprint). Ids are reused once an
+        # object is garbage-collected, so a hit counts only while the reference still points at it.
+        self._fingerprints: dict[int, tuple[Callable[[], Teacher | None], str]] = {}
 
     def fingerprint(self, teacher: Teacher) -> str:
-        if id(teacher) not in self._fingerprints:
-            self._fingerprints[id(teacher)] = teacher.fingerprint()
-        return self._fingerprints[id(teacher)]
+        known = self._fingerprints.get(id(teacher))
+        if known is None or known[0]() is not teacher:
+            try:
+                ref = weakref.ref(teacher)
+            except TypeError:  # no weak references (__slots__): keep the teacher itself
+                ref = (lambda kept: lambda: kept)(teacher)
+            known = self._fingerprints[id(teacher)] = (ref, teacher.fingerprint())
+        return known[1]
 
     def key(self, teacher: Teacher, split: Split, view: int = 0) -> str:
         return entry_key(self.fingerprint(teacher), split.fingerprint, view, self.augment_seed if view else 0)
