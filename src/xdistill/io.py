@@ -137,3 +137,37 @@ def sha256_files(paths: Iterable[str | os.PathLike]) -> str:
         digest.update(Path(path).name.encode())
         digest.update(sha256_file(path).encode())
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Weights: safetensors only, so a weights file never runs code when read.
+
+
+def read_safetensors(path: str | os.PathLike, what: str, fix: str = "") -> dict[str, Any]:
+    """The tensors of the safetensors file ``path`` as a state dict of torch tensors.
+
+    ``what`` names the file for the user ("Teacher 'x': weights"); a missing, foreign
+    or damaged file raises :class:`XDistillError` saying so, followed by ``fix``.
+    """
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise XDistillError(f"{what} '{path}' does not exist.{' ' + fix if fix else ''}")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for foreign or damaged files
+        raise XDistillError(f"{what} '{path}' is not a safetensors file ({exc}).{' ' + fix if fix else ''}") from exc
+
+
+def load_weights(model: Any, state: dict[str, Any], what: str, fits: str, fix: str = "") -> None:
+    """``model.load_state_dict(state)``; weights that do not fit raise :class:`XDistillError`
+    "``what`` does not fit ``fits`` (first line of torch's message). ``fix``"."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        # torch's message is a header line ("Error(s) in loading state_dict for X:") then one
+        # indented line per problem; the problems are what the user needs, on one line.
+        lines = [line.strip() for line in str(exc).strip().splitlines()]
+        problems = [line for line in lines[1:] if line] or lines[:1]
+        detail = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise XDistillError(f"{what} does not fit {fits} ({detail}).{' ' + fix if fix else ''}") from exc

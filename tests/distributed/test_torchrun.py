@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import pytest
 from safetensors.numpy import load_file
 
 from xdistill.data import save_task, task_from_arrays

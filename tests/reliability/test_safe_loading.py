@@ -142,7 +142,7 @@ def test_module_teacher_weights_must_be_safetensors(tiny_task, tmp_path, marker,
     zoo = _module_zoo(tmp_path / "zoo", "evil.safetensors")
     assert run_cli("cache", "--task", str(tiny_task), "--zoo", str(zoo), "--cache", str(tmp_path / "c")) == 2
     err = capsys.readouterr().err
-    assert "are not a safetensors file" in err and "Traceback" not in err, err
+    assert "is not a safetensors file" in err and "Traceback" not in err, err
     assert not marker.exists() and not (tmp_path / "c").exists()
 
 
@@ -197,7 +197,7 @@ def test_pickled_student_and_pretrained_weights_are_refused(tiny_task, tmp_path,
     shutil.copy(files["pickle"], init)
     assert run_cli("distill", "--task", str(tiny_task), "--method", "finetune", "--out", str(tmp_path / "ft"),
                    f"init={init}", "progress=false") == 2
-    assert "is not a safetensors state dict" in capsys.readouterr().err
+    assert "is not a safetensors file" in capsys.readouterr().err
     assert not marker.exists()
 
 

@@ -21,8 +21,7 @@ from xdistill.data.task import Task, load_task
 from xdistill.errors import XDistillError, join_problems
 from xdistill.eval.predict import cpu_latency_per_sample_ms, evaluate_split
 from xdistill.home import default_cache_dir
-from xdistill.io import atomic_write_json, atomic_write_text
-from xdistill.losses import LOSSES
+from xdistill.io import atomic_write_json, atomic_write_text, load_weights, read_safetensors
 from xdistill.select.bridge import BridgeHead
 from xdistill.select.metrics import METRICS
 from xdistill.select.prepare import PREPARATIONS
@@ -119,13 +118,9 @@ def _build_student(config: DistillConfig, task: Task, inputs: StudentInputs, stu
         shape = (inputs.tokenizer.max_length,)
     model = build_student(config.student.name, shape, task.num_classes, **knobs)
     if config.init:
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(config.init)
-        except Exception as exc:  # safetensors raises its own error types for damaged files
-            raise XDistillError(f"'init' file '{config.init}' is not a safetensors state dict ({exc}).") from exc
-        model.load_state_dict(adapt_state_dict(state, model))
+        state = read_safetensors(config.init, "The 'init' file", "Give the generic student's .safetensors state dict.")
+        load_weights(model, adapt_state_dict(state, model), f"The 'init' file '{config.init}'",
+                     f"student '{config.student.name}'", "Pretrain the generic student with the same architecture.")
     return model
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from xdistill.errors import XDistillError
-from xdistill.io import atomic_write, atomic_write_json
+from xdistill.io import atomic_write, atomic_write_json, load_weights, read_safetensors
 
 WEIGHTS_NAME = "student.safetensors"
 META_NAME = "student.json"
@@ -30,8 +30,6 @@ def save_student(folder: str | Path, student: nn.Module, meta: dict[str, Any]) -
 
 def load_student(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a saved student (registered families only) and load its weights."""
-    from safetensors.torch import load_file
-
     from xdistill.students import build_student
 
     folder = Path(folder)
@@ -47,14 +45,8 @@ def load_student(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     extra = {"vocab_size": meta["preprocessing"]["vocab_size"]} if "vocab_size" in meta.get("preprocessing", {}) and \
         "vocab_size" not in arch.get("knobs", {}) and arch["name"].startswith("text") else {}
     student = build_student(arch["name"], tuple(arch["input_shape"]), int(arch["num_classes"]), **arch.get("knobs", {}), **extra)
-    try:
-        state = load_file(str(weights_path))
-    except Exception as exc:  # safetensors raises its own error types for foreign or damaged files
-        raise XDistillError(f"'{weights_path}' is not a safetensors file ({exc}). Distill the student again.") from exc
-    try:
-        student.load_state_dict(state)
-    except RuntimeError as exc:
-        raise XDistillError(f"'{weights_path}' does not fit the student in '{meta_path}' ({str(exc).splitlines()[0]}).") from exc
+    state = read_safetensors(weights_path, "Student weights", "Distill the student again.")
+    load_weights(student, state, f"Student weights '{weights_path}'", f"the student described in '{meta_path}'")
     student.eval()
     return student, meta
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from xdistill.errors import XDistillError
+from xdistill.io import load_weights, read_safetensors
 from xdistill.teachers._outputs import checked_output, split_model_output
 from xdistill.teachers.base import TEACHER_KINDS, InputSpec, TeacherKind, TeacherOutput, TeacherSpec
 from xdistill.teachers.preprocess import preprocess_images
@@ -133,24 +134,14 @@ class _LazyModuleTeacher(ModuleTeacher):
     def _load(self) -> None:
         if self._loaded:
             return
-        from safetensors.torch import load_file
-
         opts: ModuleOptions = self.spec.options
         model = _import_factory(opts.factory, self.name)(**opts.kwargs)
         if not isinstance(model, nn.Module):
             raise XDistillError(f"Teacher '{self.name}': factory '{opts.factory}' returned {type(model).__name__}, not an nn.Module.")
         if opts.weights:
             path = self.spec.base_dir / opts.weights
-            if not path.is_file():
-                raise XDistillError(f"Teacher '{self.name}': weights file '{path}' does not exist.")
-            try:
-                state = load_file(str(path))
-            except Exception as exc:  # safetensors raises its own error types for foreign or damaged files
-                raise XDistillError(f"Teacher '{self.name}': weights '{path}' are not a safetensors file ({exc}).") from exc
-            try:
-                model.load_state_dict(state)
-            except RuntimeError as exc:
-                raise XDistillError(f"Teacher '{self.name}': weights '{path}' do not fit the model ({str(exc).splitlines()[0]}).") from exc
+            state = read_safetensors(path, f"Teacher '{self.name}': weights file")
+            load_weights(model, state, f"Teacher '{self.name}': weights file '{path}'", f"the model '{opts.factory}' builds")
         self.model = model
         self._loaded = True
 

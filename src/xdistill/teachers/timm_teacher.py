@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from xdistill.errors import XDistillError
-from xdistill.io import sha256_file
+from xdistill.io import load_weights, read_safetensors, sha256_file
 from xdistill.teachers._outputs import checked_output
 from xdistill.teachers.base import TEACHER_KINDS, TeacherKind, TeacherOutput, TeacherSpec
 from xdistill.teachers.module import ModuleTeacher, state_dict_digest
@@ -67,12 +67,7 @@ def import_timm():
 def load_checkpoint(path, teacher: str) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors file, or a .pth file read with ``weights_only=True`` (no code runs)."""
     if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as exc:  # safetensors raises its own error types for foreign or damaged files
-            raise XDistillError(f"Teacher '{teacher}': '{path}' is not a safetensors file ({exc}).") from exc
+        return read_safetensors(path, f"Teacher '{teacher}': checkpoint")
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises UnpicklingError, RuntimeError, ... for foreign files
@@ -115,13 +110,9 @@ class TimmTeacher(ModuleTeacher):
         if self.checkpoint is not None:
             if not self.checkpoint.is_file():
                 raise XDistillError(f"Teacher '{self.name}': checkpoint '{self.checkpoint}' does not exist.")
-            try:
-                model.load_state_dict(load_checkpoint(self.checkpoint, self.name))
-            except RuntimeError as exc:
-                raise XDistillError(
-                    f"Teacher '{self.name}': checkpoint '{self.checkpoint.name}' does not fit timm's "
-                    f"'{self.options.model}' ({str(exc).splitlines()[0]}). Check 'model' and 'num_classes'."
-                ) from exc
+            load_weights(model, load_checkpoint(self.checkpoint, self.name),
+                         f"Teacher '{self.name}': checkpoint '{self.checkpoint.name}'",
+                         f"timm's '{self.options.model}'", "Check 'model' and 'num_classes'.")
         self.model = model
         self._loaded = True
 

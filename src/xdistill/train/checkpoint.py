@@ -19,7 +19,7 @@ from torch import nn
 
 from xdistill import __version__
 from xdistill.errors import XDistillError
-from xdistill.io import atomic_write
+from xdistill.io import atomic_write, load_weights
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 # Format 2 also hashes the JSON metadata: in format 1 a changed epoch or history went unnoticed.
@@ -92,13 +92,8 @@ def load_checkpoint(path: Path, modules: dict[str, nn.Module], optimizer: torch.
         raise XDistillError(f"The checkpoint '{path}' failed its checksum. Delete it and run without --resume.")
     for prefix, module in modules.items():
         own = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-        try:
-            module.load_state_dict(own)
-        except RuntimeError as exc:
-            raise XDistillError(
-                f"The checkpoint '{path}' does not fit this run's {prefix} ({str(exc).splitlines()[0]}). "
-                "Resume with the same config, or start afresh without --resume."
-            ) from exc
+        load_weights(module, own, f"The checkpoint '{path}'", f"this run's {prefix}",
+                     "Resume with the same config, or start afresh without --resume.")
     scalars = json.loads(metadata["optimizer"])
     opt_state: dict[str, Any] = {"param_groups": scalars["param_groups"], "state": {}}
     for pid, entries in scalars["state"].items():
