@@ -178,16 +178,29 @@ def test_read_only_empty_cache_folder(tiny_task, tiny_zoo, tmp_path, monkeypatch
     assert snapshot(cache) == {}
 
 
-def test_read_only_complete_cache_gives_clear_error_and_stays_intact(tiny_task, tiny_zoo, tmp_path, monkeypatch, capsys):
+def test_read_only_complete_cache_is_used_as_it_is(tiny_task, tiny_zoo, tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"
     assert run_cli(*_cache_args(tiny_task, tiny_zoo, cache)) == 0
     before = snapshot(cache)
+    out = tmp_path / "run"
     with read_only(monkeypatch, cache):
-        code = run_cli(*_cache_args(tiny_task, tiny_zoo, cache))
-    err = capsys.readouterr().err
-    assert code in (0, 2), err
-    if code == 2:
-        assert_one_error(err, "read-only", "not writable")
+        assert run_cli(*_cache_args(tiny_task, tiny_zoo, cache)) == 0, capsys.readouterr().err
+        assert "no teacher (all cached)" in capsys.readouterr().out
+        assert run_cli("distill", "--task", str(tiny_task), "--zoo", str(tiny_zoo), "--cache", str(cache),
+                       "--method", "weighted", "--out", str(out), "--epochs", "1", "batch_size=4",
+                       "progress=false") == 0, capsys.readouterr().err
+    assert (out / "student.safetensors").is_file()
+    assert snapshot(cache) == before
+
+
+def test_read_only_incomplete_cache_gives_clear_error_and_stays_intact(tiny_task, tiny_zoo, tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    assert run_cli(*_cache_args(tiny_task, tiny_zoo, cache)) == 0
+    next((cache / "entries").rglob("shard-00001.safetensors")).unlink()
+    before = snapshot(cache)
+    with read_only(monkeypatch, cache):
+        assert run_cli(*_cache_args(tiny_task, tiny_zoo, cache)) == 2
+    assert_one_error(capsys.readouterr().err, "read-only", "writable")
     assert snapshot(cache) == before
 
 

@@ -127,6 +127,8 @@ class TeacherCache:
         summary = summary if summary is not None else CacheSummary()
         key = self.key(teacher, split, view)
         n = len(split)
+        if world_size == 1 and self._reuse_complete(teacher, key, n, summary, bar):
+            return key
         # Ranks of one torchrun job own disjoint shards, so only separate jobs need the entry lock.
         guard = self.store.lock(key) if world_size == 1 else contextlib.nullcontext(self.store.entry_dir(key).mkdir(parents=True, exist_ok=True))
         with guard:
@@ -169,6 +171,27 @@ class TeacherCache:
                 # its manifest update would otherwise leave them out of the manifest for good.
                 summary.entries[key] = {k: v for k, v in info.items() if k not in ("format", "xdistill")}
         return key
+
+    def _reuse_complete(self, teacher: Teacher, key: str, n: int, summary: CacheSummary, bar: tqdm | None) -> bool:
+        """Whether the entry is complete and every shard verifies, read without the entry lock.
+
+        Writers replace shards and ``entry.json`` atomically and every shard carries its checksum,
+        so an unlocked read sees whole, verified files or gives up; a complete entry is then used
+        as it is, which also works in a cache folder the user may only read (a shared team cache).
+        """
+        info = self.store.read_entry_info(key)
+        if info is None or info.get("n") != n:
+            return False
+        try:
+            for index, (start, stop) in enumerate(_ranges(n, int(info["shard_size"]))):
+                self.store.read_shard(key, index, start, stop)
+        except (FileNotFoundError, CorruptShard, KeyError, ValueError):
+            return False  # the locked pass below reports and repairs what is wrong
+        summary.reused[teacher.name] = summary.reused.get(teacher.name, 0) + n
+        summary.entries[key] = {k: v for k, v in info.items() if k not in ("format", "xdistill")}
+        if bar is not None:
+            bar.update(n)
+        return True
 
     def _compute_and_write(self, teacher, split, view, key, index, start, stop, summary, bar):
         arrays = self._compute_shard(teacher, split, view, start, stop, bar)
@@ -244,11 +267,17 @@ def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, vie
         dist.barrier()
     summary.seconds = time.perf_counter() - started
     if rank == 0:
-        cache.store.update_manifest(
-            summary.entries,
-            {"time": now(), "task": task.name, "queries": dict(summary.queries), "reused": dict(summary.reused),
-             "seconds": round(summary.seconds, 3)},
-        )
+        try:
+            cache.store.update_manifest(
+                summary.entries,
+                {"time": now(), "task": task.name, "queries": dict(summary.queries), "reused": dict(summary.reused),
+                 "seconds": round(summary.seconds, 3)},
+            )
+        except XDistillError:
+            # Everything was found complete in a folder this user may not write (a shared, read-only
+            # cache): the manifest is an index of what is there, and what is there did not change.
+            if summary.queries or summary.recomputed_shards:
+                raise
     if log is not None:
         ran = summary.teachers_run
         log(f"cached {len(teachers)} teachers x {len(split_names)} splits" + (f" + {views} views" if views else "")
