@@ -33,6 +33,10 @@ app = typer.Typer(
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of config values (flags and key=value override it).")
 OverridesArg = typer.Argument(None, help="key=value overrides of config fields, e.g. batch_size=128.", show_default=False)
 JsonOpt = typer.Option(None, "--json", help="Also write the result as JSON to this file ('-' for stdout).")
+TaskOpt = typer.Option(None, "--task", "-t", help="Task folder holding task.yaml.")
+ZooOpt = typer.Option(None, "--zoo", "-z", help="Zoo YAML file (teacher methods need one).")
+CacheOpt = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_HOME/cache).")
+TeachersOpt = typer.Option(None, "--teachers", help="Comma-separated teacher names (default: all).")
 
 
 def _version(value: bool) -> None:
@@ -48,11 +52,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 @app.command("cache")
 def cache_cmd(
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder holding task.yaml."),
-    zoo: Optional[str] = typer.Option(None, "--zoo", "-z", help="Zoo YAML file."),
-    cache_dir: Optional[str] = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_HOME/cache)."),
+    task: Optional[str] = TaskOpt,
+    zoo: Optional[str] = ZooOpt,
+    cache_dir: Optional[str] = CacheOpt,
     views: Optional[int] = typer.Option(None, "--views", help="Augmented views of each unlabeled sample to cache."),
-    teachers: Optional[str] = typer.Option(None, "--teachers", help="Comma-separated teacher names (default: all)."),
+    teachers: Optional[str] = TeachersOpt,
     nproc: int = typer.Option(1, "--nproc", help="Processes to launch with torchrun (sharded caching)."),
     config: Optional[Path] = ConfigOpt,
     json_out: Optional[Path] = JsonOpt,
@@ -79,13 +83,13 @@ def cache_cmd(
 
 @app.command("rank")
 def rank_cmd(
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder holding task.yaml."),
-    zoo: Optional[str] = typer.Option(None, "--zoo", "-z", help="Zoo YAML file."),
+    task: Optional[str] = TaskOpt,
+    zoo: Optional[str] = ZooOpt,
     metric: Optional[str] = typer.Option(None, "--metric", "-m", help="Metric that ranks and weights (default: gbc)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the ranking JSON here."),
     validate: bool = typer.Option(False, "--validate", help="Also distill a short-budget student per teacher and correlate."),
-    cache_dir: Optional[str] = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_HOME/cache)."),
-    teachers: Optional[str] = typer.Option(None, "--teachers", help="Comma-separated teacher names (default: all)."),
+    cache_dir: Optional[str] = CacheOpt,
+    teachers: Optional[str] = TeachersOpt,
     config: Optional[Path] = ConfigOpt,
     json_out: Optional[Path] = JsonOpt,
     overrides: Optional[list[str]] = OverridesArg,
@@ -116,8 +120,8 @@ def rank_cmd(
 
 @app.command("distill")
 def distill_cmd(
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder holding task.yaml."),
-    zoo: Optional[str] = typer.Option(None, "--zoo", "-z", help="Zoo YAML file (teacher methods)."),
+    task: Optional[str] = TaskOpt,
+    zoo: Optional[str] = ZooOpt,
     method: Optional[str] = typer.Option(None, "--method", "-m", help="supervised | fixmatch | finetune | nearest | weighted | ensemble | partition."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (student, metrics, report)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
@@ -125,7 +129,7 @@ def distill_cmd(
     student: Optional[str] = typer.Option(None, "--student", help="Student family (see xdistill students)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     online: bool = typer.Option(False, "--online", help="Run the teachers live instead of reading the cache."),
-    cache_dir: Optional[str] = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_HOME/cache)."),
+    cache_dir: Optional[str] = CacheOpt,
     nproc: int = typer.Option(1, "--nproc", help="Processes to launch with torchrun (DDP)."),
     config: Optional[Path] = ConfigOpt,
     json_out: Optional[Path] = JsonOpt,
