@@ -30,8 +30,10 @@ def selection_quality(scores: dict[str, float | None], accuracy: dict[str, float
         return {"kendall_tau": None, "spearman_rho": None, "top1_regret": None, "n": len(names)}
     s = np.array([scores[n] for n in names])
     a = np.array([accuracy[n] for n in names])
-    tau = kendalltau(s, a).statistic
-    rho = spearmanr(s, a).statistic
+    if np.ptp(s) == 0 or np.ptp(a) == 0:  # every teacher scored (or distilled) alike: no correlation to speak of
+        tau = rho = float("nan")
+    else:
+        tau, rho = kendalltau(s, a).statistic, spearmanr(s, a).statistic
     top = names[int(np.argmax(s))]
     return {"kendall_tau": None if np.isnan(tau) else float(tau), "spearman_rho": None if np.isnan(rho) else float(rho),
             "top1_regret": float(max(accuracy.values()) - accuracy[top]), "top1": top, "n": len(names)}
