@@ -89,3 +89,22 @@ def test_students_lists_families(capsys):
     rows = json.loads(out[out.index("["):])
     names = {r["name"] for r in rows}
     assert {"cnn", "mlp", "vit"} <= names and all(r["params"] > 0 for r in rows if r["name"] in names)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["distill", "--epoch", "3"], "error: No such option: --epoch (Possible options: --epochs, --nproc). "
+                                  "See 'xdistill distill --help'."),
+    (["distill", "--epochs", "many"], "error: Invalid value for '--epochs'"),
+    (["distil"], "error: No such command 'distil'. Did you mean 'distill'? See 'xdistill --help'."),
+    (["rank", "--task"], "error: Option '--task' requires an argument."),
+])
+def test_usage_errors_are_one_line_with_exit_status_2(argv, message, capsys):
+    assert run_cli(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+    assert "Traceback" not in err and "╭" not in err
+
+
+def test_bare_command_shows_its_help(capsys):
+    assert run_cli() == 2
+    assert "Usage: xdistill" in capsys.readouterr().out

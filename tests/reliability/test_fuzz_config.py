@@ -126,7 +126,7 @@ def test_fuzzed_zoo(valid_inputs, document):
 
 
 # -- key=value overrides -------------------------------------------------------------------
-# An item starting with '-' is parsed as an option: typer answers with its own usage message
+# An item starting with '-' is parsed as an option: an unknown one is a one-line usage error
 # (exit status 2, no traceback; see test_unknown_option_is_a_usage_error).
 
 # Paths and --resume are left out: they point the run at other files, which the other properties cover.

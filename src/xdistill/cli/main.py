@@ -21,6 +21,11 @@ from xdistill.cli.output import console, emit_json, err_console, print_table
 from xdistill.config import resolve, to_dict
 from xdistill.errors import XDistillError
 
+try:  # typer >= 0.20 carries its own copy of click's exceptions; older versions use click's
+    from typer._click import exceptions as cli_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as cli_errors
+
 app = typer.Typer(
     name="xdistill",
     help="Cross-domain knowledge distillation: cache teachers, rank them, distill a small student, report.",
@@ -257,13 +262,28 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
     try:
-        app(args=argv, prog_name="xdistill", standalone_mode=True)
+        # Not standalone: click's usage errors reach the handler below and read like every other user error.
+        code = app(args=argv, prog_name="xdistill", standalone_mode=False)
     except XDistillError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(user_message(exc))}", markup=True, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
+        _fail(user_message(exc))
+    except cli_errors.NoArgsIsHelpError as exc:  # bare `xdistill` or `xdistill VERB`: show the help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except cli_errors.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "xdistill"
+        text = exc.format_message().strip()
+        _fail(f"{text}{'' if text.endswith(('.', '?')) else '.'} See '{command} --help'.", exc.exit_code)
+    except cli_errors.ClickException as exc:  # e.g. a --config file that does not exist
+        _fail(exc.format_message(), exc.exit_code)
+    except (KeyboardInterrupt, cli_errors.Abort):
         err_console.print("interrupted")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(code) from a verb (a torchrun launch) returns its code
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
