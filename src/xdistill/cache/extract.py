@@ -251,7 +251,8 @@ def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, vie
             teacher.setup()
     summary = CacheSummary()
     started = time.perf_counter()
-    with tqdm(total=total, desc=f"cache {task.name}", unit="img" if task.input == "image" else "sample", disable=not cache.progress or rank != 0,
+    unit = "img" if task.input == "image" else "sample"
+    with tqdm(total=total, desc=f"cache {task.name}", unit=unit, disable=not cache.progress or rank != 0,
               leave=False, dynamic_ncols=True) as bar:
         for teacher, split, view in jobs:
             bar.set_postfix_str(f"{teacher.name}/{split.name}" + (f"/view{view}" if view else ""))
