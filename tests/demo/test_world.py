@@ -15,7 +15,7 @@ from xdistill.demo import domains, nets, world
 from xdistill.errors import ConfigError, XDistillError
 from xdistill.teachers.zoo import load_zoo
 
-TINY = world.WorldConfig(domain_size=60, epochs=1)
+from tests.demo.conftest import TINY
 ZOO_KEYS = ["name", "kind", "path", "input", "labels", "domain", "architecture"]
 TASK_KEYS = {"name", "classes", "input", "description", "splits"}
 
@@ -194,14 +194,6 @@ def test_random_shift_moves_each_image_by_at_most_max_shift():
 
 # ---------------------------------------------------------------------------
 # Building, caching, exporting
-
-
-@pytest.fixture(scope="module")
-def tiny_world(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    lines: list[str] = []
-    built = world.build_world(home, progress=False, log=lines.append, config=TINY)
-    return home, built, lines
 
 
 def test_tiny_world_writes_a_valid_zoo(tiny_world):

@@ -89,5 +89,28 @@ def run_demo(export: Path | None = None, home: Path | None = None, out: Path | N
         if "teacher_targets_test_accuracy" in weighted:
             rows.append(["weighted teacher targets", weighted["teacher_targets_test_accuracy"], None, None, None])
         print_table(f"{task_name}: test accuracy (last epoch, seed 0)", ["method", "accuracy", "macro F1", "ECE", "params"], rows)
+    if len(results) > 1:
+        print_summary(results)
     log(f"runs and reports are in {out}")
     return results
+
+
+def summary_rows(results: dict[str, dict[str, dict]]) -> tuple[list[str], list[list]]:
+    """Test accuracy per method and target with the average over targets, then, for every
+    baseline, how many points 'weighted' is ahead of it on each target and on average."""
+    targets = list(results)
+    methods = [m for m in results[targets[0]] if all(m in results[t] for t in targets)]
+    accuracy = {m: [results[t][m]["test"]["accuracy"] for t in targets] for m in methods}
+    rows = [[m, *acc, float(np.mean(acc))] for m, acc in accuracy.items()]
+    if "weighted" in accuracy:
+        for baseline in (m for m in methods if m != "weighted"):
+            gaps = [100 * (w - b) for w, b in zip(accuracy["weighted"], accuracy[baseline])]
+            rows.append([f"weighted - {baseline} (points)", *gaps, float(np.mean(gaps))])
+    return ["method", *targets, "average"], rows
+
+
+def print_summary(results: dict[str, dict[str, dict]]) -> None:
+    from xdistill.cli.output import print_table
+
+    header, rows = summary_rows(results)
+    print_table("All targets: test accuracy (last epoch, seed 0), same student and budget for every method", header, rows)
