@@ -134,7 +134,7 @@ OVERRIDE_KEYS = ["method", "seed", "epochs", "batch_size", "unlabeled_ratio", "l
                  "temperature", "kd_weight", "reliability", "label_weight", "feature_weight", "feature_loss",
                  "fixmatch_threshold", "fixmatch_weight", "augment_seed", "views", "online", "metric", "prepare",
                  "prepare_dim", "weight_temperature", "top_k", "device", "threads", "deterministic", "progress",
-                 "teachers", "student", "student.name", "student.knobs", "student.width", "train.epochs", "epoch"]
+                 "teachers", "student", "student.name", "student.knobs", "student.width", "train.epochs", "epoch", "mix"]
 raw_values = st.one_of(
     st.sampled_from(["", "1", "0", "-1", "3", "1e-3", "1e309", "-1e309", "nan", ".nan", ".inf", "-.inf", "true", "no",
                      "null", "~", "[1, 2]", "[]", "{a: 1}", "{}", "0x10", "1_000", "2**70", "99999999999999999999999",

@@ -50,9 +50,33 @@ def test_weights_reject_bad_values():
 def test_combine_methods():
     p = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.6, 0.4], [0.45, 0.55]]])  # [T=2, N=2, C=2]
     np.testing.assert_allclose(combine(p, "nearest", np.array([0.3, 0.7])), p[1])
-    np.testing.assert_allclose(combine(p, "weighted", np.array([0.25, 0.75])), 0.25 * p[0] + 0.75 * p[1])
+    np.testing.assert_allclose(combine(p, "weighted", np.array([0.25, 0.75]), "average"), 0.25 * p[0] + 0.75 * p[1])
+    # gated: sample 0: 0.25 * 0.9 = 0.225 < 0.75 * 0.6 = 0.45 -> teacher 1; sample 1: 0.2 < 0.4125 -> teacher 1
+    np.testing.assert_allclose(combine(p, "weighted", np.array([0.25, 0.75])), p[1])
+    # with even weights the more confident teacher wins each sample: teacher 0 on both
+    np.testing.assert_allclose(combine(p, "weighted", np.array([0.5, 0.5]), "gated"), p[0])
     np.testing.assert_allclose(combine(p, "ensemble", np.array([0.5, 0.5])), p.mean(0))
     np.testing.assert_allclose(combine(p, "partition", np.array([0.5, 0.5])), np.array([[0.9, 0.1], [0.2, 0.8]]))
+
+
+def test_gated_mix_hands_each_sample_one_teachers_prediction():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=(3, 50))  # [T=3, N=50, C=4]
+    weights = np.array([0.5, 0.3, 0.2])
+    gated = combine(probs, "weighted", weights, "gated")
+    gate = weights[:, None] * probs.max(axis=2)
+    for n in range(50):
+        chosen = [t for t in range(3) if np.array_equal(gated[n], probs[t, n])]
+        assert chosen and gate[chosen[0], n] == gate[:, n].max()
+    np.testing.assert_allclose(gated.sum(axis=1), 1.0)
+    # one teacher, or one teacher with all the weight: its predictions unchanged
+    np.testing.assert_array_equal(combine(probs[:1], "weighted", np.ones(1), "gated"), probs[0])
+    np.testing.assert_array_equal(combine(probs, "weighted", np.array([1.0, 0.0, 0.0]), "gated"), probs[0])
+    # the same as partition when the weights are even
+    np.testing.assert_array_equal(combine(probs, "weighted", np.full(3, 1 / 3), "gated"),
+                                  combine(probs, "partition", np.full(3, 1 / 3)))
+    with pytest.raises(XDistillError, match="Unknown mix 'hard' for 'weighted'. Available: gated, average"):
+        combine(probs, "weighted", weights, "hard")
 
 
 def _blobs(n_per_class=20, classes=3, dim=8, sep=4.0, seed=0):

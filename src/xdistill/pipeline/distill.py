@@ -147,7 +147,7 @@ def _online_targets(targets: TeacherTargets, teachers: list[Teacher], method: st
             probs.append(targets.heads[name].predict_proba(bridge_inputs(f, logits)[0]))
             if f is not None:
                 feats[name] = f
-        return combine(np.stack(probs), method, targets.weights).astype(np.float32), feats
+        return combine(np.stack(probs), method, targets.weights, targets.mix).astype(np.float32), feats
 
     return run
 
@@ -190,7 +190,8 @@ def distill(config: DistillConfig, task: Task | None = None, teachers: list[Teac
                                     prepare_dim=config.prepare_dim, weight_temperature=config.weight_temperature,
                                     top_k=config.top_k, specs=specs, log=info)
         targets = build_targets(task, all_teachers, cache, ranking, config.method, views=config.views,
-                                keep_features=config.feature_weight > 0, seed=config.seed, heads=heads, log=info)
+                                keep_features=config.feature_weight > 0, seed=config.seed, heads=heads, mix=config.mix,
+                                log=info)
         ctx.targets = targets
         if config.online:
             ctx.online_targets = _online_targets(targets, all_teachers, config.method)

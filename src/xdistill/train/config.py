@@ -10,6 +10,7 @@ from xdistill.config import device_problems, seed_problems
 
 from xdistill.select.rank import DEFAULT_METRIC, DEFAULT_PREPARE, DEFAULT_PREPARE_DIM
 from xdistill.select.weights import DEFAULT_TOP_K, DEFAULT_WEIGHT_TEMPERATURE
+from xdistill.train.targets import DEFAULT_MIX, MIXES
 
 
 @dataclass
@@ -52,6 +53,7 @@ class DistillConfig:
     prepare_dim: int = DEFAULT_PREPARE_DIM  # PCA components kept by 'pca'
     weight_temperature: float = DEFAULT_WEIGHT_TEMPERATURE  # softmax temperature over standardised scores
     top_k: int = DEFAULT_TOP_K  # teachers mixed by 'weighted' (0 = all)
+    mix: str = DEFAULT_MIX  # how 'weighted' mixes them per sample: gated (the teacher with the largest weight x confidence) | average
     device: str = "cpu"  # cpu | cuda (bf16 autocast on CUDA)
     threads: int = 0  # torch CPU threads; 0 = torch's default
     deterministic: bool = True  # deterministic algorithms (resume reproduces an uninterrupted run)
@@ -75,6 +77,8 @@ class DistillConfig:
         for key in ("views", "top_k"):
             if getattr(self, key) < 0:
                 problems.append(f"'{key}' must be >= 0. Got {getattr(self, key)}.")
+        if self.mix not in MIXES:
+            problems.append(f"'mix' must be one of {', '.join(MIXES)}. Got {self.mix!r}.")
         if self.prepare_dim < 1:
             problems.append(f"'prepare_dim' must be >= 1. Got {self.prepare_dim}.")
         if not 0 <= self.threads <= 1024:

@@ -6,7 +6,11 @@ probabilities over the target classes on every split and cached view. The
 methods then combine them:
 
 - ``nearest``: the top-ranked teacher alone;
-- ``weighted``: sum_t w_t p_t with the ranking's similarity weights;
+- ``weighted``: the ranking's similarity weights w_t over its top teachers,
+  mixed per sample (``mix``): ``gated`` (default) hands each sample the
+  prediction of the teacher with the largest w_t * max_c p_t(c | x), the
+  similarity prior times the calibrated teacher's confidence on that sample;
+  ``average`` takes sum_t w_t p_t;
 - ``ensemble``: the uniform mean over every teacher (an ablation);
 - ``partition``: per sample, the teacher most confident on it.
 
@@ -32,14 +36,23 @@ from xdistill.select.rank import Ranking
 from xdistill.teachers.base import Teacher
 
 TEACHER_METHODS = ("nearest", "weighted", "ensemble", "partition")
+# Averaging teachers that disagree gives flat targets, and students distilled from them were weaker
+# than from one confident teacher per sample (docs/benchmarks.md), so 'weighted' gates by default.
+MIXES = ("gated", "average")
+DEFAULT_MIX = "gated"
 
 
-def combine(probs: np.ndarray, method: str, weights: np.ndarray) -> np.ndarray:
-    """[T, N, C] per-teacher probabilities -> [N, C] targets."""
+def combine(probs: np.ndarray, method: str, weights: np.ndarray, mix: str = DEFAULT_MIX) -> np.ndarray:
+    """[T, N, C] per-teacher probabilities -> [N, C] targets; ``mix`` applies to 'weighted' only."""
     if method == "nearest":
         return probs[int(np.argmax(weights))]
     if method == "weighted":
-        return np.tensordot(weights / weights.sum(), probs, axes=1)
+        if mix == "average":
+            return np.tensordot(weights / weights.sum(), probs, axes=1)
+        if mix != "gated":
+            raise XDistillError(f"Unknown mix '{mix}' for 'weighted'. Available: {', '.join(MIXES)}.")
+        gate = weights[:, None] * probs.max(axis=2)  # [T, N] similarity prior x confidence on each sample
+        return probs[gate.argmax(axis=0), np.arange(probs.shape[1])]
     if method == "ensemble":
         return probs.mean(axis=0)
     if method == "partition":
@@ -69,6 +82,7 @@ class TeacherTargets:
     combined: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [N, C]
     reliability: float = 1.0  # held-out labeled accuracy of the combined targets
     features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # teacher -> split -> [N, D]
+    mix: str = DEFAULT_MIX  # how 'weighted' mixes its teachers (see combine)
 
     def scale(self, num_classes: int) -> float:
         chance = 1.0 / num_classes
@@ -85,7 +99,7 @@ class TeacherTargets:
 
     def summary(self) -> dict:
         return {
-            "method": self.method,
+            "method": self.method, **({"mix": self.mix} if self.method == "weighted" else {}),
             "teachers": {n: {"weight": float(w), "bridge_C": self.heads[n].C, "temperature": self.heads[n].temperature,
                              "cv_accuracy": self.heads[n].cv_accuracy} for n, w in zip(self.names, self.weights)},
             "reliability": self.reliability,
@@ -94,7 +108,7 @@ class TeacherTargets:
 
 def build_targets(task: Task, teachers: Sequence[Teacher], cache: TeacherCache, ranking: Ranking, method: str,
                   views: int = 0, keep_features: bool = False, seed: int = 0,
-                  heads: dict[str, BridgeHead] | None = None,
+                  heads: dict[str, BridgeHead] | None = None, mix: str = DEFAULT_MIX,
                   log: Callable[[str], None] | None = None) -> TeacherTargets:
     """Bridge the method's teachers to the target labels and combine their predictions."""
     names = teachers_for(method, ranking)
@@ -129,11 +143,12 @@ def build_targets(task: Task, teachers: Sequence[Teacher], cache: TeacherCache, 
         if keep_features and outs["labeled"].features is not None:
             features[name] = {k: o.features for k, o in outs.items()}
     stacked = {k: np.stack(v) for k, v in per_teacher.items()}
-    combined = {k: combine(v, method, weights).astype(np.float32) for k, v in stacked.items()}
-    oof_combined = combine(np.stack(oof), method, weights)
+    combined = {k: combine(v, method, weights, mix).astype(np.float32) for k, v in stacked.items()}
+    oof_combined = combine(np.stack(oof), method, weights, mix)
     reliability = float((oof_combined.argmax(1) == task.labeled.y).mean())
-    targets = TeacherTargets(method, names, weights, heads, stacked, combined, reliability, features)
+    targets = TeacherTargets(method, names, weights, heads, stacked, combined, reliability, features, mix)
     if log is not None:
-        mix = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
-        log(f"{method} targets from {mix}; held-out labeled accuracy {reliability:.3f}")
+        sources = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
+        how = f" ({mix})" if method == "weighted" else ""
+        log(f"{method}{how} targets from {sources}; held-out labeled accuracy {reliability:.3f}")
     return targets
