@@ -150,7 +150,7 @@ def metric_scatter(scores: Mapping[str, Mapping[str, float | None]], accuracy: M
 
 def teacher_weights(weights: Mapping[str, Mapping[str, float]],
                     title: str = "Teacher weights per target") -> bytes:
-    """One panel per target: each teacher's weight in the mixture.
+    """One panel per target: each teacher's similarity weight in 'weighted'.
 
     weights: target -> teacher -> weight.
     """

@@ -189,7 +189,7 @@ METHODS.register("finetune", Method(supervised_step, uses_init=True,
 METHODS.register("fixmatch", Method(fixmatch_step, uses_unlabeled=True, uses_strong=True,
                                     summary="FixMatch semi-supervised baseline"))
 for _name, _summary in (("nearest", "distill the top-ranked teacher"),
-                        ("weighted", "distill the similarity-weighted mixture of the top teachers"),
+                        ("weighted", "distill the top teachers, weighted by similarity, gated per sample (see mix)"),
                         ("ensemble", "distill the uniform mean of every teacher (ablation)"),
                         ("partition", "distill, per sample, the teacher most confident on it")):
     METHODS.register(_name, Method(distill_step, uses_teachers=True, uses_unlabeled=True, summary=_summary))
