@@ -179,19 +179,30 @@ class TeacherCache:
         so an unlocked read sees whole, verified files or gives up; a complete entry is then used
         as it is, which also works in a cache folder the user may only read (a shared team cache).
         """
-        info = self.store.read_entry_info(key)
-        if info is None or info.get("n") != n:
-            return False
-        try:
-            for index, (start, stop) in enumerate(_ranges(n, int(info["shard_size"]))):
-                self.store.read_shard(key, index, start, stop)
-        except (FileNotFoundError, CorruptShard, KeyError, ValueError):
-            return False  # the locked pass below reports and repairs what is wrong
+        info = self._read_complete(key, n, keep=None)
+        if info is None:
+            return False  # the locked pass reports and repairs what is wrong
         summary.reused[teacher.name] = summary.reused.get(teacher.name, 0) + n
         summary.entries[key] = {k: v for k, v in info.items() if k not in ("format", "xdistill")}
         if bar is not None:
             bar.update(n)
         return True
+
+    def _read_complete(self, key: str, n: int, keep: dict[str, list[np.ndarray]] | None) -> dict | None:
+        """The entry's record if it is complete and every shard verifies, else None; the shards'
+        arrays are appended to ``keep`` (by name) when given, or dropped one shard at a time."""
+        info = self.store.read_entry_info(key)
+        if info is None or info.get("n") != n:
+            return None
+        try:
+            for index, (start, stop) in enumerate(_ranges(n, int(info["shard_size"]))):
+                arrays = self.store.read_shard(key, index, start, stop)
+                if keep is not None:
+                    for name, arr in arrays.items():
+                        keep.setdefault(name, []).append(arr)
+        except (FileNotFoundError, CorruptShard, KeyError, ValueError):
+            return None
+        return info
 
     def _compute_and_write(self, teacher, split, view, key, index, start, stop, summary, bar):
         arrays = self._compute_shard(teacher, split, view, start, stop, bar)
@@ -204,15 +215,8 @@ class TeacherCache:
     def lookup(self, teacher: Teacher, split: Split, view: int = 0) -> CachedOutputs | None:
         """The cached outputs if the entry is complete and intact; never runs the teacher."""
         key = self.key(teacher, split, view)
-        info = self.store.read_entry_info(key)
-        if info is None or info.get("n") != len(split):
-            return None
         parts: dict[str, list[np.ndarray]] = {}
-        try:
-            for index, (start, stop) in enumerate(_ranges(len(split), int(info["shard_size"]))):
-                for name, arr in self.store.read_shard(key, index, start, stop).items():
-                    parts.setdefault(name, []).append(arr)
-        except (FileNotFoundError, CorruptShard):
+        if self._read_complete(key, len(split), keep=parts) is None:
             return None
         joined = {name: np.concatenate(arrs) if len(arrs) > 1 else arrs[0] for name, arrs in parts.items()}
         return CachedOutputs(key, joined.get("features"), joined.get("logits"))
