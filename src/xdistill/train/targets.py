@@ -51,14 +51,18 @@ def combine(probs: np.ndarray, method: str, weights: np.ndarray, mix: str = DEFA
             return np.tensordot(weights / weights.sum(), probs, axes=1)
         if mix != "gated":
             raise XDistillError(f"Unknown mix '{mix}' for 'weighted'. Available: {', '.join(MIXES)}.")
-        gate = weights[:, None] * probs.max(axis=2)  # [T, N] similarity prior x confidence on each sample
-        return probs[gate.argmax(axis=0), np.arange(probs.shape[1])]
+        return _most_confident(probs, prior=weights)
     if method == "ensemble":
         return probs.mean(axis=0)
     if method == "partition":
-        confident = probs.max(axis=2).argmax(axis=0)  # [N] index of the most confident teacher
-        return probs[confident, np.arange(probs.shape[1])]
+        return _most_confident(probs, prior=np.ones(len(probs)))
     raise XDistillError(f"Unknown teacher method '{method}'. Available: {', '.join(TEACHER_METHODS)}.")
+
+
+def _most_confident(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """[T, N, C] -> [N, C]: each sample's row from the teacher with the largest prior_t * max_c p_t(c)."""
+    gate = prior[:, None] * probs.max(axis=2)  # [T, N]
+    return probs[gate.argmax(axis=0), np.arange(probs.shape[1])]
 
 
 def teachers_for(method: str, ranking: Ranking) -> list[str]:
