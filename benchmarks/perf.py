@@ -1,6 +1,6 @@
 """What the teacher cache costs and saves on this machine (the same as ``xdistill bench --perf``).
 
-    PYTHONPATH=src python benchmarks/perf.py [--quick] [--out DIR] [--threads N]
+    python benchmarks/perf.py [--quick] [--out DIR] [--threads N]
 
 Prints the machine, then every comparison as a ratio of two timings made in
 this one run: extraction against bare teacher passes, cached distillation
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from xdistill.pipeline.perf import run_perf
+from xdistill.bench.perf import run_perf
 
 
 def main() -> None:

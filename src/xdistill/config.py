@@ -9,10 +9,11 @@ field's declared type or rejected with a clear message. YAML is read with
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,130 +63,169 @@ def _type_name(tp: Any) -> str:
 
 def _convert(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
     """Convert ``value`` to type ``tp`` or record a problem and return it unchanged."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if tp is Any:
         return value
+    origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        for candidate in inner:
-            trial: list[str] = []
-            converted = _convert(value, candidate, where, trial)
-            if not trial:
-                return converted
-        problems.append(f"'{where}' must be {' or '.join(_type_name(a) for a in args)}. Got {value!r}.")
-        return value
+        return _convert_union(value, tp, where, problems)
     if origin is typing.Literal:
-        if value in args:
-            return value
-        problems.append(f"'{where}' must be one of {', '.join(repr(a) for a in args)}. Got {value!r}.")
-        return value
+        return _convert_literal(value, tp, where, problems)
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, Mapping):
-            problems.append(f"'{where}' must be a mapping of {tp.__name__} fields. Got {value!r}.")
-            return value
-        return _build(tp, value, where, problems)
+        return _convert_dataclass(value, tp, where, problems)
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            problems.append(f"'{where}' must be a list. Got {value!r}.")
-            return value
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                problems.append(f"'{where}' must have {len(args)} items. Got {len(value)}: {list(value)!r}.")
-                return value
-            items = [_convert(v, a, f"{where}[{i}]", problems) for i, (v, a) in enumerate(zip(value, args))]
-        else:
-            item_tp = args[0] if args else Any
-            items = [_convert(v, item_tp, f"{where}[{i}]", problems) for i, v in enumerate(value)]
-        return tuple(items) if (origin is tuple or tp is tuple) else list(items)
+        return _convert_sequence(value, tp, where, problems)
     if origin in (dict, Mapping) or tp is dict:
-        if not isinstance(value, Mapping):
-            problems.append(f"'{where}' must be a mapping. Got {value!r}.")
-            return value
-        vt = args[1] if len(args) == 2 else Any
-        return {str(k): _convert(v, vt, f"{where}.{k}", problems) for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        problems.append(f"'{where}' must be true or false. Got {value!r}.")
-        return value
-    if tp is int:
-        if isinstance(value, bool):
-            problems.append(f"'{where}' must be an integer. Got {value!r}.")
-            return value
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        problems.append(f"'{where}' must be an integer. Got {value!r}.")
-        return value
-    if tp is float:
-        if isinstance(value, bool):
-            problems.append(f"'{where}' must be a number. Got {value!r}.")
-            return value
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        problems.append(f"'{where}' must be a number. Got {value!r}.")
-        return value
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        problems.append(f"'{where}' must be a string. Got {value!r}.")
-        return value
-    if tp is Path:
-        if isinstance(value, (str, Path)):
-            return Path(value)
-        problems.append(f"'{where}' must be a path. Got {value!r}.")
-        return value
+        return _convert_mapping(value, tp, where, problems)
+    scalar = _SCALARS.get(tp)
+    return scalar(value, where, problems) if scalar is not None else value
+
+
+def _convert_union(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for candidate in (a for a in args if a is not type(None)):
+        trial: list[str] = []
+        converted = _convert(value, candidate, where, trial)
+        if not trial:
+            return converted
+    problems.append(f"'{where}' must be {' or '.join(_type_name(a) for a in args)}. Got {value!r}.")
     return value
+
+
+def _convert_literal(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
+    args = typing.get_args(tp)
+    if value not in args:
+        problems.append(f"'{where}' must be one of {', '.join(repr(a) for a in args)}. Got {value!r}.")
+    return value
+
+
+def _convert_dataclass(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
+    if isinstance(value, tp):
+        return value
+    if not isinstance(value, Mapping):
+        problems.append(f"'{where}' must be a mapping of {tp.__name__} fields. Got {value!r}.")
+        return value
+    return _build(tp, value, where, problems)
+
+
+def _convert_sequence(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        problems.append(f"'{where}' must be a list. Got {value!r}.")
+        return value
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            problems.append(f"'{where}' must have {len(args)} items. Got {len(value)}: {list(value)!r}.")
+            return value
+        items = [_convert(v, a, f"{where}[{i}]", problems) for i, (v, a) in enumerate(zip(value, args))]
+    else:
+        item_tp = args[0] if args else Any
+        items = [_convert(v, item_tp, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    return tuple(items) if (origin is tuple or tp is tuple) else list(items)
+
+
+def _convert_mapping(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
+    args = typing.get_args(tp)
+    if not isinstance(value, Mapping):
+        problems.append(f"'{where}' must be a mapping. Got {value!r}.")
+        return value
+    vt = args[1] if len(args) == 2 else Any
+    return {str(k): _convert(v, vt, f"{where}.{k}", problems) for k, v in value.items()}
+
+
+def _convert_bool(value: Any, where: str, problems: list[str]) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    problems.append(f"'{where}' must be true or false. Got {value!r}.")
+    return value
+
+
+def _convert_number(kind: type, what: str) -> Callable[[Any, str, list[str]], Any]:
+    """A converter to int or float that refuses booleans and, for int, fractional values."""
+
+    def convert(value: Any, where: str, problems: list[str]) -> Any:
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, int) or (kind is float and isinstance(value, float)):
+            return kind(value)
+        elif kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        elif isinstance(value, str):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+        problems.append(f"'{where}' must be {what}. Got {value!r}.")
+        return value
+
+    return convert
+
+
+def _convert_str(value: Any, where: str, problems: list[str]) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    problems.append(f"'{where}' must be a string. Got {value!r}.")
+    return value
+
+
+def _convert_path(value: Any, where: str, problems: list[str]) -> Any:
+    if isinstance(value, (str, Path)):
+        return Path(value)
+    problems.append(f"'{where}' must be a path. Got {value!r}.")
+    return value
+
+
+_SCALARS: dict[Any, Callable[[Any, str, list[str]], Any]] = {
+    bool: _convert_bool, int: _convert_number(int, "an integer"), float: _convert_number(float, "a number"),
+    str: _convert_str, Path: _convert_path,
+}
+
+
+def config_problems(obj: Any) -> list[str]:
+    """A typed config's own checks of its values: its ``problems()`` method, if it has one."""
+    check = getattr(obj, "problems", None)
+    return list(check()) if callable(check) else []
+
+
+def ensure_valid(obj: C, what: str) -> C:
+    """``obj`` itself when its ``problems()`` are none, else one ConfigError naming every problem."""
+    problems = config_problems(obj)
+    if problems:
+        raise ConfigError(join_problems(problems, f"Invalid {what}"))
+    return obj
+
+
+def _unknown_key_problem(cls: type, key: str, fields: Sequence[str], where: str) -> str:
+    prefix = f"{where}." if where else ""
+    renamed = getattr(cls, "RENAMED", {}).get(key)
+    if renamed is not None:
+        return f"The key '{prefix}{key}' was renamed to '{prefix}{renamed}'. Use {prefix}{renamed}= instead."
+    close = difflib.get_close_matches(str(key), list(fields), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return f"Unknown key '{prefix}{key}'.{hint} Valid keys: {', '.join(fields)}."
 
 
 def _build(cls: type[C], data: Mapping[str, Any], where: str, problems: list[str]) -> C:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = [k for k in data if k not in fields]
-    for key in unknown:
-        import difflib
-
-        close = difflib.get_close_matches(str(key), list(fields), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        prefix = f"{where}." if where else ""
-        problems.append(f"Unknown key '{prefix}{key}'.{hint} Valid keys: {', '.join(fields)}.")
+    problems += [_unknown_key_problem(cls, k, list(fields), where) for k in data if k not in fields]
     kwargs = {}
-    missing = []
     for name, field in fields.items():
         sub = f"{where}.{name}" if where else name
         if name in data:
             kwargs[name] = _convert(data[name], hints[name], sub, problems)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            missing.append(sub)
-    for sub in missing:
-        problems.append(f"Missing required key '{sub}'.")
+            problems.append(f"Missing required key '{sub}'.")
     if problems:
         return None  # type: ignore[return-value]
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        problems.append(str(exc))
-        return None  # type: ignore[return-value]
+    obj = cls(**kwargs)
+    problems += config_problems(obj)
+    return obj
 
 
 def from_dict(cls: type[C], data: Mapping[str, Any] | None, what: str = "config") -> C:

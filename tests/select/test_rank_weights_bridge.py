@@ -11,7 +11,14 @@ from xdistill.select.bridge import bridge_inputs, fit_bridge, fit_temperature
 from xdistill.select.rank import rank_teachers
 from xdistill.select.weights import rank_order, teacher_weights
 from xdistill.teachers import load_zoo
-from xdistill.train.targets import combine
+from xdistill.kinds.classification.methods import METHODS
+from xdistill.select.config import SelectionConfig
+from xdistill.teachers.base import TeacherOutput
+from xdistill.train.config import DistillConfig
+
+
+def combine(probs, method, weights, mix="gated"):
+    return METHODS.get(method).combine(probs, weights, DistillConfig(mix=mix))
 
 
 def test_weights_sum_to_one_follow_scores_and_respect_top_k():
@@ -75,8 +82,8 @@ def test_gated_mix_hands_each_sample_one_teachers_prediction():
     # the same as partition when the weights are even
     np.testing.assert_array_equal(combine(probs, "weighted", np.full(3, 1 / 3), "gated"),
                                   combine(probs, "partition", np.full(3, 1 / 3)))
-    with pytest.raises(XDistillError, match="Unknown mix 'hard' for 'weighted'. Available: gated, average"):
-        combine(probs, "weighted", weights, "hard")
+    # an unknown mix is refused with the config, before any run
+    assert DistillConfig(mix="hard").problems() == ["'mix' must be one of gated, average. Got 'hard'."]
 
 
 def _blobs(n_per_class=20, classes=3, dim=8, sep=4.0, seed=0):
@@ -131,7 +138,7 @@ def test_rank_from_cache_runs_no_teacher_and_marks_undefined(tiny_task, tiny_zoo
     task = load_task(tiny_task)
     teachers = load_zoo(tiny_zoo).teachers()
     cache = TeacherCache(tmp_path / "c", progress=False)
-    first = rank_teachers(task, teachers, cache, metric="knn_loo_accuracy", metrics=["knn_loo_accuracy", "leep"])
+    first = rank_teachers(task, teachers, cache, SelectionConfig(metric="knn_loo_accuracy", metrics=["knn_loo_accuracy", "leep"]))
     assert sorted(t.rank for t in first.teachers) == [1, 2]
 
     class NoLogits:
@@ -145,13 +152,11 @@ def test_rank_from_cache_runs_no_teacher_and_marks_undefined(tiny_task, tiny_zoo
             return self.inner.fingerprint() + "-features-only"
 
         def outputs(self, batch):
-            out = self.inner.outputs(batch)
-            out.logits = None
-            return out
+            return TeacherOutput(features=self.inner.outputs(batch).features)
 
-    ranking = rank_teachers(task, teachers + [NoLogits(teachers[0])], cache, metric="logme", metrics=["logme", "leep"])
+    ranking = rank_teachers(task, teachers + [NoLogits(teachers[0])], cache, SelectionConfig(metric="logme", metrics=["logme", "leep"]))
     row = next(t for t in ranking.teachers if t.name == "t0-f")
     assert row.scores["leep"] is None and row.scores["logme"] is not None
     assert any("t0-f" in note and "leep" in note for note in ranking.notes)
     with pytest.raises(XDistillError, match="undefined for every teacher"):
-        rank_teachers(task, [NoLogits(teachers[0])], cache, metric="leep", metrics=["leep"])
+        rank_teachers(task, [NoLogits(teachers[0])], cache, SelectionConfig(metric="leep", metrics=["leep"]))

@@ -11,6 +11,9 @@ from xdistill.errors import XDistillError
 from xdistill.pipeline.distill import distill
 from xdistill.students.io import load_student
 from xdistill.train.config import DistillConfig
+from xdistill.train.loop import Runtime
+
+QUIET = Runtime(log=None)
 
 
 class Interrupt(Exception):
@@ -24,7 +27,7 @@ def _config(task, zoo, out, method, cache):
 
 @pytest.mark.parametrize("method", ["weighted", "fixmatch"])
 def test_resume_matches_uninterrupted(tiny_task, tiny_zoo, tmp_path, method, monkeypatch):
-    full = distill(_config(tiny_task, tiny_zoo, tmp_path / "full", method, tmp_path / "c"), log=None)
+    full = distill(_config(tiny_task, tiny_zoo, tmp_path / "full", method, tmp_path / "c"), runtime=QUIET)
     import xdistill.train.loop as loop
 
     original = loop.save_checkpoint
@@ -39,11 +42,11 @@ def test_resume_matches_uninterrupted(tiny_task, tiny_zoo, tmp_path, method, mon
     monkeypatch.setattr(loop, "save_checkpoint", dying_save)
     cfg = _config(tiny_task, tiny_zoo, tmp_path / "cut", method, tmp_path / "c")
     with pytest.raises(Interrupt):
-        distill(cfg, log=None)
+        distill(cfg, runtime=QUIET)
     monkeypatch.setattr(loop, "save_checkpoint", original)
     with pytest.raises(XDistillError, match="--resume"):
-        distill(cfg, log=None)
-    resumed = distill(dataclasses.replace(cfg, resume=True), log=None)
+        distill(cfg, runtime=QUIET)
+    resumed = distill(dataclasses.replace(cfg, resume=True), runtime=QUIET)
     for (k, a), (_, b) in zip(full.student.state_dict().items(), resumed.student.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     assert [e["epoch"] for e in resumed.metrics["curves"]] == [1, 2, 3]
@@ -54,6 +57,6 @@ def test_resume_matches_uninterrupted(tiny_task, tiny_zoo, tmp_path, method, mon
 def test_same_seed_same_weights_other_seed_differs(tiny_task, tmp_path):
     cfgs = [DistillConfig(task=str(tiny_task), method="supervised", epochs=1, batch_size=4, progress=False, seed=s)
             for s in (0, 0, 1)]
-    runs = [distill(c, log=None).student.state_dict() for c in cfgs]
+    runs = [distill(c, runtime=QUIET).student.state_dict() for c in cfgs]
     key = next(iter(runs[0]))
     assert torch.equal(runs[0][key], runs[1][key]) and not torch.equal(runs[0][key], runs[2][key])

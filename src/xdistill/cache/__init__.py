@@ -6,6 +6,5 @@ from xdistill.cache.store import CachedOutputs, CacheStore
 __all__ = ["CacheStore", "CacheSummary", "CacheWarning", "CachedOutputs", "TeacherCache", "cache_task", "cached_outputs"]
 
 from xdistill.cache.config import CacheConfig  # noqa: E402
-from xdistill.cache.run import load_inputs, open_cache, run_cache  # noqa: E402
 
-__all__ += ["CacheConfig", "load_inputs", "open_cache", "run_cache"]
+__all__ += ["CacheConfig"]

@@ -19,11 +19,10 @@ class CacheConfig:
     shard_size: int = 4096  # samples per safetensors shard (bounds extraction memory)
     device: str = "cpu"  # cpu or cuda
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
         problems = seed_problems(augment_seed=self.augment_seed) + device_problems(self.device)
         if self.views < 0:
             problems.append(f"'views' must be >= 0. Got {self.views}.")
         if self.batch_size < 1 or self.shard_size < 1:
             problems.append(f"'batch_size' and 'shard_size' must be >= 1. Got {self.batch_size} and {self.shard_size}.")
-        if problems:
-            raise ValueError(" ".join(problems))
+        return problems

@@ -50,6 +50,12 @@ class CacheSummary:
         return sorted(name for name, n in self.queries.items() if n > 0)
 
 
+def _stored(array: np.ndarray) -> np.ndarray:
+    """Floating outputs are stored as float32 (what every consumer computes in); integer and boolean
+    outputs (token ids, offsets) keep their dtype."""
+    return array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
+
+
 def _ranges(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
@@ -100,29 +106,22 @@ class TeacherCache:
     def _compute_shard(self, teacher: Teacher, split: Split, view: int, start: int, stop: int,
                        bar: tqdm | None) -> dict[str, np.ndarray]:
         teacher.setup()
-        features, logits = [], []
+        parts: dict[str, list[np.ndarray]] = {}
         for b0 in range(start, stop, self.batch_size):
             b1 = min(b0 + self.batch_size, stop)
             out = teacher.outputs(self._inputs(split, b0, b1, view))
-            if out.features is not None:
-                features.append(out.features.cpu().numpy())
-            if out.logits is not None:
-                logits.append(out.logits.cpu().numpy())
+            for name, tensor in out.tensors.items():
+                parts.setdefault(name, []).append(tensor.detach().cpu().numpy())
             if bar is not None:
                 bar.update(b1 - b0)
-        arrays = {}
-        if features:
-            arrays["features"] = np.ascontiguousarray(np.concatenate(features).astype(np.float32))
-        if logits:
-            arrays["logits"] = np.ascontiguousarray(np.concatenate(logits).astype(np.float32))
-        return arrays
+        return {name: np.ascontiguousarray(_stored(np.concatenate(arrays))) for name, arrays in parts.items()}
 
     def ensure(self, teacher: Teacher, split: Split, view: int = 0, summary: CacheSummary | None = None,
                bar: tqdm | None = None, rank: int = 0, world_size: int = 1) -> str:
         """Make sure the entry exists and is intact, computing only what is missing; returns its key.
 
         With ``world_size > 1`` this process computes shards ``rank, rank + world_size, ...``
-        and rank 0 finishes the entry once every rank is done (see :mod:`xdistill.cache.distributed`).
+        and rank 0 finishes the entry once every rank is done (see :func:`cache_task`).
         """
         summary = summary if summary is not None else CacheSummary()
         key = self.key(teacher, split, view)
@@ -207,7 +206,7 @@ class TeacherCache:
     def _compute_and_write(self, teacher, split, view, key, index, start, stop, summary, bar):
         arrays = self._compute_shard(teacher, split, view, start, stop, bar)
         if not arrays:
-            raise XDistillError(f"Teacher '{teacher.name}' returned neither features nor logits.")
+            raise XDistillError(f"Teacher '{teacher.name}' returned no outputs (neither features nor logits).")
         self.store.write_shard(key, index, start, stop, arrays)
         summary.queries[teacher.name] = summary.queries.get(teacher.name, 0) + (stop - start)
         return arrays
@@ -219,7 +218,7 @@ class TeacherCache:
         if self._read_complete(key, len(split), keep=parts) is None:
             return None
         joined = {name: np.concatenate(arrs) if len(arrs) > 1 else arrs[0] for name, arrs in parts.items()}
-        return CachedOutputs(key, joined.get("features"), joined.get("logits"))
+        return CachedOutputs(key, joined)
 
     def load(self, teacher: Teacher, split: Split, view: int = 0) -> CachedOutputs:
         """The teacher's outputs on a split: from the cache, computing (and caching) what is missing."""
@@ -239,11 +238,11 @@ def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, vie
     """Cache every teacher's outputs on every split of ``task`` (plus ``views`` augmented
     views of the unlabeled split), computing only what is missing."""
     teachers = list(teachers)
-    check_modalities(teachers, task.input)
+    check_modalities(teachers, task.modality)
     if views < 0:
         raise XDistillError(f"'views' must be >= 0. Got {views}.")
-    if views and task.input != "image":
-        raise XDistillError(f"Augmented views need an image task; task '{task.name}' has input '{task.input}'. Use views=0.")
+    if views and task.modality != "image":
+        raise XDistillError(f"Augmented views need an image task; task '{task.name}' has input '{task.modality}'. Use views=0.")
     split_names = list(splits) if splits is not None else list(task.splits)
     jobs = [(t, task.splits[s], 0) for t in teachers for s in split_names]
     jobs += [(t, task.unlabeled, v) for t in teachers for v in range(1, views + 1)]
@@ -255,7 +254,7 @@ def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, vie
             teacher.setup()
     summary = CacheSummary()
     started = time.perf_counter()
-    unit = "img" if task.input == "image" else "sample"
+    unit = "img" if task.modality == "image" else "sample"
     with tqdm(total=total, desc=f"cache {task.name}", unit=unit, disable=not cache.progress or rank != 0,
               leave=False, dynamic_ncols=True) as bar:
         for teacher, split, view in jobs:

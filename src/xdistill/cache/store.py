@@ -55,18 +55,22 @@ class CorruptShard(Exception):
 
 @dataclass
 class CachedOutputs:
-    """A teacher's cached outputs on one split and view.
-
-    features: [N, D] float32 or None; logits: [N, C_teacher] float32 or None.
-    """
+    """A teacher's cached outputs on one split and view: its named arrays, each [N, ...]
+    (classification: ``features`` [N, D] and ``logits`` [N, C_teacher], either may be absent)."""
 
     key: str
-    features: np.ndarray | None
-    logits: np.ndarray | None
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def features(self) -> np.ndarray | None:
+        return self.arrays.get("features")
+
+    @property
+    def logits(self) -> np.ndarray | None:
+        return self.arrays.get("logits")
 
     def __len__(self) -> int:
-        arr = self.features if self.features is not None else self.logits
-        return 0 if arr is None else len(arr)
+        return len(next(iter(self.arrays.values()))) if self.arrays else 0
 
 
 class CacheStore:

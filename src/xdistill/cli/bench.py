@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     def bench_cmd(
         suite: str = typer.Option("demo", "--suite", help="Suite of targets (demo: the digits demo world)."),
         seeds: int = typer.Option(3, "--seeds", help="Seeds per target and method (0..N-1)."),
-        methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: all 7)."),
+        methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: every method of the task kind)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per run (default: 30; 8 with --quick)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: $XDISTILL_HOME/bench/SUITE)."),
         quick: bool = typer.Option(False, "--quick", help="The short budget (8 epochs); with --perf, fewer repeats."),
@@ -31,16 +31,30 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run every target x method x seed (resumable) and write results.json, results.md and report.html."""
         if perf:
-            from xdistill.pipeline.perf import run_perf
+            from xdistill.bench.perf import run_perf
 
             emit_json(run_perf(out=out, quick=quick, home=home, log=console.print), json_out)
             return
-        from xdistill.pipeline.bench import BENCH_METHODS, run_bench
+        from xdistill.bench.suite import BenchConfig, chosen_methods, run_bench
+        from xdistill.demo.suite import SUITES, demo_suite
+        from xdistill.errors import XDistillError
+        from xdistill.kinds.classification.methods import METHODS
         from xdistill.report.bench import accuracy_rows, gap_rows
+        from xdistill.train.loop import Runtime
 
-        chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else list(BENCH_METHODS)
-        results = run_bench(suite, seeds=seeds, methods=chosen, out=out, epochs=epochs, quick=quick, validate=validate,
-                            log=console.print, track=track, cache_dir=cache_dir, home=home)
+        if suite not in SUITES:
+            raise XDistillError(f"Unknown suite '{suite}'. Available: {', '.join(SUITES)}.")
+        chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else []
+        bench = BenchConfig(seeds=seeds, methods=chosen, epochs=epochs or 0, quick=quick, validate=validate,
+                            track=track, out=str(out or ""), suite=suite)
+        problems = bench.problems() + chosen_methods(chosen, METHODS)[1]
+        if problems:
+            from xdistill.errors import join_problems
+
+            raise XDistillError(join_problems(problems, "Invalid bench"))
+        targets, default_cache = demo_suite(home, log=console.print)
+        bench.cache_dir = str(cache_dir or default_cache)
+        results = run_bench(targets, bench, Runtime(log=console.print))
         summary = results["summary"]
         columns, rows = accuracy_rows(results, summary)
         print_table(f"Test accuracy at the last epoch ({results['epochs']} epochs; mean ± std over "

@@ -44,6 +44,15 @@ CacheOpt = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_
 TeachersOpt = typer.Option(None, "--teachers", help="Comma-separated teacher names (default: all).")
 
 
+def methods_help() -> str:
+    """The --method help, from the registries: each task kind's methods and the default."""
+    from xdistill.kinds import KINDS
+    from xdistill.train.config import DistillConfig
+
+    kinds = "; ".join(f"{name}: {', '.join(kind.methods.names())}" for name, kind in KINDS.items())
+    return f"Method, per task kind ({kinds}). Default: {DistillConfig().method}."
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"xdistill {__version__}")
@@ -68,7 +77,9 @@ def cache_cmd(
     overrides: Optional[list[str]] = OverridesArg,
 ) -> None:
     """Run every teacher once over every split of the task and cache its outputs."""
-    from xdistill.cache import CacheConfig, run_cache
+    from xdistill.cache import CacheConfig
+    from xdistill.pipeline.cache import run_cache
+    from xdistill.train.loop import Runtime
 
     flags = {"task": task, "zoo": zoo, "cache_dir": cache_dir, "views": views,
              "teachers": teachers.split(",") if teachers else None}
@@ -80,7 +91,7 @@ def cache_cmd(
     from xdistill.distributed import distributed_context
 
     with distributed_context(cfg.device) as ctx:
-        summary = run_cache(cfg, rank=ctx.rank, world_size=ctx.world_size)
+        summary = run_cache(cfg, Runtime(rank=ctx.rank, world_size=ctx.world_size))
     if ctx.rank == 0:
         emit_json({"config": to_dict(cfg), "queries": summary.queries, "reused": summary.reused,
                    "recomputed_shards": summary.recomputed_shards, "seconds": summary.seconds}, json_out)
@@ -101,7 +112,7 @@ def rank_cmd(
 ) -> None:
     """Score every teacher by task similarity from the cache, rank them and weight them."""
     from xdistill.pipeline.rank import run_rank
-    from xdistill.select.rank import RankConfig
+    from xdistill.select.config import RankConfig
 
     flags = {"task": task, "zoo": zoo, "metric": metric, "out": out, "validate": validate or None,
              "cache_dir": cache_dir, "teachers": teachers.split(",") if teachers else None}
@@ -127,7 +138,7 @@ def rank_cmd(
 def distill_cmd(
     task: Optional[str] = TaskOpt,
     zoo: Optional[str] = ZooOpt,
-    method: Optional[str] = typer.Option(None, "--method", "-m", help="supervised | fixmatch | finetune | nearest | weighted | ensemble | partition."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help=methods_help()),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (student, metrics, report)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs."),
@@ -143,6 +154,7 @@ def distill_cmd(
     """Distill a small student on the task (or train a baseline) and write its files and metrics."""
     from xdistill.pipeline.distill import config_problems, distill
     from xdistill.train.config import DistillConfig
+    from xdistill.train.loop import Runtime
 
     flags = {"task": task, "zoo": zoo, "method": method, "out": out, "seed": seed, "epochs": epochs,
              "resume": resume or None, "online": online or None, "cache_dir": cache_dir,
@@ -170,24 +182,24 @@ def distill_cmd(
 
             cfg = dataclasses.replace(cfg, device=ctx.device)
             wrap = lambda m: DistributedDataParallel(m, device_ids=[ctx.local_rank] if ctx.device.startswith("cuda") else None)  # noqa: E731
-        result = distill(cfg, rank=ctx.rank, world_size=ctx.world_size, wrap=wrap)
+        result = distill(cfg, runtime=Runtime(rank=ctx.rank, world_size=ctx.world_size, wrap=wrap))
     if ctx.rank == 0:
         emit_json(result.metrics, json_out)
 
 
 @app.command("eval")
 def eval_cmd(
-    student_dir: Path = typer.Argument(..., help="Folder of a saved student (the --out of distill)."),
-    task: str = typer.Option(..., "--task", "-t", help="Task folder to score on."),
-    split: str = typer.Option("test", "--split", help="Split to score: labeled or test."),
+    student_dir: Path = typer.Argument(..., help="Folder of a finished run (the --out of distill)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder to score on (default: the run's own)."),
+    split: str = typer.Option("test", "--split", help="Split to score (one with labels, e.g. test)."),
     json_out: Optional[Path] = JsonOpt,
 ) -> None:
-    """Score a saved student on a task split."""
+    """Score a run's student on a task split, by the run's task kind."""
     from xdistill.pipeline.evaluate import evaluate_saved
 
     report = evaluate_saved(student_dir, task, split)
-    print_table(f"{student_dir} on {task} [{split}]", ["metric", "value"],
-                [[k, report[k]] for k in ("accuracy", "macro_f1", "ece", "nll", "n")])
+    scalars = [[k, v] for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    print_table(f"{student_dir} on {task or 'its task'} [{split}]", ["metric", "value"], scalars)
     emit_json(report, json_out)
 
 

@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from xdistill.io import atomic_write_json
+from xdistill.report.console import console, err_console, fmt, print_table
 
-# Wide tables stay readable when piped to a file or a CI log.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-    return str(value)
-
-
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*(fmt(v) for v in row))
-    console.print(table)
+__all__ = ["console", "emit_json", "err_console", "fmt", "print_table"]
 
 
 def emit_json(obj: Any, path: Path | None) -> None:

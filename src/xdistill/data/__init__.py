@@ -5,7 +5,7 @@
 """
 
 from xdistill.data.task import (
-    INPUT_KINDS,
+    TASK_INPUTS,
     SPLIT_NAMES,
     Split,
     Task,
@@ -16,7 +16,7 @@ from xdistill.data.task import (
 from xdistill.data.tensors import images_to_tensor
 
 __all__ = [
-    "INPUT_KINDS",
+    "TASK_INPUTS",
     "SPLIT_NAMES",
     "Split",
     "Task",

@@ -20,9 +20,9 @@ from xdistill.data.splits import (
 from xdistill.errors import XDistillError, join_problems
 from xdistill.io import atomic_write_text, unusable_path
 
-INPUT_KINDS = ("image", "features", "text")
+TASK_INPUTS = ("image", "features", "text")  # what a classification task's samples are
 SPLIT_NAMES = ("labeled", "unlabeled", "test")
-_TASK_KEYS = ("name", "classes", "input", "splits", "description")
+_TASK_KEYS = ("name", "classes", "input", "splits", "description", "kind")
 
 
 @dataclass
@@ -65,6 +65,12 @@ class Task:
     splits: dict[str, Split]
     description: str = ""
     root: Path | None = None
+    kind: str = "classification"  # the task kind (xdistill.kinds) this loader serves
+
+    @property
+    def modality(self) -> str:
+        """What the task's teachers read: its input."""
+        return self.input
 
     @property
     def num_classes(self) -> int:
@@ -107,6 +113,9 @@ def _validate_header(raw: Any, path: Path) -> list[str]:
             close = difflib.get_close_matches(str(key), _TASK_KEYS, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             problems.append(f"Unknown key '{key}'.{hint} Valid keys: {', '.join(_TASK_KEYS)}.")
+    if raw.get("kind", "classification") != "classification":
+        problems.append(f"This loader reads classification tasks; the file declares kind {raw['kind']!r}. "
+                        "Load it with xdistill.kinds.load_task.")
     for key in ("name", "classes", "input", "splits"):
         if key not in raw:
             problems.append(f"Missing required key '{key}'.")
@@ -118,8 +127,8 @@ def _validate_header(raw: Any, path: Path) -> list[str]:
             problems.append(f"'classes' must be a list of at least 2 class names. Got {classes!r}.")
         elif len({str(c) for c in classes}) != len(classes):
             problems.append(f"'classes' must not repeat a name. Got {classes!r}.")
-    if "input" in raw and raw["input"] not in INPUT_KINDS:
-        problems.append(f"'input' must be one of {', '.join(INPUT_KINDS)}. Got {raw['input']!r}.")
+    if "input" in raw and raw["input"] not in TASK_INPUTS:
+        problems.append(f"'input' must be one of {', '.join(TASK_INPUTS)}. Got {raw['input']!r}.")
     splits = raw.get("splits")
     if "splits" in raw:
         if not isinstance(splits, dict):
@@ -191,8 +200,8 @@ def task_from_arrays(
             input = "features"
         else:
             input = "image"
-    if input not in INPUT_KINDS:
-        raise XDistillError(f"'input' must be one of {', '.join(INPUT_KINDS)}. Got {input!r}.")
+    if input not in TASK_INPUTS:
+        raise XDistillError(f"'input' must be one of {', '.join(TASK_INPUTS)}. Got {input!r}.")
     splits = {}
     problems = []
     for split_name, (x, y) in {"labeled": labeled, "unlabeled": (unlabeled, None), "test": test}.items():
@@ -246,4 +255,4 @@ def replace_split(task: Task, name: str, x: np.ndarray, y: np.ndarray | None) ->
     return _finish(task.name, task.classes, task.input, splits, task.description, task.root)
 
 
-__all__ = ["INPUT_KINDS", "SPLIT_NAMES", "Split", "Task", "load_task", "save_task", "task_from_arrays", "replace_split"]
+__all__ = ["TASK_INPUTS", "SPLIT_NAMES", "Split", "Task", "load_task", "save_task", "task_from_arrays", "replace_split"]

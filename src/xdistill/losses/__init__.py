@@ -14,10 +14,12 @@ Conventions shared by every loss:
 - Invalid inputs raise :class:`xdistill.errors.XDistillError` naming every
   problem at once.
 
-Every loss is registered in ``LOSSES`` under a short name: ``LOSSES.get("kd")``.
+Every loss is registered in ``LOSSES`` under a short name (``LOSSES.get("kd")``) with
+``register_loss(name, consumes=...)``, declaring the step inputs it consumes
+(:data:`STEP_INPUTS`), so training calls any loss through :func:`call_loss`.
 """
 
-from xdistill.losses.common import LOSSES
+from xdistill.losses.common import LOSSES, STEP_INPUTS, call_loss, losses_consuming, register_loss
 from xdistill.losses.dkd import dkd_loss
 from xdistill.losses.features import feature_cosine_loss, feature_mse_loss, make_projector
 from xdistill.losses.logits import (
@@ -33,6 +35,10 @@ from xdistill.losses.taid import taid_loss, taid_schedule
 
 __all__ = [
     "LOSSES",
+    "STEP_INPUTS",
+    "call_loss",
+    "losses_consuming",
+    "register_loss",
     "bdkd_loss",
     "cka_loss",
     "cross_entropy_loss",

@@ -8,6 +8,7 @@ all of them at once. Each returns a list of messages (empty when all is well).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Real
 
 import torch
@@ -17,6 +18,52 @@ from xdistill.errors import XDistillError, join_problems
 from xdistill.registry import Registry
 
 LOSSES = Registry("loss")
+
+# The named inputs a training step can hand a loss. Each registered loss declares the ones it consumes
+# (they are its parameter names), so a step calls any loss the same way and needs no case per loss.
+STEP_INPUTS = {
+    "student_logits": "[N, C] student logits",
+    "teacher_probs": "[N, C] teacher probabilities over the target classes (rows sum to 1)",
+    "target_probs": "[N, C] soft targets: in a distillation step, the same tensor as teacher_probs",
+    "labels": "[N] target classes: the labels on labeled rows, the targets' argmax elsewhere",
+    "temperature": "the run's kd_temperature",
+    "student_features": "[N, Ds] student features",
+    "teacher_features": "[N, Dt] teacher features",
+    "projector": "nn.Module mapping student features to the teacher's dimension",
+}
+Schedule = Callable[[int, int], float]  # (step, total_steps) -> value
+
+
+def register_loss(name: str, consumes: tuple[str, ...], scheduled: dict[str, Schedule] | None = None):
+    """Register a loss under ``name``, declaring what it consumes.
+
+    consumes: step inputs (keys of :data:`STEP_INPUTS`) passed by keyword under their own names.
+    scheduled: further keyword arguments that follow training progress, each a function of
+    (step, total_steps), e.g. TAID's interpolation coefficient.
+    """
+    unknown = [c for c in consumes if c not in STEP_INPUTS]
+    if unknown:
+        raise ValueError(f"loss '{name}' consumes unknown step inputs {unknown}; known: {sorted(STEP_INPUTS)}")
+
+    def add(fn: Callable) -> Callable:
+        fn.consumes = tuple(consumes)
+        fn.scheduled = dict(scheduled or {})
+        return LOSSES.register(name)(fn)
+
+    return add
+
+
+def call_loss(name: str, inputs: dict[str, object], step: int = 0, total_steps: int = 1) -> dict[str, Tensor]:
+    """Call the registered loss ``name`` with the step inputs it consumes and its scheduled arguments."""
+    fn = LOSSES.get(name)
+    kwargs = {key: inputs[key] for key in fn.consumes}
+    kwargs.update({key: schedule(step, total_steps) for key, schedule in fn.scheduled.items()})
+    return fn(**kwargs)
+
+
+def losses_consuming(available: set[str] | frozenset[str], needed: str) -> list[str]:
+    """Registered losses whose inputs are all ``available`` and that consume ``needed``."""
+    return [n for n, fn in LOSSES.items() if needed in fn.consumes and set(fn.consumes) <= set(available)]
 
 # Teacher rows may drift from summing to 1 by rounding (float16 caches, mixtures
 # of several teachers); anything further off is a bridging bug worth reporting.

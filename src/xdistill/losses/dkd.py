@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from xdistill.losses.common import (
-    LOSSES,
+    register_loss,
     batch_mean,
     check_labels,
     check_logits_and_probs,
@@ -69,7 +69,7 @@ def non_target_log_probs(logits: Tensor, is_target: Tensor) -> Tensor:
     return F.log_softmax(logits[~is_target].view(rows, -1), dim=1)
 
 
-@LOSSES.register("dkd")
+@register_loss("dkd", consumes=("student_logits", "teacher_probs", "labels", "temperature"))
 def dkd_loss(
     student_logits: Tensor,
     teacher_probs: Tensor,

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xdistill.errors import XDistillError
-from xdistill.losses.common import LOSSES, batch_mean, check_matrix, check_weight, raise_problems
+from xdistill.losses.common import batch_mean, check_matrix, check_weight, raise_problems, register_loss
 
 
 def make_projector(student_dim: int, teacher_dim: int, hidden: int | None = None) -> nn.Module:
@@ -61,7 +61,7 @@ def project(
     return projected
 
 
-@LOSSES.register("feature_mse")
+@register_loss("feature_mse", consumes=("student_features", "teacher_features", "projector"))
 def feature_mse_loss(
     student_features: Tensor, teacher_features: Tensor, projector: nn.Module, weight: Tensor | None = None
 ) -> dict[str, Tensor]:
@@ -84,7 +84,7 @@ def feature_mse_loss(
     return {"loss": batch_mean(per_sample, weight)}
 
 
-@LOSSES.register("feature_cosine")
+@register_loss("feature_cosine", consumes=("student_features", "teacher_features", "projector"))
 def feature_cosine_loss(
     student_features: Tensor, teacher_features: Tensor, projector: nn.Module, weight: Tensor | None = None
 ) -> dict[str, Tensor]:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from xdistill.losses.common import (
-    LOSSES,
+    register_loss,
     batch_mean,
     check_labels,
     check_logits_and_probs,
@@ -49,7 +49,7 @@ def tempered_log_probs(student_logits: Tensor, teacher_probs: Tensor, temperatur
     return log_p, log_q
 
 
-@LOSSES.register("kd")
+@register_loss("kd", consumes=("student_logits", "teacher_probs", "temperature"))
 def kd_loss(
     student_logits: Tensor, teacher_probs: Tensor, temperature: float = 4.0, weight: Tensor | None = None
 ) -> dict[str, Tensor]:
@@ -73,7 +73,7 @@ def kd_loss(
     return {"loss": batch_mean(per_sample, weight)}
 
 
-@LOSSES.register("reverse_kl")
+@register_loss("reverse_kl", consumes=("student_logits", "teacher_probs", "temperature"))
 def reverse_kl_loss(
     student_logits: Tensor, teacher_probs: Tensor, temperature: float = 4.0, weight: Tensor | None = None
 ) -> dict[str, Tensor]:
@@ -98,7 +98,7 @@ def reverse_kl_loss(
     return {"loss": batch_mean(per_sample, weight)}
 
 
-@LOSSES.register("js")
+@register_loss("js", consumes=("student_logits", "teacher_probs", "temperature"))
 def js_loss(
     student_logits: Tensor, teacher_probs: Tensor, temperature: float = 4.0, weight: Tensor | None = None
 ) -> dict[str, Tensor]:
@@ -122,7 +122,7 @@ def js_loss(
     return {"loss": batch_mean(per_sample, weight)}
 
 
-@LOSSES.register("bdkd")
+@register_loss("bdkd", consumes=("student_logits", "teacher_probs", "temperature"))
 def bdkd_loss(
     student_logits: Tensor, teacher_probs: Tensor, temperature: float = 1.0, weight: Tensor | None = None
 ) -> dict[str, Tensor]:
@@ -165,7 +165,7 @@ def bdkd_loss(
     return {"loss": forward_kl + reverse_kl, "forward_kl": forward_kl, "reverse_kl": reverse_kl}
 
 
-@LOSSES.register("ce")
+@register_loss("ce", consumes=("student_logits", "labels"))
 def cross_entropy_loss(
     student_logits: Tensor, labels: Tensor, weight: Tensor | None = None
 ) -> dict[str, Tensor]:
@@ -189,7 +189,7 @@ def cross_entropy_loss(
     return {"loss": batch_mean(per_sample, weight)}
 
 
-@LOSSES.register("soft_ce")
+@register_loss("soft_ce", consumes=("student_logits", "target_probs"))
 def soft_cross_entropy(
     student_logits: Tensor, target_probs: Tensor, weight: Tensor | None = None
 ) -> dict[str, Tensor]:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from xdistill.losses.common import LOSSES, check_matrix, check_number, raise_problems
+from xdistill.losses.common import check_matrix, check_number, raise_problems, register_loss
 
 
 def check_feature_pair(loss: str, student_features: object, teacher_features: object, min_rows: int) -> list[str]:
@@ -57,7 +57,7 @@ def triplet_cosines(gram: Tensor, distances: Tensor) -> Tensor:
     return inner / (safe[:, :, None] * safe[None, :, :])
 
 
-@LOSSES.register("rkd")
+@register_loss("rkd", consumes=("student_features", "teacher_features"))
 def rkd_loss(
     student_features: Tensor,
     teacher_features: Tensor,
@@ -127,7 +127,7 @@ def linear_cka(x: Tensor, y: Tensor) -> Tensor:
     return (gram_x * gram_y).sum() / norms.clamp_min(torch.finfo(x.dtype).tiny)
 
 
-@LOSSES.register("cka")
+@register_loss("cka", consumes=("student_features", "teacher_features"))
 def cka_loss(student_features: Tensor, teacher_features: Tensor) -> dict[str, Tensor]:
     """1 - linear CKA between student and teacher features (see :func:`linear_cka`).
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from xdistill.losses.common import (
-    LOSSES,
+    register_loss,
     batch_mean,
     check_logits_and_probs,
     check_number,
@@ -53,7 +53,8 @@ def taid_schedule(step: int, total_steps: int, start: float = 0.4, end: float = 
     return start + (end - start) * min(step / total_steps, 1.0)
 
 
-@LOSSES.register("taid")
+@register_loss("taid", consumes=("student_logits", "teacher_probs", "temperature"),
+               scheduled={"t": taid_schedule})
 def taid_loss(
     student_logits: Tensor,
     teacher_probs: Tensor,

@@ -1,19 +1,19 @@
-"""``xdistill rank``: score, rank and weight the zoo's teachers for a task."""
+"""``xdistill rank``: score, rank and weight the zoo's teachers for a task of any kind."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from xdistill.cache.extract import TeacherCache, cache_task
-from xdistill.data.task import load_task
+from xdistill.cache.extract import TeacherCache
+from xdistill.config import ensure_valid
 from xdistill.errors import XDistillError, join_problems
 from xdistill.home import default_cache_dir
 from xdistill.io import atomic_write_json
-from xdistill.select.metrics import METRICS
+from xdistill.kinds import KINDS, kind_name, kind_of, load_task
+from xdistill.select.config import RankConfig
 from xdistill.select.prepare import PREPARATIONS
-from xdistill.select.rank import RankConfig, Ranking, rank_teachers
 from xdistill.teachers.zoo import load_zoo
+from xdistill.train.loop import Runtime
 
 
 def rank_problems(config: RankConfig) -> list[str]:
@@ -22,40 +22,37 @@ def rank_problems(config: RankConfig) -> list[str]:
         problems.append("No task given. Pass --task DIR (a folder holding task.yaml).")
     if not config.zoo:
         problems.append("No zoo given. Pass --zoo FILE.")
+    metrics = KINDS.get(kind_name(config.task)).metrics if config.task else None
     for name in [config.metric, *config.metrics]:
-        if name not in METRICS:
-            problems.append(METRICS.unknown_message(name))
+        if metrics is not None and name not in metrics:
+            problems.append(metrics.unknown_message(name))
     if config.prepare not in PREPARATIONS:
         problems.append(PREPARATIONS.unknown_message(config.prepare))
-    if config.weight_temperature <= 0:
-        problems.append(f"'weight_temperature' must be > 0. Got {config.weight_temperature}.")
-    if config.top_k < 0:
-        problems.append(f"'top_k' must be >= 0 (0 keeps every teacher). Got {config.top_k}.")
     return problems
 
 
-def run_rank(config: RankConfig, log: Callable[[str], None] | None = print) -> tuple[Ranking, dict | None]:
-    """Rank the teachers (and, with ``validate``, measure how well each metric predicts distillation)."""
+def run_rank(config: RankConfig, runtime: Runtime | None = None):
+    """Rank the teachers (and, with ``validate``, measure how well each metric predicts distillation).
+
+    Returns (ranking, validation or None); writes the ranking JSON to ``config.out`` when set.
+    """
+    runtime = runtime or Runtime()
+    ensure_valid(config, "rank config")
     problems = rank_problems(config)
     if problems:
         raise XDistillError(join_problems(problems, "Invalid rank config"))
     task = load_task(config.task)
-    zoo = load_zoo(config.zoo).select(config.teachers or None)
-    teachers = zoo.teachers()
+    teachers = load_zoo(config.zoo).select(config.teachers or None).teachers(config.device)
     cache = TeacherCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
-    cache_task(task, teachers, cache, log=log)
-    ranking = rank_teachers(task, teachers, cache, metric=config.metric, metrics=config.metrics or None,
-                            prepare=config.prepare, prepare_dim=config.prepare_dim,
-                            weight_temperature=config.weight_temperature, top_k=config.top_k,
-                            specs={s.name: s for s in zoo.specs}, log=log)
+    prepared = kind_of(task).prepare(task, teachers, cache, config.selection, log=runtime.info)
     validation = None
     if config.validate:
-        from xdistill.pipeline.validate import validate_selection
+        from xdistill.bench.validate import validate_selection
 
-        validation = validate_selection(task, teachers, cache, ranking, config, log=log)
+        validation = validate_selection(task, prepared, config, log=runtime.info)
     if config.out:
-        payload = ranking.to_json()
+        payload = prepared.ranking.to_json()
         if validation is not None:
             payload["validation"] = validation
         atomic_write_json(config.out, payload)
-    return ranking, validation
+    return prepared.ranking, validation

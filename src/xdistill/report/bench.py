@@ -3,8 +3,9 @@
 Every number shown is computed here from the runs recorded in the results:
 per target and method the mean ± standard deviation over seeds (sample std,
 ddof=1; 0 for a single seed) of the last epoch's test metrics, the average
-over targets (per seed, then mean ± std over seeds) and the gaps between
-``weighted`` and the baselines.
+over targets (per seed, then mean ± std over seeds) and the gaps between the
+headline method and the baselines (both named in the results by the bench,
+from the method registry).
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ import numpy as np
 from xdistill.report import plots
 from xdistill.report.html import HtmlPage, format_cell, mean_std_cell
 
-BASELINES = ("supervised", "fixmatch", "finetune")  # methods that use no teacher
 TEST_METRICS = ("accuracy", "macro_f1", "ece", "nll")
-GAPS = {"weighted − best baseline": None, "weighted − finetune": "finetune", "weighted − fixmatch": "fixmatch"}
 AVERAGE = "average"
 REPORT_NAME = "report.html"
 
@@ -74,13 +73,23 @@ def summarise(results: dict) -> dict[str, Any]:
         per_seed = [np.mean([next(r["test"]["accuracy"] for r in by_target[t][method] if r["seed"] == s)
                              for t in targets]) for s in seeds]
         average[method] = {"seeds": seeds, "accuracy": mean_std(per_seed)}
+    spec = gap_spec(results)
     gaps: dict[str, dict[str, float | None]] = {}
     for target in targets:
         means = {m: row["accuracy"][0] for m, row in per_target[target].items()}
-        gaps[target] = _gaps(means)
+        gaps[target] = _gaps(means, spec, results)
     if targets:
-        gaps[AVERAGE] = {name: _mean_or_none([gaps[t][name] for t in targets]) for name in GAPS}
-    return {"metric": "accuracy", "epoch_reported": "last", "per_target": per_target, "average": average, "gaps": gaps}
+        gaps[AVERAGE] = {name: _mean_or_none([gaps[t][name] for t in targets]) for name in spec}
+    return {"metric": "accuracy", "epoch_reported": "last", "per_target": per_target, "average": average, "gaps": gaps,
+            "gap_columns": list(spec)}
+
+
+def gap_spec(results: dict) -> dict[str, str | None]:
+    """Gap column -> the baseline it subtracts (None: the best baseline), for the results' headline method."""
+    head, baselines = results.get("headline_method"), results.get("baselines") or []
+    if not head:
+        return {}
+    return {f"{head} − best baseline": None, **{f"{head} − {b}": b for b in baselines}}
 
 
 def _mean_number(values: list) -> int | float:
@@ -90,16 +99,17 @@ def _mean_number(values: list) -> int | float:
     return float(np.mean(values))
 
 
-def _gaps(means: dict[str, float]) -> dict[str, float | None]:
+def _gaps(means: dict[str, float], spec: dict[str, str | None], results: dict) -> dict[str, float | None]:
+    head = results.get("headline_method")
     out: dict[str, float | None] = {}
-    for name, baseline in GAPS.items():
-        if "weighted" not in means:
+    for name, baseline in spec.items():
+        if head not in means:
             out[name] = None
         elif baseline is None:
-            present = [means[b] for b in BASELINES if b in means]
-            out[name] = means["weighted"] - max(present) if present else None
+            present = [means[b] for b in results.get("baselines") or [] if b in means]
+            out[name] = means[head] - max(present) if present else None
         else:
-            out[name] = means["weighted"] - means[baseline] if baseline in means else None
+            out[name] = means[head] - means[baseline] if baseline in means else None
     return out
 
 
@@ -132,8 +142,9 @@ def accuracy_rows(results: dict, summary: dict) -> tuple[list[str], list[list[st
 
 
 def gap_rows(summary: dict) -> tuple[list[str], list[list[Any]]]:
-    columns = ["target", *GAPS]
-    rows = [[target, *[gaps.get(name) for name in GAPS]] for target, gaps in summary["gaps"].items()
+    names = summary.get("gap_columns") or []
+    columns = ["target", *names]
+    rows = [[target, *[gaps.get(name) for name in names]] for target, gaps in summary["gaps"].items()
             if any(v is not None for v in gaps.values())]
     return columns, rows
 
@@ -155,7 +166,7 @@ def markdown_tables(results: dict, summary: dict | None = None) -> str:
     columns, rows = gap_rows(summary)
     if rows:
         text += ["### Gaps in mean test accuracy (last epoch)", "",
-                 "Best baseline: the best of " + ", ".join(BASELINES) + " present on each target; "
+                 "Best baseline: the best of " + ", ".join(results.get("baselines") or []) + " present on each target; "
                  "the average row is the mean of the per-target gaps.", "", _markdown(columns, rows), ""]
     return "\n".join(text)
 
@@ -174,10 +185,10 @@ def _mean_curve(runs: list[dict]) -> list[dict]:
 
 
 def teacher_weight_rows(results: dict) -> list[dict]:
-    """target, teacher, weight and bridged test accuracy from each target's first weighted run."""
+    """target, teacher, weight and bridged test accuracy from each target's first run of the headline method."""
     rows = []
     for target, methods in runs_by_target(results).items():
-        runs = methods.get("weighted") or []
+        runs = methods.get(results.get("headline_method")) or []
         if not runs or not runs[0].get("teachers"):
             continue
         for name, info in runs[0]["teachers"].items():
@@ -223,7 +234,7 @@ def write_bench_report(out_dir: Path, results: dict, summary: dict | None = None
     weight_rows = teacher_weight_rows(results)
     if weight_rows:
         page.heading("Teacher weights per target")
-        page.table_from_dicts(weight_rows, caption="Teachers mixed by 'weighted' and their bridged test accuracy",
+        page.table_from_dicts(weight_rows, caption=f"Teachers mixed by '{results.get('headline_method')}' and their bridged test accuracy",
                               table_id="teacher-weights")
         weights: dict[str, dict[str, float]] = {}
         for row in weight_rows:

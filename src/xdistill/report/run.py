@@ -39,7 +39,7 @@ def _teacher_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
         return
     page.heading("Teachers distilled")
     rows = [{"teacher": name, "weight": t.get("weight"), "bridge C": t.get("bridge_C"),
-             "bridge temperature": t.get("temperature"), "held-out labeled accuracy": t.get("cv_accuracy"),
+             "calibration temperature": t.get("calibration_temperature"), "held-out labeled accuracy": t.get("cv_accuracy"),
              "bridged test accuracy": t.get("test_accuracy")}
             for name, t in info["teachers"].items()]
     page.table_from_dicts(rows, caption=f"Teachers of '{info.get('method')}', bridged to the target labels",

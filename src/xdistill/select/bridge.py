@@ -32,14 +32,14 @@ class BridgeHead:
     """A fitted teacher -> target-space head.
 
     ``mean``/``scale`` standardise the inputs; ``coef [C, D]`` and
-    ``intercept [C]`` give target logits, divided by ``temperature``.
+    ``intercept [C]`` give target logits, divided by ``calibration_temperature``.
     """
 
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: np.ndarray
-    temperature: float
+    calibration_temperature: float  # temperature scaling fitted on out-of-fold logits (Guo et al. 2017)
     C: float
     cv_accuracy: float  # out-of-fold accuracy on the labeled split (reliability)
     cv_nll: float  # out-of-fold NLL after temperature scaling
@@ -50,7 +50,7 @@ class BridgeHead:
 
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         z = (np.asarray(inputs, dtype=np.float64) - self.mean) / self.scale
-        return (z @ self.coef.T + self.intercept) / self.temperature
+        return (z @ self.coef.T + self.intercept) / self.calibration_temperature
 
     def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
         """[N, D_teacher] -> [N, C_target] calibrated probabilities."""
@@ -141,13 +141,7 @@ def fit_bridge(inputs: np.ndarray, labels: np.ndarray, num_classes: int, source:
     else:
         coef[final.classes_] = final.coef_
         intercept[final.classes_] = final.intercept_
-    return BridgeHead(mean=mean, scale=scale, coef=coef, intercept=intercept, temperature=temperature, C=best_c,
+    return BridgeHead(mean=mean, scale=scale, coef=coef, intercept=intercept, calibration_temperature=temperature, C=best_c,
                       cv_accuracy=cv_accuracy, cv_nll=best_nll, source=source, folds=k,
                       cv_scores={c: scored[c][0] for c in c_grid},
                       oof_probs=softmax(oof[best_c] / temperature, axis=1))
-
-
-def target_predictions(head: BridgeHead, features: np.ndarray | None, logits: np.ndarray | None) -> np.ndarray:
-    """A teacher's target-space probabilities [N, C_target] from its cached outputs."""
-    inputs, _ = bridge_inputs(features, logits)
-    return head.predict_proba(inputs)

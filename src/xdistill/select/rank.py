@@ -23,32 +23,9 @@ from xdistill.data.task import Task
 from xdistill.errors import XDistillError
 from xdistill.select.metrics import METRICS, compute_metric
 from xdistill.select.prepare import prepare_features
-from xdistill.select.weights import DEFAULT_TOP_K, DEFAULT_WEIGHT_TEMPERATURE, rank_order, teacher_weights
+from xdistill.select.config import SelectionConfig
+from xdistill.select.weights import rank_order, teacher_weights
 from xdistill.teachers.base import Teacher
-
-DEFAULT_METRIC = "gbc"  # best Kendall tau with bridged teacher accuracy on the demo targets (docs/selection.md)
-DEFAULT_PREPARE = "pca"
-DEFAULT_PREPARE_DIM = 32
-
-
-@dataclass
-class RankConfig:
-    task: str = ""  # task folder
-    zoo: str = ""  # zoo YAML file
-    cache_dir: str = ""  # teacher-output cache; empty = $XDISTILL_HOME/cache
-    teachers: list[str] = field(default_factory=list)  # subset of the zoo; empty = all
-    metric: str = DEFAULT_METRIC  # the metric that ranks and weights
-    metrics: list[str] = field(default_factory=list)  # metrics to report; empty = all registered
-    prepare: str = DEFAULT_PREPARE  # feature normalisation before scoring: none | standardize | pca | l2
-    prepare_dim: int = DEFAULT_PREPARE_DIM  # components kept by 'pca' (8-128)
-    weight_temperature: float = DEFAULT_WEIGHT_TEMPERATURE  # softmax temperature of standardised scores (> 0)
-    top_k: int = DEFAULT_TOP_K  # teachers given weight; 0 = all
-    out: str = ""  # JSON output file
-    validate: bool = False  # also distill a short-budget student per teacher and correlate
-    validate_epochs: int = 20  # epochs of each validation student (shorter budgets blur the differences)
-    seed: int = 0
-    device: str = "cpu"
-
 
 @dataclass
 class TeacherRanking:
@@ -105,14 +82,14 @@ def check_metric_names(names: Sequence[str]) -> None:
 
 
 def score_teacher(labeled: CachedOutputs, unlabeled: CachedOutputs | None, labels: np.ndarray,
-                  metrics: Sequence[str], prepare: str = DEFAULT_PREPARE,
-                  prepare_dim: int = DEFAULT_PREPARE_DIM) -> dict[str, float | None]:
+                  metrics: Sequence[str], selection: SelectionConfig) -> dict[str, float | None]:
     """Every metric's score for one teacher (None where undefined for it)."""
     features = None
     if labeled.features is not None:
         pool = labeled.features if unlabeled is None or unlabeled.features is None else \
             np.concatenate([labeled.features, unlabeled.features])
-        features = prepare_features(pool.astype(np.float64), method=prepare, dim=prepare_dim)[: len(labeled.features)]
+        features = prepare_features(pool.astype(np.float64), method=selection.prepare,
+                                    dim=selection.prepare_dim)[: len(labeled.features)]
     probs = teacher_probs(labeled)
     scores: dict[str, float | None] = {}
     for name in metrics:
@@ -121,28 +98,28 @@ def score_teacher(labeled: CachedOutputs, unlabeled: CachedOutputs | None, label
     return scores
 
 
-def rank_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCache, metric: str = DEFAULT_METRIC,
-                  metrics: Sequence[str] | None = None, prepare: str = DEFAULT_PREPARE,
-                  prepare_dim: int = DEFAULT_PREPARE_DIM, weight_temperature: float = DEFAULT_WEIGHT_TEMPERATURE,
-                  top_k: int = DEFAULT_TOP_K, specs: dict[str, Any] | None = None,
-                  log: Callable[[str], None] | None = None) -> Ranking:
-    """Score, rank and weight the teachers from the cache (running only missing teachers)."""
-    metrics = list(metrics) if metrics else METRICS.names()
+def rank_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCache,
+                  selection: SelectionConfig | None = None, log: Callable[[str], None] | None = None) -> Ranking:
+    """Score, rank and weight the teachers from the cache (running only missing teachers).
+
+    A teacher's domain and architecture in the ranking come from its zoo entry (``teacher.spec``), if any.
+    """
+    selection = selection or SelectionConfig()
+    metric = selection.metric
+    metrics = list(selection.metrics) if selection.metrics else METRICS.names()
     if metric not in metrics:
         metrics = [metric, *metrics]
     check_metric_names(metrics)
-    labels = task.labeled.y
-    rows = []
-    notes = []
+    rows, notes = [], []
     for teacher in teachers:
         labeled = cache.load(teacher, task.labeled)
         unlabeled = cache.load(teacher, task.unlabeled)
-        scores = score_teacher(labeled, unlabeled, labels, metrics, prepare, prepare_dim)
+        scores = score_teacher(labeled, unlabeled, task.labeled.y, metrics, selection)
         missing = [m for m, v in scores.items() if v is None]
         if missing:
             why = "it has no logits" if labeled.logits is None else "it has no features" if labeled.features is None else "undefined on these inputs"
             notes.append(f"{teacher.name}: {', '.join(missing)} undefined ({why}).")
-        spec = (specs or {}).get(teacher.name)
+        spec = getattr(teacher, "spec", None)
         rows.append(TeacherRanking(teacher.name, getattr(spec, "domain", ""), getattr(spec, "architecture", ""),
                                    scores, None, 0.0))
     chosen = {r.name: r.scores[metric] for r in rows}
@@ -150,10 +127,11 @@ def rank_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCache, 
         raise XDistillError(f"The metric '{metric}' is undefined for every teacher ({notes[0] if notes else ''}). "
                             "Choose a metric that uses features, e.g. --metric logme.")
     ranks = rank_order(chosen)
-    weights = teacher_weights(chosen, weight_temperature, top_k)
+    weights = teacher_weights(chosen, selection.weight_temperature, selection.top_k)
     for row in rows:
         row.rank, row.weight = ranks[row.name], weights[row.name]
-    ranking = Ranking(task.name, metric, prepare, prepare_dim, weight_temperature, top_k, rows, notes)
+    ranking = Ranking(task.name, metric, selection.prepare, selection.prepare_dim, selection.weight_temperature,
+                      selection.top_k, rows, notes)
     if log is not None:
         log(f"ranked {len(rows)} teachers by {metric}: top is {ranking.top}")
     return ranking

@@ -18,15 +18,12 @@ import numpy as np
 
 from xdistill.errors import XDistillError
 
-DEFAULT_WEIGHT_TEMPERATURE = 1.0  # measured on distilled students in docs/benchmarks.md (1.0-2.0 all close)
-DEFAULT_TOP_K = 3  # teachers mixed by 'weighted' (bounds the bridging work for large zoos); 0 = all
+def teacher_weights(scores: Mapping[str, float | None], temperature: float = 1.0, top_k: int = 0) -> dict[str, float]:
+    """Weights summing to 1 over the teachers, from their scores (higher = better); ``top_k`` 0 keeps all.
 
-
-def teacher_weights(scores: Mapping[str, float | None], temperature: float = DEFAULT_WEIGHT_TEMPERATURE,
-                    top_k: int = DEFAULT_TOP_K) -> dict[str, float]:
-    """Weights summing to 1 over the teachers, from their scores (higher = better)."""
+    The defaults a run uses are SelectionConfig's (``weight_temperature``, ``top_k``)."""
     if not (isinstance(temperature, (int, float)) and temperature > 0 and math.isfinite(temperature)):
-        raise XDistillError(f"The weight 'temperature' must be a number > 0. Got {temperature!r}.")
+        raise XDistillError(f"The 'weight_temperature' must be a number > 0. Got {temperature!r}.")
     if top_k < 0:
         raise XDistillError(f"'top_k' must be >= 0 (0 keeps every teacher). Got {top_k}.")
     defined = {n: float(s) for n, s in scores.items() if s is not None and math.isfinite(s)}

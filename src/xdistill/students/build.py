@@ -21,7 +21,7 @@ from xdistill.errors import XDistillError, join_problems
 from xdistill.registry import Registry
 
 # What each input kind means for `input_shape` (one sample, no batch axis).
-INPUT_KINDS = {
+STUDENT_INPUTS = {
     "image": "(C, H, W) float images",
     "vector": "(D,) float feature vectors",
     "tokens": "(L,) int64 token ids, 0 = padding",
@@ -84,8 +84,8 @@ def register_student(
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a factory as student family ``name`` reading the given input kinds."""
     for kind in inputs:
-        if kind not in INPUT_KINDS:
-            raise ValueError(f"input kind '{kind}' of student '{name}' is not one of {list(INPUT_KINDS)}")
+        if kind not in STUDENT_INPUTS:
+            raise ValueError(f"input kind '{kind}' of student '{name}' is not one of {list(STUDENT_INPUTS)}")
 
     def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         STUDENTS.register(name, StudentFamily(name, factory, inputs))
@@ -105,7 +105,7 @@ def build_student(name: str, input_shape: tuple[int, ...], num_classes: int, **k
 
 def input_shape_problems(input_shape: object, inputs: tuple[str, ...]) -> list[str]:
     """Problems with ``input_shape`` for a student that reads the given input kinds."""
-    expected = " or ".join(INPUT_KINDS[kind] for kind in inputs)
+    expected = " or ".join(STUDENT_INPUTS[kind] for kind in inputs)
     if not isinstance(input_shape, (tuple, list)) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in input_shape
     ):

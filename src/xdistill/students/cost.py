@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from xdistill.errors import XDistillError
-from xdistill.students.build import INPUT_KINDS, STUDENTS, input_shape_problems
+from xdistill.students.build import STUDENT_INPUTS, STUDENTS, input_shape_problems
 
 
 def count_params(model: nn.Module) -> int:
@@ -120,7 +120,7 @@ def example_input(
 
     Token inputs are all id 1, so no position counts as padding.
     """
-    problems = input_shape_problems(input_shape, tuple(INPUT_KINDS))
+    problems = input_shape_problems(input_shape, tuple(STUDENT_INPUTS))
     if problems:
         raise XDistillError(f"Cannot build an example input: {problems[0]}")
     dtype = dtype or getattr(model, "input_dtype", torch.float32)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from xdistill.errors import XDistillError
-from xdistill.students.build import INPUT_KINDS, input_shape_problems
+from xdistill.students.build import STUDENT_INPUTS, input_shape_problems
 from xdistill.students.cost import evaluating
 
 MAX_LISTED_PATHS = 40
@@ -113,7 +113,7 @@ def wrap_user_module(
     """
     if not isinstance(module, nn.Module):
         raise XDistillError(f"wrap_user_module needs a torch.nn.Module. Got {type(module).__name__}.")
-    problems = input_shape_problems(input_shape, tuple(INPUT_KINDS))
+    problems = input_shape_problems(input_shape, tuple(STUDENT_INPUTS))
     if problems:
         raise XDistillError(f"Cannot wrap {type(module).__name__}: {problems[0]}")
     paths = [name for name, _ in module.named_modules() if name]

@@ -34,29 +34,46 @@ class InputSpec:
     mean: tuple[float, ...] = (0.0,)  # per-channel mean subtracted after scaling to [0, 1]
     std: tuple[float, ...] = (1.0,)  # per-channel std divided by (> 0)
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        problems = []
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
-            raise ValueError(f"'input.size' must be [H, W] with positive integers. Got {list(self.size)}.")
+            problems.append(f"'input.size' must be [H, W] with positive integers. Got {list(self.size)}.")
         if self.channels is not None and self.channels not in (1, 3):
-            raise ValueError(f"'input.channels' must be 1 or 3. Got {self.channels}.")
+            problems.append(f"'input.channels' must be 1 or 3. Got {self.channels}.")
         # NaN passes '<= 0' unnoticed, and a NaN or inf here turns every teacher output into NaN.
         if not all(math.isfinite(s) and s > 0 for s in self.std):
-            raise ValueError(f"'input.std' values must be finite numbers > 0. Got {list(self.std)}.")
+            problems.append(f"'input.std' values must be finite numbers > 0. Got {list(self.std)}.")
         if not all(math.isfinite(m) for m in self.mean):
-            raise ValueError(f"'input.mean' values must be finite numbers. Got {list(self.mean)}.")
+            problems.append(f"'input.mean' values must be finite numbers. Got {list(self.mean)}.")
         if self.channels is not None:
             for key in ("mean", "std"):
                 values = getattr(self, key)
                 if len(values) not in (1, self.channels):
-                    raise ValueError(f"'input.{key}' must have 1 or {self.channels} values. Got {list(values)}.")
+                    problems.append(f"'input.{key}' must have 1 or {self.channels} values. Got {list(values)}.")
+        return problems
 
 
-@dataclass
 class TeacherOutput:
-    """features: [N, D] float32; logits: [N, C_teacher] float32 or None."""
+    """A record of named tensors, each with the batch as its first axis; the task kind defines the
+    names and shapes (classification: ``features`` [N, D] float32 and, when the teacher has them,
+    ``logits`` [N, C_teacher] float32). The cache stores every tensor under its name."""
 
-    features: torch.Tensor | None
-    logits: torch.Tensor | None = None
+    def __init__(self, features: torch.Tensor | None = None, logits: torch.Tensor | None = None,
+                 **tensors: torch.Tensor | None) -> None:
+        named = {"features": features, "logits": logits, **tensors}
+        self.tensors: dict[str, torch.Tensor] = {k: v for k, v in named.items() if v is not None}
+
+    @property
+    def features(self) -> torch.Tensor | None:
+        return self.tensors.get("features")
+
+    @property
+    def logits(self) -> torch.Tensor | None:
+        return self.tensors.get("logits")
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}={list(v.shape)}" for k, v in self.tensors.items())
+        return f"TeacherOutput({shapes})"
 
 
 @dataclass

@@ -49,18 +49,20 @@ class CallableOptions:
     trust: bool = False  # must be true to unpickle 'path': loading a pickle runs code stored in the file
     version: str = ""  # for 'target': bump it when the model behind the function changes (re-queries it)
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        problems = []
         if bool(self.target) == bool(self.path):
-            raise ValueError(
+            problems.append(
                 "A callable teacher needs exactly one of 'target' (\"package.module:function\") and 'path' "
                 f"(a pickled estimator). Got target={self.target!r}, path={self.path!r}."
             )
         if self.path and not self.trust:
-            raise ValueError(
+            problems.append(
                 f"Refusing to unpickle '{self.path}': loading a pickle or joblib file runs whatever code it holds, "
                 "so only load files you made yourself or got from someone you trust. If you do trust it, "
                 "add 'trust: true' to this zoo entry."
             )
+        return problems
 
 
 def import_target(target: str, teacher: str, base_dir) -> Callable:

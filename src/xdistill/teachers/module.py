@@ -101,13 +101,15 @@ class ModuleOptions:
     feature_layer: str | None = None  # module path whose output is the features
     kwargs: dict[str, Any] = field(default_factory=dict)  # keyword arguments for the factory
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        problems = []
         if self.weights and not str(self.weights).endswith(".safetensors"):
-            raise ValueError(
+            problems.append(
                 f"'weights' must be a .safetensors state dict; pickled .pt/.pth files are not loaded, since "
                 f"unpickling can run code. Got {self.weights!r}. Convert it once with "
                 "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')."
             )
+        return problems
 
 
 def _import_factory(path: str, teacher: str):

@@ -37,12 +37,14 @@ class OnnxOptions:
     logits_output: str | None = None  # graph output holding logits [N, C]
     input_name: str | None = None  # graph input to feed; default the model's first input
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        problems = []
         if not self.features_output and not self.logits_output:
-            raise ValueError(
+            problems.append(
                 "An onnx teacher needs 'features_output' and/or 'logits_output': the names of the graph outputs "
                 "holding its features and logits."
             )
+        return problems
 
 
 def _import_onnxruntime():

@@ -43,15 +43,17 @@ class TimmOptions:
     num_classes: int | None = None  # classifier size; None keeps the architecture's default (or the checkpoint's)
     kwargs: dict[str, Any] = field(default_factory=dict)  # further keyword arguments for timm.create_model
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        problems = []
         if self.pretrained and not self.checkpoint:
-            raise ValueError(
+            problems.append(
                 f"'pretrained: true' needs a local 'checkpoint' file for '{self.model}': xdistill never downloads "
                 "weights. Save them once (e.g. timm.create_model(name, pretrained=True) then "
                 "safetensors.torch.save_file(model.state_dict(), 'name.safetensors')) and set 'checkpoint'."
             )
         if self.checkpoint and not self.checkpoint.endswith(CHECKPOINT_SUFFIXES):
-            raise ValueError(f"'checkpoint' must be a {', '.join(CHECKPOINT_SUFFIXES)} file. Got {self.checkpoint!r}.")
+            problems.append(f"'checkpoint' must be a {', '.join(CHECKPOINT_SUFFIXES)} file. Got {self.checkpoint!r}.")
+        return problems
 
 
 def import_timm():

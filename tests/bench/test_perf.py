@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from xdistill.data.task import load_task
-from xdistill.pipeline import perf
+from xdistill.bench import perf
 from xdistill.select import METRICS
 from xdistill.teachers.base import create_teacher
 from xdistill.teachers.zoo import load_zoo
@@ -53,11 +53,12 @@ def test_verdicts_compare_each_figure_with_its_target():
 def test_epoch_times_compare_each_run_with_the_right_baseline(tiny_task, tiny_zoo, tmp_path):
     found = perf.epoch_times(tiny_task, tiny_zoo, tmp_path / "cache", epochs=2, repeats=1)
     s = found["epoch_seconds"]
-    assert set(s) == {"supervised", "labels_only_same_batches", "weighted_cached", "weighted_online"}
+    assert set(s) == {"labels_only_method", "labels_only_same_batches", "distill_cached", "distill_online"}
     assert all(v > 0 for v in s.values())
-    assert np.isclose(found["cached_vs_supervised"], s["weighted_cached"] / s["labels_only_same_batches"])
-    assert np.isclose(found["cached_vs_supervised_method"], s["weighted_cached"] / s["supervised"])
-    assert np.isclose(found["online_vs_cached"], s["weighted_online"] / s["weighted_cached"])
+    assert found["method"] == "weighted"
+    assert np.isclose(found["cached_vs_supervised"], s["distill_cached"] / s["labels_only_same_batches"])
+    assert np.isclose(found["cached_vs_supervised_method"], s["distill_cached"] / s["labels_only_method"])
+    assert np.isclose(found["online_vs_cached"], s["distill_online"] / s["distill_cached"])
     assert set(found["teacher_flops"]) == {"t0", "t1"} and found["flop_ratio"] > 0
 
 
@@ -67,8 +68,9 @@ def test_markdown_shows_every_figure_and_its_verdict():
         "machine": {"cpu": "Test CPU", "usable_cores": 2, "logical_cores": 4, "torch": "2.x", "torch_threads": 1,
                     "python": "3.x", "load_average": [0.5, 0.25, 0.125]},
         "extraction": {"teachers": 3, "teacher_samples": 600, "cache_task_s": 2.1, "bare_forward_s": 2.0, "ratio": 1.05},
-        "epochs": {"epoch_seconds": {"weighted_cached": 3.3, "labels_only_same_batches": 3.0, "supervised": 0.5,
-                                     "weighted_online": 7.26},
+        "epochs": {"method": "weighted",
+                   "epoch_seconds": {"distill_cached": 3.3, "labels_only_same_batches": 3.0, "labels_only_method": 0.5,
+                                     "distill_online": 7.26},
                    "cached_vs_supervised": 1.1, "cached_vs_supervised_method": 6.6, "online_vs_cached": 2.2,
                    "flop_ratio": 8.7},
         "memory": {"median_increase_bytes": {10000: 80 * mb, 50000: 84 * mb}, "growth": 1.05,

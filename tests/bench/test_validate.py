@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from xdistill.pipeline.validate import selection_quality
+from xdistill.bench.validate import selection_quality
 
 
 def kendall_tau_a(x, y):

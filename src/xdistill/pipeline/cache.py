@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from xdistill.cache.config import CacheConfig
 from xdistill.cache.extract import CacheSummary, TeacherCache, cache_task
-from xdistill.data.task import Task, load_task
-from xdistill.errors import XDistillError
+from xdistill.kinds import load_task
+from xdistill.errors import XDistillError, join_problems
+from xdistill.config import ensure_valid
 from xdistill.home import default_cache_dir
 from xdistill.teachers.base import Teacher
 from xdistill.teachers.zoo import Zoo, load_zoo
+from xdistill.train.loop import Runtime
 
 
 def open_cache(config: CacheConfig, progress: bool = True) -> TeacherCache:
@@ -20,7 +21,7 @@ def open_cache(config: CacheConfig, progress: bool = True) -> TeacherCache:
                         augment_seed=config.augment_seed, progress=progress)
 
 
-def load_inputs(config: CacheConfig) -> tuple[Task, Zoo, list[Teacher]]:
+def load_inputs(config: CacheConfig) -> tuple[object, Zoo, list[Teacher]]:
     """Load and validate the task and the zoo (every problem before any teacher runs)."""
     problems = []
     if not config.task:
@@ -28,15 +29,17 @@ def load_inputs(config: CacheConfig) -> tuple[Task, Zoo, list[Teacher]]:
     if not config.zoo:
         problems.append("No zoo given. Pass --zoo FILE (a zoo YAML file).")
     if problems:
-        raise XDistillError(" ".join(problems))
+        raise XDistillError(join_problems(problems, "Invalid cache config"))
     task = load_task(config.task)
     zoo = load_zoo(config.zoo).select(config.teachers or None)
     return task, zoo, zoo.teachers(config.device)
 
 
-def run_cache(config: CacheConfig, progress: bool = True, log: Callable[[str], None] | None = print,
-              rank: int = 0, world_size: int = 1) -> CacheSummary:
+def run_cache(config: CacheConfig, runtime: Runtime | None = None, progress: bool = True) -> CacheSummary:
+    """Cache every teacher's outputs on every split of the task (sharded over ``runtime``'s processes)."""
+    runtime = runtime or Runtime()
+    ensure_valid(config, "cache config")
     task, _, teachers = load_inputs(config)
     cache = open_cache(config, progress)
-    return cache_task(task, teachers, cache, views=config.views, log=log if rank == 0 else None,
-                      rank=rank, world_size=world_size)
+    return cache_task(task, teachers, cache, views=config.views, log=runtime.info, rank=runtime.rank,
+                      world_size=runtime.world_size)

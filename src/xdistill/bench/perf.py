@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from xdistill.train.config import StudentConfig
+
 TARGETS = {"extraction_overhead": 1.10, "cached_vs_supervised": 1.15, "online_vs_cached": 2.0,
            "memory_growth": 1.10}
 MEMORY_SIZES = (10_000, 50_000)  # images extracted in the memory comparison
@@ -108,7 +110,8 @@ def _labels_only_method(config):
     step computes what a distillation step computes, minus its teacher targets."""
     import torch.nn.functional as F
 
-    from xdistill.train.methods import Method, student_forward
+    from xdistill.kinds.classification.steps import student_forward
+    from xdistill.train.method import Method
 
     def step(student, batch, ctx):
         views = [v for v in (batch.x_labeled, batch.x_unlabeled, batch.x_strong) if v is not None]
@@ -117,7 +120,7 @@ def _labels_only_method(config):
         return {"loss": ce, "ce": ce.detach()}
 
     strong = bool(getattr(config, "self_training", False))
-    return Method(step, uses_unlabeled=True, uses_strong=strong, summary="labels only, same batches as distillation")
+    return Method(step, "labels only, same batches as distillation", unlabeled=True, strong_views=strong)
 
 
 def teacher_flops(teacher, task_shape: tuple[int, int, int]) -> int:
@@ -135,59 +138,73 @@ def _epoch_seconds(curves: list[dict]) -> float:
     return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
 
 
-def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, repeats: int = 1) -> dict:
-    """Epoch time of supervised, labels-only-on-the-same-batches, cached weighted and online weighted."""
-    from xdistill.cache.extract import TeacherCache, cache_task
-    from xdistill.data.task import load_task
-    from xdistill.pipeline.distill import distill
-    from xdistill.select.rank import rank_teachers
+def labels_only_baseline() -> str:
+    """The classification method trained on labels alone, from scratch (declared init 'none')."""
+    from xdistill.kinds.classification.methods import METHODS
+
+    return next(n for n, m in METHODS.items() if m.baseline and not m.unlabeled and m.init == "none")
+
+
+def _labels_only_epoch(task, base) -> float:
+    """Epoch time of the labels-only step on the batches a distillation run draws."""
+    from xdistill.kinds.classification.batches import BatchSource
+    from xdistill.kinds.classification.steps import FeaturesAndLogits, StepContext
     from xdistill.students import build_student
+    from xdistill.train.inputs import StudentInputs
+    from xdistill.train.loop import Runtime, TrainPlan, train_student
+
+    torch.manual_seed(0)
+    student = build_student("cnn", task.input_shape, task.num_classes)
+    method = _labels_only_method(base)
+    source = BatchSource(task, StudentInputs("image"), method, base)
+    plan = TrainPlan(step=method.step, context=StepContext(config=base, num_classes=task.num_classes),
+                     steps_per_epoch=source.steps, batches=source.epoch, forward=FeaturesAndLogits)
+    return _epoch_seconds(train_student(student, plan, base, None, Runtime(log=None)).to_json())
+
+
+def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, repeats: int = 1) -> dict:
+    """Epoch time of the labels-only method, labels-only-on-the-same-batches, cached and online distillation
+    with the default teacher method."""
+    from xdistill.cache.extract import TeacherCache
+    from xdistill.data.task import load_task
+    from xdistill.kinds.classification.prepare import prepare_teachers
+    from xdistill.pipeline.distill import distill
     from xdistill.teachers.base import create_teacher
     from xdistill.teachers.zoo import load_zoo
     from xdistill.train.config import DistillConfig
-    from xdistill.train.inputs import StudentInputs
-    from xdistill.train.loop import train_student
-    from xdistill.train.methods import StepContext
-    from xdistill.train.targets import build_targets
+    from xdistill.train.loop import Runtime
+    from xdistill.train.run import DistillInputs
 
     task = load_task(str(task_dir))
     teachers = [create_teacher(spec) for spec in load_zoo(str(zoo)).specs]
     all_teacher_flops = {t.name: teacher_flops(t, task.input_shape) for t in teachers}
     # top_k=0 mixes every teacher, so the online run carries the whole zoo's cost.
     base = DistillConfig(task=str(task_dir), zoo=str(zoo), cache_dir=str(cache_dir), epochs=epochs, top_k=0,
-                         progress=False)
-    # Ranked and bridged once: both weighted runs then differ only in where the targets come from.
-    cache = TeacherCache(cache_dir, progress=False)
-    cache_task(task, teachers, cache)
-    ranking = rank_teachers(task, teachers, cache, metric=base.metric, metrics=[base.metric], prepare=base.prepare,
-                            prepare_dim=base.prepare_dim, weight_temperature=base.weight_temperature, top_k=0)
-    heads = build_targets(task, teachers, cache, ranking, "weighted", seed=base.seed).heads
-    times: dict[str, list[float]] = {"supervised": [], "labels_only_same_batches": [], "weighted_cached": [],
-                                     "weighted_online": []}
+                         progress=False, student=StudentConfig("cnn"))
+    # Ranked and bridged once: both distillation runs then differ only in where the targets come from.
+    prepared = prepare_teachers(task, teachers, TeacherCache(cache_dir, progress=False), base.selection)
+    runs = {"labels_only_method": {"method": labels_only_baseline()}, "distill_cached": {},
+            "distill_online": {"online": True}}
+    times: dict[str, list[float]] = {**{name: [] for name in runs}, "labels_only_same_batches": []}
     result = None
+    quiet = Runtime(log=None, write_report=False)
     for _ in range(repeats):
-        for name, overrides in (("supervised", {"method": "supervised"}), ("weighted_cached", {}),
-                                ("weighted_online", {"online": True})):
+        for name, overrides in runs.items():
             config = dataclasses.replace(base, **overrides)
-            shared = {} if name == "supervised" else {"teachers": teachers, "ranking": ranking, "heads": heads}
-            run = distill(config, task=task, log=None, write_report=False, **shared)
+            run = distill(config, DistillInputs(task=task, prepared=prepared), quiet)
             times[name].append(_epoch_seconds(run.metrics["curves"]))
-            result = run if name == "weighted_cached" else result
-        torch.manual_seed(0)
-        student = build_student("cnn", task.input_shape, task.num_classes)
-        ctx = StepContext(config=base, num_classes=task.num_classes)
-        history = train_student(student, _labels_only_method(base), ctx, task, StudentInputs("image"), base, None)
-        times["labels_only_same_batches"].append(_epoch_seconds(history.to_json()))
+            result = run if name == "distill_cached" else result
+        times["labels_only_same_batches"].append(_labels_only_epoch(task, base))
     used = [t for t in teachers if t.name in result.targets.names]
     student_flops = result.metrics["cost"]["flops"]
     flops = {t.name: all_teacher_flops[t.name] for t in used}
     median = {k: statistics.median(v) for k, v in times.items()}
-    return {"task": task.name, "epochs": epochs, "repeats": repeats, "epoch_seconds": median,
+    return {"task": task.name, "method": base.method, "epochs": epochs, "repeats": repeats, "epoch_seconds": median,
             "student_flops": student_flops, "teacher_flops": flops,
             "flop_ratio": sum(flops.values()) / student_flops,
-            "cached_vs_supervised": median["weighted_cached"] / median["labels_only_same_batches"],
-            "cached_vs_supervised_method": median["weighted_cached"] / median["supervised"],
-            "online_vs_cached": median["weighted_online"] / median["weighted_cached"]}
+            "cached_vs_supervised": median["distill_cached"] / median["labels_only_same_batches"],
+            "cached_vs_supervised_method": median["distill_cached"] / median["labels_only_method"],
+            "online_vs_cached": median["distill_online"] / median["distill_cached"]}
 
 
 # ---------------------------------------------------------------------------
@@ -196,17 +213,10 @@ def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, rep
 
 def metric_times(n: int = 5000, d: int = 1024, classes: int = 10, source_classes: int = 1000,
                  repeats: int = 1) -> dict[str, float]:
-    """Median seconds of every registered metric on random teacher outputs with class structure."""
-    from xdistill.select import METRICS, compute_metric
+    """Median wall seconds of every registered metric on random teacher outputs with class structure."""
+    from xdistill.bench.metric_timing import metric_timings
 
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, classes, n)
-    features = rng.standard_normal((n, d)) + 0.3 * rng.standard_normal((classes, d))[labels]
-    logits = rng.standard_normal((n, source_classes)) + rng.standard_normal((classes, source_classes))[labels]
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    return {name: statistics.median(_seconds(lambda: compute_metric(name, features, probs, labels=labels))
-                                    for _ in range(repeats)) for name in METRICS.names()}
+    return {name: wall for name, (wall, _) in metric_timings(n, d, classes, source_classes, repeats).items()}
 
 
 # ---------------------------------------------------------------------------
@@ -280,7 +290,7 @@ def extraction_memory(n: int, threads: int) -> dict:
     source = str(Path(xdistill.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": source + os.pathsep + os.environ.get("PYTHONPATH", "")}
     with tempfile.TemporaryDirectory(prefix="xdistill-perf-") as workdir:
-        code = ("import json, sys; from xdistill.pipeline.perf import extraction_memory_child as f; "
+        code = ("import json, sys; from xdistill.bench.perf import extraction_memory_child as f; "
                 f"print(json.dumps(f({n}, sys.argv[1], {threads})))")
         proc = subprocess.run([sys.executable, "-c", code, workdir], capture_output=True, text=True, env=env,
                               check=False)
@@ -360,12 +370,13 @@ def perf_markdown(results: dict) -> str:
     row(f"extraction / bare forward ({ext['teachers']} teachers, {ext['teacher_samples']} teacher-samples; "
         f"{ext['cache_task_s']:.2f} s / {ext['bare_forward_s']:.2f} s)", "extraction_overhead", f"{ext['ratio']:.3f}x")
     s = ep["epoch_seconds"]
-    row(f"epoch: cached weighted / supervised-only training on the same batches ({s['weighted_cached']:.2f} s / "
+    method = ep.get("method", "distillation")
+    row(f"epoch: cached {method} / supervised-only training on the same batches ({s['distill_cached']:.2f} s / "
         f"{s['labels_only_same_batches']:.2f} s)", "cached_vs_supervised", f"{ep['cached_vs_supervised']:.3f}x")
-    lines.append(f"| epoch: cached weighted / the `supervised` method, labeled images only ({s['weighted_cached']:.2f} s "
-                 f"/ {s['supervised']:.2f} s; a ninth of the student work per step) | "
+    lines.append(f"| epoch: cached {method} / the labels-only method, labeled images only ({s['distill_cached']:.2f} s "
+                 f"/ {s['labels_only_method']:.2f} s; a ninth of the student work per step) | "
                  f"{ep['cached_vs_supervised_method']:.2f}x | none (not a cache cost) | - |")
-    row(f"epoch: online weighted / cached weighted ({s['weighted_online']:.2f} s / {s['weighted_cached']:.2f} s; "
+    row(f"epoch: online {method} / cached {method} ({s['distill_online']:.2f} s / {s['distill_cached']:.2f} s; "
         f"teachers {ep['flop_ratio']:.1f}x the student's FLOPs)", "online_vs_cached", f"{ep['online_vs_cached']:.2f}x")
     small, large = (mem["median_increase_bytes"][n] for n in sorted(mem["median_increase_bytes"], key=int))
     row(f"extraction peak-RSS increase, 50,000 / 10,000 images (medians of {MEMORY_REPEATS} processes: "

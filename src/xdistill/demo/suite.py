@@ -1,0 +1,26 @@
+"""The demo world's targets as a bench suite (``xdistill bench --suite demo``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from xdistill.bench.suite import BenchTarget
+from xdistill.home import xdistill_home
+from xdistill.train.config import DEFAULT_STUDENTS, StudentConfig
+
+SUITES = ("demo",)
+
+
+def demo_suite(home: Path | None = None, progress: bool = True,
+               log: Callable[[str], None] | None = print) -> tuple[list[BenchTarget], Path]:
+    """The demo world's targets (built first if needed) and the cache folder the demo uses."""
+    from xdistill.demo.run import ensure_generic_student
+    from xdistill.demo.world import build_world
+
+    quiet = log or (lambda _: None)
+    world = build_world(home, progress=progress, log=quiet)
+    init = ensure_generic_student(world, StudentConfig(DEFAULT_STUDENTS["image"]), progress=progress,
+                                  log=quiet)
+    targets = [BenchTarget(path, world.zoo_path, init, name) for name, path in world.task_paths.items()]
+    return targets, (Path(home) if home is not None else xdistill_home()) / "cache"

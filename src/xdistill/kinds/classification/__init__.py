@@ -1,0 +1,96 @@
+"""The classification kind: images, feature vectors or texts labelled with one
+of C classes; teachers from any label space are bridged to the target classes.
+
+Registered as ``classification``, the default kind of a ``task.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from xdistill.data.task import Task, load_task
+from xdistill.kinds.classification.evaluate import evaluate_run
+from xdistill.kinds.classification.methods import METHODS
+from xdistill.kinds.classification.prepare import prepare_teachers
+from xdistill.kinds.classification.run import distill_classification, resolve_student, student_problems
+from xdistill.kinds.registry import KINDS, TaskKind
+from xdistill.losses import losses_consuming
+from xdistill.select.metrics import METRICS
+from xdistill.select.prepare import PREPARATIONS
+from xdistill.students import STUDENTS
+from xdistill.train.config import DistillConfig
+
+# What a distillation step can hand a loss (xdistill.losses.STEP_INPUTS): logit losses get the first
+# five, feature losses the last three.
+LOGIT_INPUTS = frozenset({"student_logits", "teacher_probs", "target_probs", "labels", "temperature"})
+FEATURE_INPUTS = frozenset({"student_features", "teacher_features", "projector"})
+
+
+def config_problems(config: DistillConfig, task: Task | None = None, teachers_given: bool = False) -> list[str]:
+    """Every problem with a classification distill config, found before anything heavy runs."""
+    problems = config.problems()
+    method = METHODS.get(config.method) if config.method in METHODS else None
+    if method is None:
+        problems.append(METHODS.unknown_message(config.method))
+    for key, inputs, needed in (("loss", LOGIT_INPUTS, "student_logits"),
+                                ("feature_loss", FEATURE_INPUTS, "student_features")):
+        fitting = losses_consuming(inputs, needed)
+        if getattr(config, key) not in fitting:
+            problems.append(f"'{key}' must be one of {', '.join(fitting)}. Got {getattr(config, key)!r}.")
+    if config.student.name and config.student.name not in STUDENTS:
+        problems.append(STUDENTS.unknown_message(config.student.name))
+    if config.metric not in METRICS:
+        problems.append(METRICS.unknown_message(config.metric))
+    if config.prepare not in PREPARATIONS:
+        problems.append(PREPARATIONS.unknown_message(config.prepare))
+    if task is None and not config.task:
+        problems.append("No task given. Pass --task DIR (a folder holding task.yaml).")
+    if method is not None:
+        problems += _method_problems(config, method, teachers_given)
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        problems.append(f"device '{config.device}' was asked for but CUDA is not available. Use device=cpu.")
+    if config.resume and not config.out:
+        problems.append("--resume needs --out, the folder of the interrupted run.")
+    return problems
+
+
+def _method_problems(config: DistillConfig, method, teachers_given: bool) -> list[str]:
+    problems = []
+    if method.teachers and not teachers_given and not config.zoo:
+        problems.append(f"Method '{config.method}' distills teachers, so it needs --zoo FILE.")
+    if method.init == "required" and not config.init:
+        problems.append(f"Method '{config.method}' starts from a generic pretrained student: make one with "
+                        "`xdistill pretrain --task DIR --out FILE.safetensors` (or --images DIR), then pass init=FILE.")
+    if config.init and not Path(config.init).is_file():
+        problems.append(f"'init' file '{config.init}' does not exist.")
+    return problems
+
+
+def distill(config: DistillConfig, task: Task, given, runtime):
+    if given.student is None:
+        problems = student_problems(config, task)
+        if problems:
+            from xdistill.errors import XDistillError
+
+            raise XDistillError(problems[0])
+    return distill_classification(config, task, given, runtime)
+
+
+KINDS.register("classification", TaskKind(
+    summary="images, feature vectors or texts labelled with one of C classes",
+    splits=("labeled", "unlabeled", "test"),
+    teacher_outputs={"features": "[N, D] float32", "logits": "[N, C_teacher] float32, when the teacher has them"},
+    headline="accuracy",
+    methods=METHODS,
+    metrics=METRICS,
+    load=load_task,
+    prepare=prepare_teachers,
+    distill=distill,
+    evaluate=evaluate_run,
+    config_problems=config_problems,
+    resolve=resolve_student,
+    students=STUDENTS.names,
+    losses=lambda: losses_consuming(LOGIT_INPUTS, "student_logits"),
+))

@@ -1,0 +1,72 @@
+"""One teacher-preparation path for every verb that uses teachers.
+
+    prepared = prepare_teachers(task, teachers, cache, SelectionConfig(), log=print)
+    prepared.ranking            # scores, ranks and weights
+    prepared.head(task, name)   # the teacher's label-space bridge, fitted once on first use
+
+Caches what is missing (``views`` augmented views of the unlabeled split
+too), ranks the teachers by the task kind's metrics, and bridges each teacher
+a method draws on to the target labels, once: ``distill``, ``rank``,
+``bench`` and the perf benchmark all go through here, and a bench shares one
+preparation between every method and seed of a target. Bridge heads are
+fitted with a fixed seed: they are a property of the task and the teacher,
+not of one training run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from xdistill.cache.extract import TeacherCache, cache_task
+from xdistill.cache.store import CachedOutputs
+from xdistill.data.task import Task
+from xdistill.select.bridge import BridgeHead, bridge_inputs, fit_bridge
+from xdistill.select.config import SelectionConfig
+from xdistill.select.rank import Ranking, rank_teachers
+from xdistill.teachers.base import Teacher
+
+BRIDGE_SEED = 0
+
+
+@dataclass
+class PreparedTeachers:
+    """Cached, ranked teachers of one task, with their bridge heads as they are fitted."""
+
+    teachers: list[Teacher]
+    cache: TeacherCache
+    ranking: Ranking
+    heads: dict[str, BridgeHead] = field(default_factory=dict)
+
+    def teacher(self, name: str) -> Teacher:
+        return next(t for t in self.teachers if t.name == name)
+
+    def outputs(self, task: Task, name: str, views: int = 0) -> dict[str, CachedOutputs]:
+        """A teacher's cached outputs on the labeled, unlabeled and test splits and each view."""
+        teacher = self.teacher(name)
+        outs = {split: self.cache.load(teacher, task.splits[split]) for split in ("labeled", "unlabeled", "test")}
+        for v in range(1, views + 1):
+            outs[f"unlabeled@{v}"] = self.cache.load(teacher, task.unlabeled, v)
+        return outs
+
+    def head(self, task: Task, name: str) -> BridgeHead:
+        """The teacher's bridge to the target labels, fitted on the labeled split on first use."""
+        if name not in self.heads:
+            teacher = self.teacher(name)
+            labeled = self.cache.load(teacher, task.labeled)
+            unlabeled = self.cache.load(teacher, task.unlabeled)
+            x_lab, source = bridge_inputs(labeled.features, labeled.logits)
+            x_unl, _ = bridge_inputs(unlabeled.features, unlabeled.logits)
+            self.heads[name] = fit_bridge(x_lab, task.labeled.y, task.num_classes, source=source, seed=BRIDGE_SEED,
+                                          fit_inputs=x_unl)
+        return self.heads[name]
+
+
+def prepare_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCache,
+                     selection: SelectionConfig | None = None, views: int = 0,
+                     log: Callable[[str], None] | None = None) -> PreparedTeachers:
+    """Cache what is missing, then rank and weight the teachers; bridges are fitted on demand."""
+    teachers = list(teachers)
+    cache_task(task, teachers, cache, views=views, log=log)
+    ranking = rank_teachers(task, teachers, cache, selection or SelectionConfig(), log=log)
+    return PreparedTeachers(teachers, cache, ranking)

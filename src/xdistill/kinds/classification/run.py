@@ -1,0 +1,217 @@
+"""A classification run: task + zoo -> ranked, bridged teachers -> trained
+student -> student files, metrics and report in one output folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from xdistill import __version__
+from xdistill.config import to_dict
+from xdistill.data.task import Task
+from xdistill.errors import XDistillError
+from xdistill.eval.predict import cpu_latency_per_sample_ms, evaluate_split
+from xdistill.home import default_cache_dir
+from xdistill.io import atomic_write_json, atomic_write_text, load_weights, read_safetensors
+from xdistill.kinds.classification.batches import BatchSource
+from xdistill.kinds.classification.methods import METHODS
+from xdistill.kinds.classification.prepare import PreparedTeachers, prepare_teachers
+from xdistill.kinds.classification.steps import FeaturesAndLogits, StepContext
+from xdistill.kinds.classification.targets import TeacherTargets, build_targets
+from xdistill.cache.extract import TeacherCache
+from xdistill.students import STUDENTS, build_student, count_flops, count_params
+from xdistill.students.io import adapt_state_dict, save_student
+from xdistill.teachers.zoo import load_zoo
+from xdistill.train.config import DEFAULT_STUDENTS, DistillConfig, StudentConfig
+from xdistill.train.inputs import StudentInputs
+from xdistill.train.loop import Runtime, TrainPlan, train_student
+from xdistill.train.run import DistillInputs, DistillResult
+
+# The student input kind each task input becomes (see xdistill.students.build.STUDENT_INPUTS).
+STUDENT_INPUT = {"image": "image", "features": "vector", "text": "tokens"}
+
+
+def resolve_student(config: DistillConfig, task: Task) -> DistillConfig:
+    """The config with its student family filled in from the task's input when left empty."""
+    if config.student.name:
+        return config
+    return dataclasses.replace(config, student=StudentConfig(DEFAULT_STUDENTS[task.input], dict(config.student.knobs)))
+
+
+def student_problems(config: DistillConfig, task: Task) -> list[str]:
+    """A student family that cannot read the task's inputs, found before any teacher runs."""
+    family = STUDENTS.get(config.student.name)
+    needed = STUDENT_INPUT[task.input]
+    if needed in family.inputs:
+        return []
+    fitting = [name for name, f in STUDENTS.items() if needed in f.inputs]
+    return [f"Student '{family.name}' reads {', '.join(family.inputs)} inputs, but task '{task.name}' has "
+            f"{task.input} inputs. Choose one of: {', '.join(fitting)} (--student NAME)."]
+
+
+def student_inputs(task: Task) -> StudentInputs:
+    if task.input == "text":
+        from xdistill.students.tokenize import fit_tokenizer
+
+        return StudentInputs("text", fit_tokenizer(task))
+    return StudentInputs(task.input)
+
+
+def build_run_student(config: DistillConfig, task: Task, inputs: StudentInputs) -> nn.Module:
+    """The configured student, from the generic pretrained weights in ``init`` when given."""
+    torch.manual_seed(config.seed)
+    knobs = dict(config.student.knobs)
+    shape = task.input_shape
+    if task.input == "text":
+        knobs.setdefault("vocab_size", inputs.tokenizer.vocab_size)
+        shape = (inputs.tokenizer.max_length,)
+    model = build_student(config.student.name, shape, task.num_classes, **knobs)
+    if config.init:
+        state = read_safetensors(config.init, "The 'init' file", "Give the generic student's .safetensors state dict.")
+        load_weights(model, adapt_state_dict(state, model), f"The 'init' file '{config.init}'",
+                     f"student '{config.student.name}'", "Make it with `xdistill pretrain` for the same student.")
+    return model
+
+
+def prepare_for(config: DistillConfig, task: Task, given: DistillInputs, log) -> PreparedTeachers:
+    """The run's teachers cached and ranked: the caller's preparation, or one made now."""
+    if given.prepared is not None:
+        return given.prepared
+    teachers = given.teachers
+    if teachers is None:
+        teachers = load_zoo(config.zoo).select(config.teachers or None).teachers(config.device)
+    cache = TeacherCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir(),
+                         augment_seed=config.augment_seed, progress=config.progress)
+    return prepare_teachers(task, teachers, cache, config.selection, views=config.views, log=log)
+
+
+def online_targets(targets: TeacherTargets, prepared: PreparedTeachers, config: DistillConfig):
+    """Run the method's teachers live on the student's augmented batch (``--online``)."""
+    from xdistill.select.bridge import bridge_inputs
+
+    method = METHODS.get(config.method)
+
+    def run(raw_images: torch.Tensor, index: np.ndarray):
+        probs, feats = [], {}
+        for name in targets.names:
+            out = prepared.teacher(name).outputs(raw_images)
+            f = None if out.features is None else out.features.numpy()
+            logits = None if out.logits is None else out.logits.numpy()
+            probs.append(targets.heads[name].predict_proba(bridge_inputs(f, logits)[0]))
+            if f is not None:
+                feats[name] = f
+        return method.combine(np.stack(probs), targets.weights, config).astype(np.float32), feats
+
+    return run
+
+
+def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, model: nn.Module,
+                  targets: TeacherTargets | None, prepared: PreparedTeachers | None) -> TrainPlan:
+    """The loop's plan: the method's step, its batches, projectors for feature distillation, evaluation."""
+    method = METHODS.get(config.method)
+    ctx = StepContext(config=config, num_classes=task.num_classes, targets=targets)
+    modules = {}
+    if targets is not None and config.feature_weight > 0:
+        from xdistill.losses import make_projector
+
+        ctx.projectors = modules["projectors"] = nn.ModuleDict({
+            name: make_projector(model.feature_dim, feats["labeled"].shape[1]) for name, feats in targets.features.items()
+        })
+    if targets is not None and config.online:
+        ctx.online_targets = online_targets(targets, prepared, config)
+    reference = None if targets is None else targets.combined["test"]
+    source = BatchSource(task, inputs, method, config)
+    return TrainPlan(step=method.step, context=ctx, steps_per_epoch=source.steps, batches=source.epoch,
+                     forward=FeaturesAndLogits, modules=modules,
+                     evaluate=lambda m: evaluate_split(m, inputs, task, "test", reference, config.device))
+
+
+def distill_classification(config: DistillConfig, task: Task, given: DistillInputs, runtime: Runtime) -> DistillResult:
+    """Train a student on a classification task with ``config.method``; write outputs to ``config.out``."""
+    started = time.perf_counter()
+    method = METHODS.get(config.method)
+    out = Path(config.out) if config.out else None
+    if out is not None and not config.resume and (out / "checkpoint.safetensors").exists():
+        raise XDistillError(
+            f"'{out}' already holds a run (checkpoint.safetensors). Pass --resume to continue it, or choose another --out."
+        )
+    inputs = student_inputs(task)
+    prepared = targets = None
+    if method.teachers:
+        prepared = prepare_for(config, task, given, runtime.info)
+        targets = build_targets(task, prepared, config.method, method, config, log=runtime.info)
+    model = given.student if given.student is not None else build_run_student(config, task, inputs)
+    plan = training_plan(config, task, inputs, model, targets, prepared)
+    if runtime.info is not None:
+        runtime.info(f"training {config.student.name or 'the given'} student with '{config.method}' for "
+                     f"{config.epochs} epochs x {plan.steps_per_epoch} steps")
+    if out is not None and runtime.rank == 0:
+        # atomic_write creates 'out' and turns an unwritable folder into a clear error.
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+    history = train_student(model, plan, config, out, runtime)
+    result = DistillResult(model, {}, history, out, None if prepared is None else prepared.ranking, targets)
+    if runtime.rank != 0:
+        return result
+    result.metrics = run_metrics(config, task, inputs, result, plan.evaluate(model))
+    result.metrics["seconds"] = time.perf_counter() - started
+    if out is not None:
+        write_run(out, config, task, inputs, result, runtime.write_report)
+    if runtime.info is not None:
+        test, cost = result.metrics["test"], result.metrics["cost"]
+        runtime.info(f"test accuracy {test['accuracy']:.4f} (macro F1 {test['macro_f1']:.4f}, ECE {test['ece']:.4f}); "
+                     f"{cost['params']} params, {cost['flops']} FLOPs" + (f"; outputs in {out}" if out else ""))
+    return result
+
+
+def _sample_shape(task: Task, inputs: StudentInputs) -> tuple[tuple[int, ...], torch.dtype | None]:
+    if task.input == "text":
+        return (inputs.tokenizer.max_length,), torch.long
+    return task.input_shape, None
+
+
+def run_metrics(config: DistillConfig, task: Task, inputs: StudentInputs, result: DistillResult, test: dict) -> dict:
+    """metrics.json of a finished run: test scores, cost, curves, teachers and ranking."""
+    shape, dtype = _sample_shape(task, inputs)
+    model_cpu = result.student.to("cpu")
+    cost = {"params": count_params(model_cpu), "flops": count_flops(model_cpu, shape, dtype=dtype),
+            "cpu_latency_ms_per_sample": cpu_latency_per_sample_ms(model_cpu, inputs.encode(task.test, np.arange(1)))}
+    result.student.to(config.device)
+    targets = result.targets
+    metrics = {
+        "xdistill": __version__, "kind": "classification", "task": task.name, "method": config.method,
+        "seed": config.seed, "test": test, "params": cost["params"], "epoch_reported": "last", "cost": cost,
+        "curves": result.history.to_json(), "teachers": targets.summary() if targets is not None else None,
+        "ranking": result.ranking.to_json() if result.ranking is not None else None,
+    }
+    if targets is not None:
+        metrics["teacher_targets_test_accuracy"] = float((targets.combined["test"].argmax(1) == task.test.y).mean())
+        for i, name in enumerate(targets.names):
+            accuracy = float((targets.per_teacher["test"][i].argmax(1) == task.test.y).mean())
+            metrics["teachers"]["teachers"][name]["test_accuracy"] = accuracy
+    return metrics
+
+
+def write_run(out: Path, config: DistillConfig, task: Task, inputs: StudentInputs, result: DistillResult,
+              write_report: bool) -> None:
+    """The student's weights and meta, metrics.json and (optionally) report.html."""
+    shape, _ = _sample_shape(task, inputs)
+    meta = {
+        "kind": "classification",
+        "architecture": {"name": config.student.name, "knobs": dict(config.student.knobs), "input_shape": list(shape),
+                         "num_classes": task.num_classes},
+        "classes": list(task.classes), "task": task.name, "preprocessing": inputs.preprocessing(),
+        "config": to_dict(config), "xdistill": __version__,
+    }
+    save_student(out, result.student.to("cpu"), meta)
+    result.student.to(config.device)
+    atomic_write_json(out / "metrics.json", result.metrics)
+    if write_report:
+        from xdistill.report.run import write_run_report
+
+        write_run_report(out, result.metrics)

@@ -1,0 +1,161 @@
+"""Classification training steps: each turns one batch into named loss terms.
+
+Every method sees the same student, data, augmentation and number of steps;
+the steps differ only in what they ask of the unlabeled data:
+
+- :func:`supervised_step`: cross-entropy on the labeled batch only;
+- :func:`fixmatch_step`: Sohn et al. 2020: pseudo-labels from the weakly
+  augmented view above a confidence threshold supervise the strongly
+  augmented view;
+- :func:`distill_step`: cross-entropy on the labels plus the configured
+  distillation loss towards the teachers' target-space predictions (see
+  :mod:`xdistill.kinds.classification.targets`), scaled by the teachers'
+  measured reliability, plus (``self_training``, on by default) FixMatch's
+  consistency term, optionally with feature distillation through learned
+  projectors.
+
+The methods that use them are declared one per file in
+:mod:`xdistill.kinds.classification.methods`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from xdistill.kinds.classification.targets import TeacherTargets
+from xdistill.losses import call_loss
+from xdistill.train.config import DistillConfig
+
+
+@dataclass
+class Batch:
+    """One training step's inputs (already augmented and normalised)."""
+
+    x_labeled: Tensor  # [B, ...]
+    y_labeled: Tensor  # [B]
+    index_labeled: np.ndarray  # [B] positions in the labeled split
+    x_unlabeled: Tensor | None = None  # [B*mu, ...] weak view (or the cached view)
+    index_unlabeled: np.ndarray | None = None
+    views: np.ndarray | None = None  # [B*mu] the cached view each unlabeled sample is shown in (0 = clean/fresh)
+    x_strong: Tensor | None = None  # [B*mu, ...] strong view (FixMatch)
+    raw_unlabeled: Tensor | None = None  # [B*mu, C, H, W] the weak view before normalisation (online teachers)
+
+
+@dataclass
+class StepContext:
+    config: DistillConfig
+    num_classes: int
+    step: int = 0
+    total_steps: int = 1
+    targets: TeacherTargets | None = None
+    projectors: nn.ModuleDict | None = None
+    online_targets: Callable[[Tensor, np.ndarray], tuple[np.ndarray, dict]] | None = None
+
+
+class FeaturesAndLogits(nn.Module):
+    """A student seen as one module returning (features [N, D], logits [N, C]), so a
+    DistributedDataParallel wrapper sees every forward pass and syncs every gradient."""
+
+    def __init__(self, student: nn.Module) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.student.forward_features(x)
+        return features, self.student.head(features)
+
+
+def student_forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(features [N, D], logits [N, C]) in one pass of a :class:`FeaturesAndLogits` (or its DDP wrapper)."""
+    return model(x)
+
+
+def supervised_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:
+    _, logits = student_forward(student, batch.x_labeled)
+    ce = F.cross_entropy(logits, batch.y_labeled)
+    return {"loss": ce, "ce": ce.detach()}
+
+
+def fixmatch_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:
+    b, u = len(batch.x_labeled), len(batch.x_unlabeled)
+    _, logits = student_forward(student, torch.cat([batch.x_labeled, batch.x_unlabeled, batch.x_strong]))
+    logits_l, logits_w, logits_s = logits[:b], logits[b:b + u], logits[b + u:]
+    ce = F.cross_entropy(logits_l, batch.y_labeled)
+    with torch.no_grad():
+        confidence, pseudo = F.softmax(logits_w.detach().float(), dim=1).max(dim=1)
+        mask = (confidence >= ctx.config.fixmatch_threshold).float()
+    unlabeled = (F.cross_entropy(logits_s, pseudo, reduction="none") * mask).mean()
+    total = ctx.config.label_weight * ce + ctx.config.fixmatch_weight * unlabeled
+    return {"loss": total, "ce": ce.detach(), "unlabeled": unlabeled.detach(), "mask": mask.mean()}
+
+
+def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:
+    cfg = ctx.config
+    b, u = len(batch.x_labeled), len(batch.x_unlabeled)
+    views = [batch.x_labeled, batch.x_unlabeled] + ([batch.x_strong] if cfg.self_training else [])
+    features, logits_all = student_forward(student, torch.cat(views))
+    features, logits = features[:b + u], logits_all[:b + u]
+    ce = F.cross_entropy(logits[:b], batch.y_labeled)
+    targets = ctx.targets
+    if ctx.online_targets is not None:
+        target_u, teacher_features = ctx.online_targets(batch.raw_unlabeled, batch.index_unlabeled)
+    else:
+        target_u, teacher_features = targets.unlabeled(batch.views, batch.index_unlabeled), None
+    target_l = targets.combined["labeled"][batch.index_labeled]
+    soft = torch.as_tensor(np.concatenate([target_l, target_u]), dtype=torch.float32, device=logits.device)
+    hard = torch.cat([batch.y_labeled, soft[b:].argmax(dim=1)])
+    inputs = {"student_logits": logits.float(), "teacher_probs": soft, "target_probs": soft, "labels": hard,
+              "temperature": cfg.kd_temperature}
+    terms = call_loss(cfg.loss, inputs, ctx.step, ctx.total_steps)
+    scale = cfg.kd_weight * (targets.scale(ctx.num_classes) if cfg.reliability else 1.0)
+    total = cfg.label_weight * ce + scale * terms["loss"]
+    extra: dict[str, Tensor] = {}
+    if cfg.self_training:
+        extra["consistency"] = consistency_term(logits[b:], logits_all[b + u:], cfg.fixmatch_threshold)
+        total = total + cfg.fixmatch_weight * extra["consistency"]
+    if cfg.feature_weight > 0 and ctx.projectors is not None:
+        extra["feature"] = feature_term(features, batch, ctx, teacher_features)
+        total = total + cfg.feature_weight * extra["feature"]
+    return {"loss": total, "ce": ce.detach(), "kd": terms["loss"].detach(), **{k: v.detach() for k, v in extra.items()}}
+
+
+def consistency_term(logits_weak: Tensor, logits_strong: Tensor, threshold: float) -> Tensor:
+    """FixMatch's consistency on top of distillation: the student's own confident predictions on the
+    weak view [U, C] supervise the strong view [U, C], so it keeps improving past the teachers when
+    its labels and unlabeled data allow."""
+    with torch.no_grad():
+        confidence, pseudo = F.softmax(logits_weak.detach().float(), dim=1).max(dim=1)
+        mask = (confidence >= threshold).float()
+    return (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
+
+
+def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict | None) -> Tensor:
+    """Weighted feature distillation towards each teacher through its projector; features [B + U, Ds]."""
+    targets, cfg = ctx.targets, ctx.config
+    total = torch.zeros((), device=features.device)
+    for name, weight in zip(targets.names, targets.weights):
+        if name not in ctx.projectors:
+            continue
+        tf_u = online[name] if online is not None else _view_features(targets, name, batch.views, batch.index_unlabeled)
+        tf = np.concatenate([targets.features[name]["labeled"][batch.index_labeled], tf_u])
+        inputs = {"student_features": features.float(), "projector": ctx.projectors[name],
+                  "teacher_features": torch.as_tensor(tf, dtype=torch.float32, device=features.device)}
+        total = total + float(weight) * call_loss(cfg.feature_loss, inputs, ctx.step, ctx.total_steps)["loss"]
+    return total
+
+
+def _view_features(targets: TeacherTargets, name: str, views: np.ndarray, index: np.ndarray) -> np.ndarray:
+    feats = targets.features[name]
+    first = feats["unlabeled"]
+    out = np.empty((len(index), first.shape[1]), dtype=np.float32)
+    for v in np.unique(views):
+        key = "unlabeled" if v == 0 else f"unlabeled@{v}"
+        mask = views == v
+        out[mask] = feats[key][index[mask]]
+    return out

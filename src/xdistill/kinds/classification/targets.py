@@ -1,0 +1,111 @@
+"""Target-space teacher predictions that distillation consumes.
+
+Each chosen teacher's cached outputs go through its bridge head (fitted on
+the labeled split, see :mod:`xdistill.select.bridge`) to give calibrated
+probabilities over the target classes on every split and cached view. The
+method's declaration then says which teachers it draws on and how their
+predictions mix (``Method.choose`` and ``Method.combine``; the mixing rules
+themselves live in :func:`most_confident` and :func:`weighted_average`).
+
+Reliability: the combined out-of-fold predictions on the labeled split give
+the accuracy the distillation targets would have on held-out labels. The
+distillation term is scaled by ``(acc - 1/C) / (1 - 1/C)`` (0 for chance-level
+targets, 1 for perfect ones), so weak teachers cannot drag a student below
+what its labels alone teach it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xdistill.data.task import Task
+from xdistill.kinds.classification.prepare import PreparedTeachers
+from xdistill.select.bridge import BridgeHead, bridge_inputs
+from xdistill.train.config import DistillConfig
+from xdistill.train.method import Method
+
+def most_confident(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """[T, N, C] -> [N, C]: each sample's row from the teacher with the largest prior_t * max_c p_t(c)."""
+    gate = prior[:, None] * probs.max(axis=2)  # [T, N]
+    return probs[gate.argmax(axis=0), np.arange(probs.shape[1])]
+
+
+def every_teacher(ranking) -> tuple[list[str], np.ndarray]:
+    """Every ranked teacher with uniform weights (for methods that do not use the similarity weights)."""
+    names = [t.name for t in ranking.teachers]
+    return names, np.full(len(names), 1.0 / len(names))
+
+
+def weighted_average(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """[T, N, C] -> [N, C]: sum_t w_t p_t with the weights normalised to sum to 1."""
+    return np.tensordot(weights / weights.sum(), probs, axes=1)
+
+
+@dataclass
+class TeacherTargets:
+    """Per-teacher target-space probabilities and the method's combination."""
+
+    method: str
+    names: list[str]
+    weights: np.ndarray  # [T], the mixing weights (sum to 1)
+    heads: dict[str, BridgeHead]
+    per_teacher: dict[str, np.ndarray]  # split -> [T, N, C]; unlabeled views as "unlabeled@v"
+    combined: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [N, C]
+    reliability: float = 1.0  # held-out labeled accuracy of the combined targets
+    features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # teacher -> split -> [N, D]
+    mix: str = ""  # how a multi-teacher method mixed its teachers, when it has a choice (config 'mix')
+
+    def scale(self, num_classes: int) -> float:
+        chance = 1.0 / num_classes
+        return float(np.clip((self.reliability - chance) / (1 - chance), 0.0, 1.0))
+
+    def unlabeled(self, views: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Combined targets [B, C] for unlabeled samples ``index`` seen in views ``views``."""
+        out = np.empty((len(index), self.combined["unlabeled"].shape[1]), dtype=np.float32)
+        for v in np.unique(views):
+            key = "unlabeled" if v == 0 else f"unlabeled@{v}"
+            mask = views == v
+            out[mask] = self.combined[key][index[mask]]
+        return out
+
+    def summary(self) -> dict:
+        return {
+            "method": self.method, **({"mix": self.mix} if self.mix else {}),
+            "teachers": {n: {"weight": float(w), "bridge_C": self.heads[n].C,
+                             "calibration_temperature": self.heads[n].calibration_temperature,
+                             "cv_accuracy": self.heads[n].cv_accuracy} for n, w in zip(self.names, self.weights)},
+            "reliability": self.reliability,
+        }
+
+
+def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, method: Method, config: DistillConfig,
+                  log: Callable[[str], None] | None = None) -> TeacherTargets:
+    """Bridge the method's teachers to the target labels and combine their predictions."""
+    names, weights = method.choose(prepared.ranking)
+    weights = np.asarray(weights, dtype=np.float64)
+    weights = weights / weights.sum()
+    views = config.views
+    split_keys = ["labeled", "unlabeled", "test"] + [f"unlabeled@{v}" for v in range(1, views + 1)]
+    per_teacher: dict[str, list[np.ndarray]] = {k: [] for k in split_keys}
+    features: dict[str, dict[str, np.ndarray]] = {}
+    oof = []
+    for name in names:
+        outs = prepared.outputs(task, name, views)
+        head = prepared.head(task, name)
+        oof.append(head.oof_probs)
+        for key, out in outs.items():
+            per_teacher[key].append(head.predict_proba(bridge_inputs(out.features, out.logits)[0]))
+        if config.feature_weight > 0 and outs["labeled"].features is not None:
+            features[name] = {k: o.features for k, o in outs.items()}
+    stacked = {k: np.stack(v) for k, v in per_teacher.items()}
+    combined = {k: method.combine(v, weights, config).astype(np.float32) for k, v in stacked.items()}
+    reliability = float((method.combine(np.stack(oof), weights, config).argmax(1) == task.labeled.y).mean())
+    mix = config.mix if "mix" in method.options else ""
+    targets = TeacherTargets(method_name, names, weights, prepared.heads, stacked, combined, reliability, features, mix)
+    if log is not None:
+        sources = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
+        log(f"{method_name} targets from {sources}; held-out labeled accuracy {reliability:.3f}")
+    return targets

@@ -1,0 +1,75 @@
+"""Typed settings of teacher selection: the one home of their defaults.
+
+``SelectionConfig`` groups what ranks and weights the teachers; ``RankConfig``
+is the ``xdistill rank`` verb's config. Both import nothing from the stages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from xdistill.config import device_problems, seed_problems
+
+
+@dataclass
+class SelectionConfig:
+    """How teachers are scored, ranked and weighted."""
+
+    metric: str = "gbc"  # the metric that ranks and weights (best Kendall tau on the demo targets, docs/selection.md)
+    metrics: list[str] = field(default_factory=list)  # metrics to report beside it; empty = every registered one
+    prepare: str = "pca"  # feature normalisation before scoring: none | standardize | pca | l2
+    prepare_dim: int = 32  # components kept by 'pca' (8-128)
+    weight_temperature: float = 1.0  # softmax temperature over standardised scores (> 0; 1-2 measured close)
+    top_k: int = 3  # teachers given weight (bounds the bridging work for large zoos); 0 = all
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not (math.isfinite(self.weight_temperature) and self.weight_temperature > 0):
+            problems.append(f"'weight_temperature' must be a finite number > 0. Got {self.weight_temperature}.")
+        if self.top_k < 0:
+            problems.append(f"'top_k' must be >= 0 (0 keeps every teacher). Got {self.top_k}.")
+        if self.prepare_dim < 1:
+            problems.append(f"'prepare_dim' must be >= 1. Got {self.prepare_dim}.")
+        return problems
+
+
+_SELECTION = SelectionConfig()
+
+
+@dataclass
+class RankConfig:
+    """``xdistill rank``: score, rank and weight a zoo's teachers for a task."""
+
+    task: str = ""  # task folder
+    zoo: str = ""  # zoo YAML file
+    cache_dir: str = ""  # teacher-output cache; empty = $XDISTILL_HOME/cache
+    teachers: list[str] = field(default_factory=list)  # subset of the zoo; empty = all
+    metric: str = _SELECTION.metric  # the metric that ranks and weights
+    metrics: list[str] = field(default_factory=list)  # metrics to report; empty = all registered
+    prepare: str = _SELECTION.prepare  # feature normalisation before scoring: none | standardize | pca | l2
+    prepare_dim: int = _SELECTION.prepare_dim  # components kept by 'pca' (8-128)
+    weight_temperature: float = _SELECTION.weight_temperature  # softmax temperature of standardised scores (> 0)
+    top_k: int = _SELECTION.top_k  # teachers given weight; 0 = all
+    out: str = ""  # JSON output file
+    validate: bool = False  # also distill a short-budget student per teacher and correlate
+    validate_epochs: int = 20  # epochs of each validation student (shorter budgets blur the differences)
+    seed: int = 0  # seed of the validation students
+    device: str = "cpu"  # cpu or cuda
+
+    @property
+    def selection(self) -> SelectionConfig:
+        return selection_of(self)
+
+    def problems(self) -> list[str]:
+        problems = self.selection.problems() + seed_problems(seed=self.seed) + device_problems(self.device)
+        if self.validate_epochs < 1:
+            problems.append(f"'validate_epochs' must be >= 1. Got {self.validate_epochs}.")
+        return problems
+
+
+def selection_of(config: object) -> SelectionConfig:
+    """The selection settings of any config that carries SelectionConfig's fields flat."""
+    return SelectionConfig(metric=config.metric, metrics=list(getattr(config, "metrics", [])), prepare=config.prepare,
+                           prepare_dim=config.prepare_dim, weight_temperature=config.weight_temperature,
+                           top_k=config.top_k)
