@@ -76,7 +76,28 @@ def write_clip(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-WRITERS = {"vit": write_vit, "convnext": write_convnext, "clip-vision": write_clip_vision}
+def write_dinov2(folder: Path, seed: int = 0) -> Path:
+    config = transformers.Dinov2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2,
+                                       image_size=SIZE, patch_size=8)
+    torch.manual_seed(seed)
+    transformers.Dinov2Model(config).save_pretrained(str(folder))
+    _save_processor(folder, "BitImageProcessor", size={"shortest_edge": SIZE},
+                    crop_size={"height": SIZE, "width": SIZE})
+    return folder
+
+
+def write_resnet_classifier(folder: Path, seed: int = 0) -> Path:
+    """A ResNetForImageClassification: its head flattens a pooled [N, C, 1, 1] map."""
+    config = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=4,
+                                       architectures=["ResNetForImageClassification"])
+    torch.manual_seed(seed)
+    transformers.ResNetForImageClassification(config).save_pretrained(str(folder))
+    _save_processor(folder, "ConvNextImageProcessor", size={"shortest_edge": SIZE})
+    return folder
+
+
+WRITERS = {"vit": write_vit, "convnext": write_convnext, "clip-vision": write_clip_vision, "dinov2": write_dinov2,
+           "resnet-classifier": write_resnet_classifier}
 
 
 def _write_zoo(folder: Path, entries: list[dict]) -> Path:
@@ -101,7 +122,8 @@ def models(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("name, dim", [("vit", 16), ("convnext", 16), ("clip-vision", 12), ("clip", 12)])
+@pytest.mark.parametrize("name, dim", [("vit", 16), ("convnext", 16), ("dinov2", 16), ("clip-vision", 12),
+                                       ("clip", 12)])
 def test_backbones_give_features_only(models, name, dim):
     teacher = _teacher(models, path=name)
     assert isinstance(teacher, Teacher)
@@ -123,6 +145,10 @@ def test_classifier_gives_logits_and_its_label_names(models):
     torch.testing.assert_close(head(out.features), out.logits, rtol=1e-5, atol=1e-6)
     with pytest.raises(XDistillError, match="returned 3 logits per sample but its zoo entry declares 2 labels"):
         _teacher(models, path="vit-classifier", labels=["a", "b"]).outputs(GREY)
+    resnet = _teacher(models, path="resnet-classifier", labels=["w", "x", "y", "z"])
+    out = resnet.outputs(GREY)
+    assert out.features.shape == (5, 16) and out.logits.shape == (5, 4) and resnet.labels == ["w", "x", "y", "z"]
+    torch.testing.assert_close(resnet.model.classifier(out.features), out.logits, rtol=1e-5, atol=1e-6)
 
 
 def test_features_are_the_documented_outputs_of_each_family(models):
