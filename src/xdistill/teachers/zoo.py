@@ -138,6 +138,8 @@ def _entry_problems(index: int, entry: Any, base_dir: Path) -> tuple[TeacherSpec
                 problems.append(f"{where}: {key} {str(base_dir / value)!r} cannot be read ({reason}).")
             elif not (base_dir / value).exists():
                 problems.append(f"{where}: {key} '{base_dir / value}' does not exist. Paths are relative to the zoo file.")
+    if options is not None and modality in kind.modalities and hasattr(options, "modality_problems"):
+        problems += [f"{where}: {p}" for p in options.modality_problems(modality, set(entry), base_dir)]
     if problems:
         return None, problems
     spec = TeacherSpec(
