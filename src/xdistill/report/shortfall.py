@@ -80,13 +80,13 @@ def _training_loss(record: Mapping[str, Any]) -> float | None:
 def _capacity(metrics: Mapping[str, Any], curves: list, teacher_params: Mapping[str, int] | None) -> Cause | None:
     classes = len((metrics.get("test") or {}).get("per_class_accuracy") or [])
     losses = [loss for loss in (_training_loss(r) for r in curves[-WINDOW:]) if loss is not None]
-    if classes < 2 or not losses:
+    if classes < 2 or len(losses) < 2:  # one epoch cannot show that the loss stopped falling
         return None
     chance = math.log(classes)
     final, start = losses[-1], losses[0]
     if final < HIGH_LOSS_FRACTION * chance:
         return None
-    if len(losses) > 1 and start > 0 and (start - final) / start >= PLATEAU_DROP:
+    if start > 0 and (start - final) / start >= PLATEAU_DROP:
         return None
     params = (metrics.get("cost") or {}).get("params")
     size = f"The student has {params:,} parameters" if isinstance(params, int) else "The student"
