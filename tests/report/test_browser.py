@@ -46,7 +46,7 @@ def measure(page: Path, browser: str, profile: Path) -> dict:
     proc = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
                            "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={WINDOW_WIDTH},900",
                            "--dump-dom", probe.resolve().as_uri()],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     found = re.search(r'<pre id="measured">([^<]*)</pre>', proc.stdout)
     assert found, f"{browser} printed no measurement (exit {proc.returncode}): {proc.stderr[-2000:]}"
     return json.loads(found.group(1))

@@ -73,8 +73,8 @@ def test_a_student_below_its_best_teacher_is_flagged_with_its_causes(tmp_path):
     flag = flag[:flag.index("</div>")]
     assert text.index('id="shortfall"') < text.index('id="summary"')  # at the top, where it cannot be missed
     assert "The student (0.5000 test accuracy) ended below its best teacher &#x27;t1&#x27; (0.5500), 0.05000 lower." in flag
-    assert "Likely cause, epochs: Test accuracy was still rising: 0.300 at epoch 1 to 0.600 at epoch 2" in flag
-    assert "capacity" not in flag and "teacher weights" not in flag
+    assert "Likely cause, too few epochs: Test accuracy was still rising: 0.300 at epoch 1 to 0.600 at epoch 2" in flag
+    assert "capacity" not in flag and "teacher weights" not in flag and flag.count("<li>") == 1
     assert tables_by_id(text)["versus"]["rows"][0] == ["student (weighted)", "0.5000"]
 
 

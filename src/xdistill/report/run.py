@@ -8,7 +8,7 @@ from typing import Any
 
 from xdistill.report import plots
 from xdistill.report.html import HtmlPage, format_cell
-from xdistill.report.shortfall import student_shortfall, teacher_accuracies
+from xdistill.report.shortfall import CAUSE_TITLES, student_shortfall, teacher_accuracies
 
 REPORT_NAME = "report.html"
 
@@ -42,8 +42,8 @@ def shortfall_flag(page: HtmlPage, metrics: dict[str, Any], flag_id: str = "shor
         return False
     headline = (f"{subject} ({format_cell(found.student_accuracy)} test accuracy) ended below its best teacher "
                 f"'{found.teacher}' ({format_cell(found.teacher_accuracy)}), {format_cell(found.gap)} lower.")
-    points = [f"Likely cause, {c.name.replace('_', ' ')}: {c.evidence}" for c in found.causes] or [
-        "None of the checked causes (capacity, too few epochs, teacher weights) shows in this run's numbers."]
+    points = [f"Likely cause, {CAUSE_TITLES[c.name]}: {c.evidence}" for c in found.causes] or [
+        f"None of the checked causes ({', '.join(CAUSE_TITLES.values())}) shows in this run's numbers."]
     page.flag(headline, points, flag_id)
     return True
 

@@ -39,6 +39,8 @@ RISING_GAIN = 0.01
 SMALL_STUDENT_RATIO = 0.1
 
 CAUSES = ("capacity", "epochs", "teacher_weights")
+# How a report names each cause.
+CAUSE_TITLES = {"capacity": "capacity", "epochs": "too few epochs", "teacher_weights": "teacher weights"}
 
 
 @dataclass(frozen=True)
