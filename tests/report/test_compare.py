@@ -159,3 +159,8 @@ def test_reliability_bins_draw_a_diagram_instead_of_bars(distilled_runs, tmp_pat
                                    tmp_path / "bars.html").read_text()
     assert 'alt="reliability diagram, one line per run"' in with_bins and 'alt="ECE and NLL per run"' not in with_bins
     assert 'alt="ECE and NLL per run"' in without and "reliability diagram" not in without
+
+
+def test_report_without_runs_is_a_usage_error(tmp_path, capsys):
+    assert run_cli("report", "--out", str(tmp_path / "c.html")) == 2
+    assert "Missing argument 'RUN'. See 'xdistill report --help'." in capsys.readouterr().err

@@ -15,9 +15,9 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(
         runs: list[Path] = typer.Argument(..., help="Run folders (the --out of 'xdistill distill'), all of one task.",
-                                          show_default=False),
+                                          metavar="RUN", show_default=False),
         out: Path = typer.Option(..., "--out", "-o", help="The HTML file to write, e.g. compare.html.",
-                                 show_default=False),
+                                 metavar="FILE.html", show_default=False),
     ) -> None:
         """Compare finished runs of one task: methods, per-class accuracy, calibration, cost and learning curves."""
         from xdistill.report.compare import compare_runs, method_rows
