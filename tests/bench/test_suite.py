@@ -5,6 +5,7 @@ and a second call that trains nothing."""
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -39,8 +40,25 @@ def bench(tmp_path_factory):
     return root, first
 
 
+def _decimals(value: float) -> int | None:
+    """Decimals that show 4 significant digits of ``value`` (None: below 1e-3, shown as 1.234e-04)."""
+    if value == 0:
+        return 0
+    rounded = abs(float(f"{value:.3e}"))
+    return None if rounded < 1e-3 else max(0, 3 - math.floor(math.log10(rounded)))
+
+
+def _sig4(value: float) -> str:
+    decimals = _decimals(value)
+    return f"{value:.3e}" if decimals is None else f"{value:.{decimals}f}"
+
+
 def _cell(mean: float, std: float) -> str:
-    return f"{mean:.4f} ± {std:.4f}"
+    """Both to the decimals that give the mean 4 significant digits."""
+    decimals = _decimals(mean)
+    if decimals is None:
+        return f"{_sig4(mean)} ± {_sig4(std)}"
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -70,23 +88,23 @@ def expected_tables(results: dict) -> dict[str, list[list[str]]]:
                             *[_cell(*_mean_std([r["test"][k] for r in found]))
                               for k in ("accuracy", "macro_f1", "ece", "nll")],
                             str(found[0]["cost"]["params"]), str(found[0]["cost"]["flops"]),
-                            f"{np.mean([r['cost']['cpu_latency_ms_per_sample'] for r in found]):.4f}"])
+                            _sig4(np.mean([r['cost']['cpu_latency_ms_per_sample'] for r in found]))])
     gaps = []
     for target in targets:
         mean = {m: np.mean([r["test"]["accuracy"] for r in runs[(target, m)].values()]) for m in methods}
         gaps.append(mean["weighted"] - mean["supervised"])  # supervised is the only baseline here
     # columns: weighted − best baseline, weighted − supervised (the bench's only baseline)
-    gap_rows = [[t, f"{g:.4f}", f"{g:.4f}"] for t, g in zip(targets, gaps)]
-    gap_rows.append(["average", f"{np.mean(gaps):.4f}", f"{np.mean(gaps):.4f}"])
+    gap_rows = [[t, _sig4(g), _sig4(g)] for t, g in zip(targets, gaps)]
+    gap_rows.append(["average", _sig4(np.mean(gaps)), _sig4(np.mean(gaps))])
     weights = []
     for target in targets:
         first = runs[(target, "weighted")][0]
-        weights += [[target, name, f"{t['weight']:.4f}", f"{t['test_accuracy']:.4f}", "0"]
+        weights += [[target, name, _sig4(t['weight']), _sig4(t['test_accuracy']), "0"]
                     for name, t in first["teachers"].items()]
     tables = {"accuracy": accuracy, "details": details, "gaps": gap_rows, "teacher-weights": weights}
     for target, found in results["validation"].items():
         tables[f"validation-{target}"] = [
-            [m, *["-" if q[k] is None else f"{q[k]:.4f}" for k in ("kendall_tau", "spearman_rho", "top1_regret")],
+            [m, *["-" if q[k] is None else _sig4(q[k]) for k in ("kendall_tau", "spearman_rho", "top1_regret")],
              q.get("top1") or "-"] for m, q in found["metrics"].items()]
     return tables
 

@@ -32,6 +32,9 @@ def _png_size(png: bytes) -> tuple[int, int]:
     lambda: plots.metric_scatter({"logme": {"t0": 1.0, "t1": 2.0, "t2": None}, "leep": {"t0": -1.0, "t1": -0.5}},
                                  {"t0": 0.4, "t1": 0.6, "t2": 0.5}, {"logme": {"kendall_tau": 1.0}}),
     lambda: plots.teacher_weights({"a": {"t0": 0.7, "t1": 0.3}, "b": {"t0": 1.0}}),
+    lambda: plots.per_class_bars({"supervised (seed 0)": [1.0, None, 0.5], "weighted (seed 0)": [0.5, 0.25]}),
+    lambda: plots.calibration_bars({"supervised": {"ece": 0.1, "nll": 1.2}, "weighted": {"ece": None, "nll": 0.9}}),
+    lambda: plots.reliability_diagram({"weighted": {"confidence": [0.4, 0.7, 0.95], "accuracy": [0.3, 0.6, 0.9]}}),
 ])
 def test_every_figure_is_a_png(make):
     width, height = _png_size(make())
@@ -60,7 +63,30 @@ def test_page_is_self_contained_and_escapes_text(tmp_path):
 def test_cell_formats():
     assert format_cell(None) == "-"
     assert format_cell(3) == "3"
+    assert format_cell(0.0) == "0"
     assert format_cell(0.5) == "0.5000"
-    assert format_cell(-1.23456) == "-1.2346"
+    assert format_cell(-1.23456) == "-1.235"
+    assert format_cell(0.0331) == "0.03310"
+    assert format_cell(0.099996) == "0.1000"  # rounds up into the next decade: still 4 digits
+    assert format_cell(123.456) == "123.5"
+    assert format_cell(12345.6) == "12346"
+    assert format_cell(0.00012345) == "1.234e-04"
+    assert format_cell(float("nan")) == "nan"
     assert mean_std_cell(0.81234, 0.01) == "0.8123 ± 0.0100"
+    assert mean_std_cell(12.3456, 0.5) == "12.35 ± 0.50"
     assert mean_std_cell(None, None) == "-"
+
+
+def test_tables_scroll_in_their_own_box_and_long_names_may_wrap(tmp_path):
+    page = HtmlPage("Wide")
+    page.table(["linear_probe_accuracy", "value"], [["/runs/weighted-seed0", 0.5]], table_id="w")
+    page.flag("Student below <teacher>", ["cause one", "cause <two>"], "f")
+    text = page.write(tmp_path / "w.html").read_text()
+    assert '<div class="table-box"><table id="w">' in text
+    assert "div.table-box { max-width: 100%; overflow-x: auto;" in text
+    assert "img { max-width: 100%;" in text
+    assert "<th>linear_<wbr>probe_<wbr>accuracy</th>" in text and "<td>/<wbr>runs/<wbr>weighted-<wbr>seed0</td>" in text
+    assert '<td class="num">0.5000</td>' in text
+    assert tables_by_id(text)["w"]["rows"] == [["/runs/weighted-seed0", "0.5000"]]
+    assert ('<div class="flag" id="f" role="alert"><strong>Student below &lt;teacher&gt;</strong>'
+            "<ul><li>cause one</li><li>cause &lt;two&gt;</li></ul></div>") in text

@@ -40,12 +40,16 @@ def test_run_report_shows_the_metrics(tmp_path):
     for label, value in (("test accuracy", TEST["accuracy"]), ("test macro F1", TEST["macro_f1"]),
                          ("test ECE", TEST["ece"]), ("test NLL", TEST["nll"]),
                          ("CPU latency per sample (ms)", 0.0331)):
-        assert cell_numbers(summary[label]) == [round(value, 4)]
+        assert cell_numbers(summary[label]) == [float(f"{value:.3e}")]  # 4 significant digits
     assert summary["student parameters"] == "13383" and summary["student FLOPs per sample"] == "180000"
     teachers = {row[0]: row for row in tables["teachers"]["rows"]}
     assert cell_numbers(teachers["t1"][1]) == [0.8] and cell_numbers(teachers["t0"][-1]) == [0.35]
     assert [row[1] for row in tables["ranking"]["rows"]] == ["t1", "t0"]
     assert tables["ranking"]["rows"][1][-3:] == ["-0.9000", "-", "0.2000"]
+    # The student (0.6667) ends above its best teacher t1 (0.55): the teachers are listed, nothing is flagged.
+    assert tables["versus"]["rows"] == [["student (weighted)", "0.6667"], ["teacher t1, bridged", "0.5500"],
+                                        ["teacher t0, bridged", "0.3500"], ["combined teacher targets", "0.5555"]]
+    assert 'class="flag"' not in text
     curves = tables["curves"]
     assert curves["header"] == ["epoch", "train loss", "train ce", "train kd", "test accuracy", "seconds"]
     assert [cell_numbers(c)[0] for c in curves["rows"][1]] == [2, 0.5, 0.4, 0.1, 0.6, 0.2]
@@ -59,3 +63,24 @@ def test_run_report_without_teachers_or_curves(tmp_path):
     tables = tables_by_id(text)
     assert "teachers" not in tables and "ranking" not in tables and "curves" not in tables
     assert decode_images(text) == []
+
+
+def test_a_student_below_its_best_teacher_is_flagged_with_its_causes(tmp_path):
+    metrics = copy.deepcopy(METRICS)
+    metrics["test"]["accuracy"] = 0.5  # below t1's 0.55; test accuracy rose 0.3 -> 0.6 over the two epochs
+    text = write_run_report(tmp_path, metrics).read_text()
+    flag = text[text.index('<div class="flag" id="shortfall"'):]
+    flag = flag[:flag.index("</div>")]
+    assert text.index('id="shortfall"') < text.index('id="summary"')  # at the top, where it cannot be missed
+    assert "The student (0.5000 test accuracy) ended below its best teacher &#x27;t1&#x27; (0.5500), 0.05000 lower." in flag
+    assert "Likely cause, too few epochs: Test accuracy was still rising: 0.300 at epoch 1 to 0.600 at epoch 2" in flag
+    assert "capacity" not in flag and "teacher weights" not in flag and flag.count("<li>") == 1
+    assert tables_by_id(text)["versus"]["rows"][0] == ["student (weighted)", "0.5000"]
+
+
+def test_a_shortfall_with_no_visible_cause_says_so(tmp_path):
+    metrics = copy.deepcopy(METRICS)
+    metrics["test"]["accuracy"] = 0.5
+    metrics["curves"] = metrics["curves"][:1]
+    text = write_run_report(tmp_path, metrics).read_text()
+    assert "None of the checked causes (capacity, too few epochs, teacher weights) shows" in text

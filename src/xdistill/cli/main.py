@@ -256,6 +256,8 @@ def demo_cmd(
 from xdistill.cli.bench import register as _register_bench  # noqa: E402  (bench lives in its own file)
 
 _register_bench(app)
+from xdistill.cli.report import register as _register_report  # noqa: E402  (report lives in its own file)
+_register_report(app)
 
 
 # Control characters inside a message come from the user's own keys, names or paths; shown escaped,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,25 +22,57 @@ from typing import Any
 from xdistill.io import atomic_write_text
 
 STYLE = """
+*, *::before, *::after { box-sizing: border-box; }
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
-       padding: 0 1em; color: #222; }
+       padding: 0 1em; color: #222; overflow-wrap: anywhere; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 h3 { font-size: 1.05em; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.9em; }
+div.table-box { max-width: 100%; overflow-x: auto; margin: 0.6em 0 1.2em; }
+table { border-collapse: collapse; font-size: 0.9em; table-layout: auto; }
 caption { text-align: left; font-weight: 600; padding-bottom: 0.3em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; overflow-wrap: break-word; word-break: normal;
+         vertical-align: top; }
 th { background: #f3f3f3; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; display: block; margin: 0.5em 0 1.2em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+img { max-width: 100%; height: auto; display: block; margin: 0.5em 0 1.2em; }
 p.note { color: #555; font-size: 0.9em; }
+div.flag { border: 2px solid #c0392b; background: #fdecea; padding: 0.6em 1em; margin: 0.8em 0 1.2em; }
+div.flag strong { color: #a93226; }
+div.flag ul { margin: 0.4em 0 0; padding-left: 1.4em; }
 """
 
-# Digits shown for floats in report tables; tests compare cells at this precision.
+# Significant digits shown for floats in report tables; tests compare cells at this precision.
 FLOAT_DIGITS = 4
+# Floats at or above this size show no decimals; below SMALL_FLOAT they switch to scientific notation.
+LARGE_FLOAT = 10.0 ** FLOAT_DIGITS
+SMALL_FLOAT = 1e-3
+
+
+def float_decimals(value: float) -> int | None:
+    """Decimals that show ``value`` to FLOAT_DIGITS significant digits (None: use scientific notation)."""
+    if value == 0:
+        return 0
+    rounded = abs(float(f"{value:.{FLOAT_DIGITS - 1}e}"))  # 0.099996 rounds to 0.1000, not 0.09999...
+    if rounded < SMALL_FLOAT:
+        return None
+    if rounded >= LARGE_FLOAT:
+        return 0
+    return FLOAT_DIGITS - 1 - math.floor(math.log10(rounded))
+
+
+def format_float(value: float, decimals: int | None = None) -> str:
+    """A float to FLOAT_DIGITS significant digits, or to ``decimals`` decimals when given."""
+    if not math.isfinite(value):
+        return str(value)
+    if decimals is None:
+        decimals = float_decimals(value)
+        if decimals is None:
+            return f"{value:.{FLOAT_DIGITS - 1}e}"
+    return f"{value:.{decimals}f}"
 
 
 def format_cell(value: Any) -> str:
-    """How one value reads in a report table: '-' for missing, floats to FLOAT_DIGITS decimals."""
+    """How one value reads in a report table: '-' for missing, floats to FLOAT_DIGITS significant digits."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -47,21 +80,32 @@ def format_cell(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.{FLOAT_DIGITS}f}"
+        return format_float(value)
     return str(value)
 
 
 def mean_std_cell(mean: float | None, std: float | None) -> str:
-    """'mean ± std' as it reads in reports."""
+    """'mean ± std' as it reads in reports: the std to as many decimals as the mean shows."""
     if mean is None:
         return "-"
-    return f"{format_cell(float(mean))} ± {format_cell(float(std or 0.0))}"
+    mean, std = float(mean), float(std or 0.0)
+    decimals = float_decimals(mean) if math.isfinite(mean) else None
+    if decimals is None:
+        return f"{format_float(mean)} ± {format_float(std)}"
+    return f"{format_float(mean, decimals)} ± {format_float(std, decimals)}"
 
 
 def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+# Long names and paths ("linear_probe_accuracy", "/runs/weighted-seed0") may wrap after these characters.
+_BREAK_AFTER = re.compile(r"([_/.\-])(?=\w)")
+
+
+def breakable(text: str) -> str:
+    """``text`` escaped for HTML, with a line-break opportunity after each '_', '/', '.' or '-' inside a name."""
+    return _BREAK_AFTER.sub(r"\1<wbr>", html.escape(text))
 
 
 def _is_number_text(text: str) -> bool:
@@ -89,18 +133,22 @@ class HtmlPage:
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "",
               table_id: str = "") -> None:
         """A table; each cell is formatted by :func:`format_cell` unless it is already a string."""
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+        head = "".join(f"<th>{breakable(str(c))}</th>" for c in columns)
         body = []
         for row in rows:
             cells = []
             for value in row:
                 text = value if isinstance(value, str) else format_cell(value)
-                cls = ' class="num"' if _is_number_text(text) else ""
-                cells.append(f"<td{cls}>{html.escape(text)}</td>")
+                if _is_number_text(text):
+                    cells.append(f'<td class="num">{html.escape(text)}</td>')
+                else:
+                    cells.append(f"<td>{breakable(text)}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         ident = f' id="{html.escape(table_id)}"' if table_id else ""
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        self.parts.append(f"<table{ident}>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        # The box scrolls a table wider than the page on its own, so the page never scrolls sideways.
+        self.parts.append(f'<div class="table-box"><table{ident}>{cap}<thead><tr>{head}</tr></thead>'
+                          f"<tbody>{''.join(body)}</tbody></table></div>")
 
     def table_from_dicts(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
                          caption: str = "", table_id: str = "") -> None:
@@ -112,6 +160,13 @@ class HtmlPage:
     def key_values(self, values: Mapping[str, Any], caption: str = "", table_id: str = "") -> None:
         """A two-column table of names and values."""
         self.table(["", "value"], [[k, v] for k, v in values.items()], caption, table_id)
+
+    def flag(self, headline: str, points: Sequence[str] = (), flag_id: str = "") -> None:
+        """A boxed warning the reader cannot miss: a bold headline, then one bullet per point."""
+        ident = f' id="{html.escape(flag_id)}"' if flag_id else ""
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in points)
+        self.parts.append(f'<div class="flag"{ident} role="alert"><strong>{html.escape(headline)}</strong>'
+                          + (f"<ul>{items}</ul>" if items else "") + "</div>")
 
     def image(self, png: bytes, alt: str) -> None:
         self.parts.append(f'<img src="{png_data_uri(png)}" alt="{html.escape(alt)}">')

@@ -165,3 +165,64 @@ def teacher_weights(weights: Mapping[str, Mapping[str, float]],
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
     return figure_png(fig)
+
+
+def per_class_bars(runs: Mapping[str, Sequence[float | None]], title: str = "Test accuracy per class") -> bytes:
+    """Grouped bars: one group per class, one bar per run, the legend to the right.
+
+    runs: label -> per-class accuracy (the ``test.per_class_accuracy`` of a run's
+    metrics; None where the test split has no sample of that class).
+    """
+    labels = list(runs)
+    classes = max((len(v) for v in runs.values()), default=0)
+    legend_width = 0.3 + 0.065 * max((len(label) for label in labels), default=0)
+    plot_width = min(9.0, max(4.5, 0.25 * classes * max(1, len(labels)) + 1.5))
+    fig, (ax,) = _grid(1, 1, (plot_width + legend_width, 3.6))
+    fig.subplots_adjust(right=plot_width / (plot_width + legend_width))
+    width = 0.8 / max(1, len(labels))
+    x = np.arange(classes)
+    for i, label in enumerate(labels):
+        values = [np.nan if v is None else v for v in runs[label]] + [np.nan] * (classes - len(runs[label]))
+        ax.bar(x + (i - (len(labels) - 1) / 2) * width, values, width, label=label)
+    ax.set_xticks(x, [str(c) for c in range(classes)])
+    ax.set(xlabel="class", ylabel="test accuracy", title=title, ylim=(0, 1))
+    ax.grid(axis="y", alpha=0.3)
+    if labels:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    return figure_png(fig)
+
+
+def calibration_bars(runs: Mapping[str, Mapping[str, float | None]],
+                     title: str = "Calibration on the test split (lower is better)") -> bytes:
+    """Two panels of bars, one bar per run: expected calibration error and negative log-likelihood.
+
+    runs: label -> ``{"ece": float, "nll": float}``.
+    """
+    labels = list(runs)
+    fig, axes = _grid(2, 2, (5.0, 3.4), left=0.6)
+    for ax, key, name in zip(axes, ("ece", "nll"), ("ECE", "NLL (nats)")):
+        values = [np.nan if runs[label].get(key) is None else runs[label][key] for label in labels]
+        ax.bar(np.arange(len(labels)), values, color=[f"C{i % 10}" for i in range(len(labels))])
+        ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right", fontsize=7)
+        ax.set(ylabel=name, title=name)
+        ax.grid(axis="y", alpha=0.3)
+    fig.subplots_adjust(bottom=0.3)
+    fig.suptitle(title)
+    return figure_png(fig)
+
+
+def reliability_diagram(runs: Mapping[str, Mapping[str, Sequence[float]]],
+                        title: str = "Reliability on the test split") -> bytes:
+    """Accuracy against mean confidence per confidence bin, one line per run, beside the diagonal.
+
+    runs: label -> ``{"confidence": [B], "accuracy": [B]}``, the non-empty bins of a run's
+    ``test.reliability``.
+    """
+    fig, (ax,) = _grid(1, 1, (5.0, 4.2))
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="perfectly calibrated")
+    for label, bins in runs.items():
+        ax.plot(bins["confidence"], bins["accuracy"], marker="o", markersize=3, label=label)
+    ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin", xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return figure_png(fig)

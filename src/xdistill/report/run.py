@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from xdistill.report import plots
-from xdistill.report.html import HtmlPage
+from xdistill.report.html import HtmlPage, format_cell
+from xdistill.report.shortfall import CAUSE_TITLES, student_shortfall, teacher_accuracies
 
 REPORT_NAME = "report.html"
 
@@ -31,6 +32,34 @@ def summary_rows(metrics: dict[str, Any]) -> dict[str, Any]:
         "CPU latency per sample (ms)": cost.get("cpu_latency_ms_per_sample"),
         "wall time (s)": metrics.get("seconds"),
     }
+
+
+def shortfall_flag(page: HtmlPage, metrics: dict[str, Any], flag_id: str = "shortfall",
+                   subject: str = "The student") -> bool:
+    """Add a warning box when the student ended below its best teacher; return whether it did."""
+    found = student_shortfall(metrics)
+    if found is None:
+        return False
+    headline = (f"{subject} ({format_cell(found.student_accuracy)} test accuracy) ended below its best teacher "
+                f"'{found.teacher}' ({format_cell(found.teacher_accuracy)}), {format_cell(found.gap)} lower.")
+    points = [f"Likely cause, {CAUSE_TITLES[c.name]}: {c.evidence}" for c in found.causes] or [
+        f"None of the checked causes ({', '.join(CAUSE_TITLES.values())}) shows in this run's numbers."]
+    page.flag(headline, points, flag_id)
+    return True
+
+
+def _student_vs_teachers(page: HtmlPage, metrics: dict[str, Any]) -> None:
+    accuracies = teacher_accuracies(metrics)
+    if not accuracies:
+        return
+    page.heading("Student against its teachers")
+    student = (metrics.get("test") or {}).get("accuracy")
+    rows = [[f"student ({metrics.get('method')})", student],
+            *[[f"teacher {name}, bridged", acc] for name, acc in sorted(accuracies.items(), key=lambda kv: -kv[1])]]
+    combined = metrics.get("teacher_targets_test_accuracy")
+    if combined is not None:
+        rows.append(["combined teacher targets", combined])
+    page.table(["model", "test accuracy"], rows, caption="Held-out test accuracy on the target", table_id="versus")
 
 
 def _teacher_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
@@ -86,6 +115,7 @@ def write_run_report(out_dir: Path, metrics: dict) -> Path:
     """Write ``out_dir/report.html`` for one distill run from its metrics; return its path."""
     out_dir = Path(out_dir)
     page = HtmlPage(f"xdistill run: {metrics.get('task')} / {metrics.get('method')} (seed {metrics.get('seed')})")
+    shortfall_flag(page, metrics)  # first, where nobody can miss it
     page.heading("Summary")
     page.key_values(summary_rows(metrics), caption="Test metrics at the last epoch and student cost",
                     table_id="summary")
@@ -93,6 +123,7 @@ def write_run_report(out_dir: Path, metrics: dict) -> Path:
     if per_class:
         page.table([f"class {i}" for i in range(len(per_class))], [per_class], caption="Test accuracy per class",
                    table_id="per-class")
+    _student_vs_teachers(page, metrics)
     _teacher_section(page, metrics)
     _ranking_section(page, metrics)
     _curves_section(page, metrics)
