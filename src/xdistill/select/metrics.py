@@ -22,32 +22,62 @@ import numpy as np
 import scipy.linalg
 
 from xdistill.registry import Registry
-from xdistill.select._checks import check_metric_inputs, option_problems
+from xdistill.select._checks import check_metric_inputs, class_size_reasons, option_problems
 
 Needs = Literal["features", "probs"]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A registered metric: ``score(teacher_output, labels, **options) -> float``."""
+    """A registered metric: ``score(teacher_output, labels, **options) -> float``,
+    with what it needs to be computable at all."""
 
     name: str
     score: Callable[..., float]
     needs: Needs  # "features": the teacher's features [N, D]; "probs": its probabilities [N, Cs]
     citation: str
+    min_per_class: int = 1  # labeled samples every class needs
+    min_in_one_class: int = 1  # labeled samples at least one class needs (held-out probes: 2)
+    single_sample_class: str = ""  # what the metric does with a class of one labeled sample, after its name
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 
-def register_metric(name: str, needs: Needs, citation: str) -> Callable:
+def register_metric(name: str, needs: Needs, citation: str, min_per_class: int = 1,
+                    min_in_one_class: int = 1, single_sample_class: str = "") -> Callable:
     """Register the decorated ``score(teacher_output, labels, **options)`` in METRICS."""
 
     def add(score: Callable[..., float]) -> Callable[..., float]:
-        METRICS.register(name, MetricSpec(name=name, score=score, needs=needs, citation=citation))
+        METRICS.register(name, MetricSpec(name=name, score=score, needs=needs, citation=citation,
+                                          min_per_class=min_per_class, min_in_one_class=min_in_one_class,
+                                          single_sample_class=single_sample_class))
         return score
 
     return add
+
+
+NEEDS_TEXT = {"features": "the teacher's features", "probs": "the teacher's class probabilities (logits)"}
+
+
+def not_applicable_reason(name: str, labels, has_features: bool = True, has_probs: bool = True) -> str | None:
+    """Why the metric ``name`` cannot be computed on these ``labels [N]``
+    (integer ids 0..C-1) for a teacher that gives features (``has_features``)
+    and probabilities (``has_probs``), or None when it can.
+
+    Checks what the metric declares it needs (``MetricSpec``): the teacher's
+    features or probabilities, and the labeled samples per class. Problems with
+    the values themselves (NaN, bad probabilities) are not reasons: computing
+    the metric reports them as errors.
+    """
+    spec = METRICS.get(name)
+    if not (has_features if spec.needs == "features" else has_probs):
+        return f"needs {NEEDS_TEXT[spec.needs]}, which the teacher does not give"
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        return None
+    reasons = class_size_reasons(labels, spec.min_per_class, spec.min_in_one_class)
+    return "; ".join(reasons) if reasons else None
 
 
 def compute_metric(name: str, features=None, probs=None, *, labels, **options) -> float | None:
@@ -126,7 +156,8 @@ def _logme_class_evidence(sigma: np.ndarray, coordinates: np.ndarray, target_nor
     return evidence / n
 
 
-@register_metric("logme", needs="features", citation="You et al., LogME, ICML 2021")
+@register_metric("logme", needs="features", citation="You et al., LogME, ICML 2021",
+                 single_sample_class="fits the one-hot target of such a class like any other")
 def logme(features, labels) -> float:
     """LogME (You et al. 2021): mean over classes of the maximised log evidence of
     a Bayesian linear regression from ``features [N, D]`` to each class's one-hot
@@ -160,7 +191,8 @@ def logme(features, labels) -> float:
 # --- Metrics of the teacher's predictions -------------------------------------
 
 
-@register_metric("leep", needs="probs", citation="Nguyen et al., LEEP, ICML 2020")
+@register_metric("leep", needs="probs", citation="Nguyen et al., LEEP, ICML 2020",
+                 single_sample_class="counts such a class once in the empirical joint P(y, z)")
 def leep(source_probs, labels) -> float:
     """LEEP (Nguyen et al. 2020) of teacher probabilities ``source_probs [N, Cs]``
     over its source classes z for target ``labels [N]``. Returns a float <= 0.
@@ -180,7 +212,8 @@ def leep(source_probs, labels) -> float:
     return float(np.mean(np.log(expected_likelihood)))
 
 
-@register_metric("nce", needs="probs", citation="Tran et al., NCE, ICCV 2019")
+@register_metric("nce", needs="probs", citation="Tran et al., NCE, ICCV 2019",
+                 single_sample_class="counts such a class once in the empirical joint")
 def _nce_of_probs(source_probs, labels) -> float:
     """NCE with the teacher's predicted source class argmax(probs) as Z."""
     inputs = check_metric_inputs("nce", labels, probs=source_probs)
@@ -238,7 +271,8 @@ def _trace_of_pinv_product(covariance: np.ndarray, between: np.ndarray, n: int) 
     return float(np.sum(projected**2 / eigenvalues[kept]))
 
 
-@register_metric("hscore", needs="features", citation="Bao et al., H-score, ICIP 2019")
+@register_metric("hscore", needs="features", citation="Bao et al., H-score, ICIP 2019",
+                 single_sample_class="takes the one sample of such a class as its class mean")
 def hscore(features, labels) -> float:
     """H-score (Bao et al. 2019): tr(cov(f)^+ cov(E[f | y])) of ``features [N, D]``.
 
@@ -281,7 +315,8 @@ def _ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
     return shrunk, float(shrinkage)
 
 
-@register_metric("hscore_regularized", needs="features", citation="Ibrahim et al. 2022, shrinkage-based H-score")
+@register_metric("hscore_regularized", needs="features", citation="Ibrahim et al. 2022, shrinkage-based H-score",
+                 single_sample_class="takes the one sample of such a class as its class mean")
 def hscore_regularized(features, labels) -> float:
     """Shrinkage-based H-score (Ibrahim et al. 2022) of ``features [N, D]``:
 
@@ -307,7 +342,9 @@ def hscore_regularized(features, labels) -> float:
 GBC_MIN_VARIANCE = 1e-4  # per-dimension class variances are floored here, as in the official code
 
 
-@register_metric("gbc", needs="features", citation="Pandy et al., GBC, CVPR 2022")
+@register_metric("gbc", needs="features", citation="Pandy et al., GBC, CVPR 2022",
+                 single_sample_class="gives such a class the pooled within-class variance "
+                 "(the variance of all features when every class has one)")
 def gbc(features, labels, gaussian: str = "spherical") -> float:
     """Gaussian Bhattacharyya Coefficient (Pandy et al. 2022) of ``features [N, D]``,
     as the official code computes it. Returns a float <= 0; higher is better.
@@ -329,6 +366,14 @@ def gbc(features, labels, gaussian: str = "spherical") -> float:
     The paper's pipeline first reduces features with PCA to 64 dimensions;
     that belongs to feature preparation (``prepare_features(features, "pca",
     dim=64)``) and is not done here.
+
+    Few labels: a class with a single sample has no variance of its own (the
+    floor alone would make it look perfectly separated). It takes the pooled
+    within-class variance of the classes with at least 2 samples (squared
+    deviations from their class means over those samples, 1/n normalised), or
+    when every class has one sample, the variance of all the features around
+    their mean, which bounds the within-class variance from above. With at least
+    2 samples in every class the score is the official one.
     """
     problems = []
     if gaussian not in ("spherical", "diagonal"):
@@ -338,7 +383,14 @@ def gbc(features, labels, gaussian: str = "spherical") -> float:
     membership = _one_hot(labels, num_classes)
     counts = membership.sum(axis=0)[:, None]
     means = membership.T @ features / counts
-    variances = membership.T @ (features - means[labels]) ** 2 / counts
+    squared_deviations = (features - means[labels]) ** 2
+    variances = membership.T @ squared_deviations / counts
+    single = counts[:, 0] < 2
+    if single.any():
+        repeated = ~single[labels]  # samples of classes with >= 2 samples
+        variances[single] = (
+            squared_deviations[repeated].mean(axis=0) if repeated.any() else features.var(axis=0)
+        )
     variances = np.maximum(variances, GBC_MIN_VARIANCE)
     if gaussian == "spherical":
         variances = variances.mean(axis=1, keepdims=True)
@@ -363,7 +415,8 @@ def _coding_rate(centred: np.ndarray, eps: float) -> float:
     return 0.5 * float(np.linalg.slogdet(matrix)[1])
 
 
-@register_metric("transrate", needs="features", citation="Huang et al., TransRate, ICML 2022")
+@register_metric("transrate", needs="features", citation="Huang et al., TransRate, ICML 2022",
+                 single_sample_class="takes the coding rate of the single row of such a class")
 def transrate(features, labels, eps: float = 1e-4) -> float:
     """TransRate (Huang et al. 2022) of ``features [N, D]``, in the formulation of
     the Transfer-Learning-Library (``tllib.ranking.transrate``):

@@ -21,12 +21,15 @@ from xdistill.cache.extract import TeacherCache
 from xdistill.cache.store import CachedOutputs
 from xdistill.data.task import Task
 from xdistill.errors import XDistillError
-from xdistill.select.metrics import METRICS, compute_metric
+from xdistill.select.applicability import choose_ranking_metric, not_applicable_notes, teacher_inputs
+from xdistill.select.metrics import METRICS, compute_metric, not_applicable_reason
 from xdistill.select.prepare import prepare_features
 from xdistill.select.weights import DEFAULT_TOP_K, DEFAULT_WEIGHT_TEMPERATURE, rank_order, teacher_weights
 from xdistill.teachers.base import Teacher
 
-DEFAULT_METRIC = "gbc"  # best Kendall tau with bridged teacher accuracy on the demo targets (docs/selection.md)
+# Best Kendall tau with bridged teacher accuracy on the demo targets (docs/selection.md); when it
+# cannot run, the default falls back along applicability.FALLBACK_ORDER.
+DEFAULT_METRIC = "gbc"
 DEFAULT_PREPARE = "pca"
 DEFAULT_PREPARE_DIM = 32
 
@@ -74,6 +77,8 @@ class Ranking:
     top_k: int
     teachers: list[TeacherRanking]
     notes: list[str] = field(default_factory=list)
+    metric_requested: str = ""  # the configured metric; differs from 'metric' after a fallback
+    metric_note: str = ""  # why 'metric' ranks, when that needs saying (a fallback, few labels)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -89,7 +94,9 @@ class Ranking:
     def to_json(self) -> dict[str, Any]:
         return {"task": self.task, "metric": self.metric, "prepare": self.prepare, "prepare_dim": self.prepare_dim,
                 "weight_temperature": self.weight_temperature, "top_k": self.top_k,
-                "teachers": [t.to_json() for t in self.ordered()], "notes": self.notes}
+                "teachers": [t.to_json() for t in self.ordered()], "notes": self.notes,
+                "metric_requested": self.metric_requested or self.metric, "metric_used": self.metric,
+                "metric_note": self.metric_note}
 
 
 def teacher_probs(outputs: CachedOutputs) -> np.ndarray | None:
@@ -106,8 +113,9 @@ def check_metric_names(names: Sequence[str]) -> None:
 
 def score_teacher(labeled: CachedOutputs, unlabeled: CachedOutputs | None, labels: np.ndarray,
                   metrics: Sequence[str], prepare: str = DEFAULT_PREPARE,
-                  prepare_dim: int = DEFAULT_PREPARE_DIM) -> dict[str, float | None]:
-    """Every metric's score for one teacher (None where undefined for it)."""
+                  prepare_dim: int = DEFAULT_PREPARE_DIM) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Every metric's score for one teacher (None where undefined for it), and
+    the reason for each None."""
     features = None
     if labeled.features is not None:
         pool = labeled.features if unlabeled is None or unlabeled.features is None else \
@@ -115,36 +123,47 @@ def score_teacher(labeled: CachedOutputs, unlabeled: CachedOutputs | None, label
         features = prepare_features(pool.astype(np.float64), method=prepare, dim=prepare_dim)[: len(labeled.features)]
     probs = teacher_probs(labeled)
     scores: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
     for name in metrics:
-        value = compute_metric(name, features=features, probs=probs, labels=labels)
+        reason = not_applicable_reason(name, labels, *teacher_inputs(features, probs))
+        value = None if reason else compute_metric(name, features=features, probs=probs, labels=labels)
         scores[name] = None if value is None or not math.isfinite(value) else float(value)
-    return scores
+        if scores[name] is None:
+            reasons[name] = reason or "undefined on these inputs"
+    return scores, reasons
 
 
 def rank_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCache, metric: str = DEFAULT_METRIC,
                   metrics: Sequence[str] | None = None, prepare: str = DEFAULT_PREPARE,
                   prepare_dim: int = DEFAULT_PREPARE_DIM, weight_temperature: float = DEFAULT_WEIGHT_TEMPERATURE,
                   top_k: int = DEFAULT_TOP_K, specs: dict[str, Any] | None = None,
-                  log: Callable[[str], None] | None = None) -> Ranking:
-    """Score, rank and weight the teachers from the cache (running only missing teachers)."""
+                  log: Callable[[str], None] | None = None, fallback: bool | None = None) -> Ranking:
+    """Score, rank and weight the teachers from the cache (running only missing teachers).
+
+    A metric that cannot run scores None with a note. When ``metric`` runs for
+    no teacher, ``fallback`` (default: only when ``metric`` is DEFAULT_METRIC)
+    ranks by the next metric of applicability.FALLBACK_ORDER that runs;
+    otherwise that is an error (see choose_ranking_metric).
+    """
     metrics = list(metrics) if metrics else METRICS.names()
+    check_metric_names([metric, *metrics])
+    labels = task.labeled.y
+    inputs = [teacher_inputs(o.features, o.logits) for o in (cache.load(t, task.labeled) for t in teachers)]
+    requested = metric
+    choice = choose_ranking_metric(metric, labels, inputs, metric == DEFAULT_METRIC if fallback is None else fallback)
+    metric = choice.metric
     if metric not in metrics:
         metrics = [metric, *metrics]
-    check_metric_names(metrics)
-    labels = task.labeled.y
     rows = []
-    notes = []
+    reasons = {}
     for teacher in teachers:
         labeled = cache.load(teacher, task.labeled)
         unlabeled = cache.load(teacher, task.unlabeled)
-        scores = score_teacher(labeled, unlabeled, labels, metrics, prepare, prepare_dim)
-        missing = [m for m, v in scores.items() if v is None]
-        if missing:
-            why = "it has no logits" if labeled.logits is None else "it has no features" if labeled.features is None else "undefined on these inputs"
-            notes.append(f"{teacher.name}: {', '.join(missing)} undefined ({why}).")
+        scores, reasons[teacher.name] = score_teacher(labeled, unlabeled, labels, metrics, prepare, prepare_dim)
         spec = (specs or {}).get(teacher.name)
         rows.append(TeacherRanking(teacher.name, getattr(spec, "domain", ""), getattr(spec, "architecture", ""),
                                    scores, None, 0.0))
+    notes = not_applicable_notes(reasons)
     chosen = {r.name: r.scores[metric] for r in rows}
     if all(v is None for v in chosen.values()):
         raise XDistillError(f"The metric '{metric}' is undefined for every teacher ({notes[0] if notes else ''}). "
@@ -153,7 +172,9 @@ def rank_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCache, 
     weights = teacher_weights(chosen, weight_temperature, top_k)
     for row in rows:
         row.rank, row.weight = ranks[row.name], weights[row.name]
-    ranking = Ranking(task.name, metric, prepare, prepare_dim, weight_temperature, top_k, rows, notes)
+    ranking = Ranking(task.name, metric, prepare, prepare_dim, weight_temperature, top_k, rows, notes,
+                      requested, choice.note)
     if log is not None:
-        log(f"ranked {len(rows)} teachers by {metric}: top is {ranking.top}")
+        log(f"ranked {len(rows)} teachers by {metric}: top is {ranking.top}"
+            + (f" ({choice.note})" if choice.note else ""))
     return ranking

@@ -18,7 +18,9 @@ Reliability: the combined out-of-fold predictions on the labeled split give
 the accuracy the distillation targets would have on held-out labels. The
 distillation term is scaled by ``(acc - 1/C) / (1 - 1/C)`` (0 for chance-level
 targets, 1 for perfect ones), so weak teachers cannot drag a student below
-what its labels alone teach it.
+what its labels alone teach it. Only samples that were held out count; with a
+single label in every class none can be (see :mod:`xdistill.select.bridge`),
+the reliability is unknown (None) and the term is not scaled.
 """
 
 from __future__ import annotations
@@ -65,6 +67,17 @@ def _most_confident(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
     return probs[gate.argmax(axis=0), np.arange(probs.shape[1])]
 
 
+def held_out_accuracy(oof: Sequence[np.ndarray | None], method: str, weights: np.ndarray, mix: str,
+                      labels: np.ndarray) -> float | None:
+    """Accuracy of the combined out-of-fold predictions ([N, C] per teacher) over
+    the samples every head held out (finite rows); None when there are none."""
+    if any(o is None for o in oof):
+        return None
+    combined = combine(np.stack(oof), method, weights, mix)
+    scored = np.isfinite(combined).all(axis=1)
+    return float((combined[scored].argmax(1) == labels[scored]).mean()) if scored.any() else None
+
+
 def teachers_for(method: str, ranking: Ranking) -> list[str]:
     """The teachers a method draws on."""
     if method == "nearest":
@@ -84,12 +97,14 @@ class TeacherTargets:
     heads: dict[str, BridgeHead]
     per_teacher: dict[str, np.ndarray]  # split -> [T, N, C]; unlabeled views as "unlabeled@v"
     combined: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [N, C]
-    reliability: float = 1.0  # held-out labeled accuracy of the combined targets
+    reliability: float | None = 1.0  # held-out labeled accuracy of the combined targets; None: no held-out label
     features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # teacher -> split -> [N, D]
     mix: str = DEFAULT_MIX  # how 'weighted' mixes its teachers (see combine)
 
     def scale(self, num_classes: int) -> float:
         chance = 1.0 / num_classes
+        if self.reliability is None:
+            return 1.0
         return float(np.clip((self.reliability - chance) / (1 - chance), 0.0, 1.0))
 
     def unlabeled(self, views: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -105,7 +120,9 @@ class TeacherTargets:
         return {
             "method": self.method, **({"mix": self.mix} if self.method == "weighted" else {}),
             "teachers": {n: {"weight": float(w), "bridge_C": self.heads[n].C, "temperature": self.heads[n].temperature,
-                             "cv_accuracy": self.heads[n].cv_accuracy} for n, w in zip(self.names, self.weights)},
+                             "cv_accuracy": self.heads[n].cv_accuracy,
+                             "reliability_estimate": self.heads[n].reliability_estimate}
+                         for n, w in zip(self.names, self.weights)},
             "reliability": self.reliability,
         }
 
@@ -148,11 +165,11 @@ def build_targets(task: Task, teachers: Sequence[Teacher], cache: TeacherCache, 
             features[name] = {k: o.features for k, o in outs.items()}
     stacked = {k: np.stack(v) for k, v in per_teacher.items()}
     combined = {k: combine(v, method, weights, mix).astype(np.float32) for k, v in stacked.items()}
-    oof_combined = combine(np.stack(oof), method, weights, mix)
-    reliability = float((oof_combined.argmax(1) == task.labeled.y).mean())
+    reliability = held_out_accuracy(oof, method, weights, mix, task.labeled.y)
     targets = TeacherTargets(method, names, weights, heads, stacked, combined, reliability, features, mix)
     if log is not None:
         sources = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
         how = f" ({mix})" if method == "weighted" else ""
-        log(f"{method}{how} targets from {sources}; held-out labeled accuracy {reliability:.3f}")
+        held_out = "unknown (one label per class)" if reliability is None else f"{reliability:.3f}"
+        log(f"{method}{how} targets from {sources}; held-out labeled accuracy {held_out}")
     return targets
