@@ -12,9 +12,13 @@ from xdistill.data import load_task
 from xdistill.errors import XDistillError
 from xdistill.select import METRICS, compute_metric, gbc, knn_loo_accuracy, linear_probe_accuracy
 from xdistill.select import bridge
-from xdistill.select.applicability import FALLBACK_ORDER, choose_ranking_metric, not_applicable_notes
+from xdistill.select.applicability import (
+    FALLBACK_ORDER,
+    choose_ranking_metric,
+    not_applicable_notes,
+    not_applicable_reason,
+)
 from xdistill.select.bridge import fit_bridge, held_out_splits
-from xdistill.select.metrics import not_applicable_reason
 from xdistill.select.rank import DEFAULT_METRIC, rank_teachers
 from xdistill.teachers.zoo import load_zoo
 from xdistill.train.targets import held_out_accuracy
@@ -60,22 +64,26 @@ def test_missing_teacher_outputs_are_a_reason(name):
     assert not_applicable_reason(name, labels, has_features=need == "features", has_probs=need == "probs") is None
 
 
-def reference_few_label_gbc(features, labels):
-    """Spherical GBC written out pair by pair, a class of one sample taking the
-    pooled 1/n within-class variance of the classes with 2 or more (all features'
-    variance when there are none)."""
+def reference_few_label_gbc(features, labels, reference=None):
+    """Spherical GBC written out pair by pair. A class of one sample takes the
+    pooled 1/n within-class variance of the classes with 2 or more; when there
+    are none, half the mean squared distance of each reference row to its
+    nearest labeled row, or without a reference the labeled features' variance."""
     classes = range(labels.max() + 1)
     repeated = [c for c in classes if np.sum(labels == c) >= 2]
     if repeated:
         deviations = [features[labels == c] - features[labels == c].mean(axis=0) for c in repeated]
-        pooled = np.mean(np.concatenate(deviations) ** 2, axis=0)
+        shared = np.mean(np.concatenate(deviations) ** 2, axis=0)
+    elif reference is not None:
+        nearest = [features[np.argmin([np.sum((row - f) ** 2) for f in features])] for row in reference]
+        shared = np.mean((reference - np.array(nearest)) ** 2, axis=0) / 2
     else:
-        pooled = features.var(axis=0)
+        shared = features.var(axis=0)
     means, variances = [], []
     for c in classes:
         rows = features[labels == c]
         means.append(rows.mean(axis=0))
-        own = ((rows - rows.mean(axis=0)) ** 2).mean(axis=0) if len(rows) >= 2 else pooled
+        own = ((rows - rows.mean(axis=0)) ** 2).mean(axis=0) if len(rows) >= 2 else shared
         variances.append(np.maximum(own, 1e-4).mean())
     total = 0.0
     for i in classes:
@@ -87,24 +95,37 @@ def reference_few_label_gbc(features, labels):
     return -total
 
 
+@pytest.mark.parametrize("with_reference", [False, True])
 @pytest.mark.parametrize("labels", [[0, 1, 2, 3], [0, 0, 1, 2, 2, 2, 3]], ids=["all single", "some single"])
-def test_gbc_gives_single_sample_classes_a_shared_variance(labels):
+def test_gbc_gives_single_sample_classes_a_shared_variance(labels, with_reference):
     labels = np.array(labels)
-    features = np.random.default_rng(1).standard_normal((len(labels), 5)) + np.eye(5)[labels] * 2
-    value = gbc(features, labels)
+    rng = np.random.default_rng(1)
+    features = rng.standard_normal((len(labels), 5)) + np.eye(5)[labels] * 2
+    reference = rng.standard_normal((30, 5)) + np.eye(5)[rng.integers(0, 4, 30)] * 2 if with_reference else None
+    value = gbc(features, labels, reference=reference)
     # float64 sums of a few dozen terms: 1e-10 relative covers their rounding
-    assert value == pytest.approx(reference_few_label_gbc(features, labels), rel=1e-10)
+    assert value == pytest.approx(reference_few_label_gbc(features, labels, reference), rel=1e-10)
     # the 1e-4 floor alone would make single samples look perfectly separated (a score of 0)
     assert value < -1e-3
 
 
-def test_gbc_at_one_label_per_class_still_tells_separated_from_mixed_features():
+def _one_shot_teacher(rng, separation, classes=5, dim=4, unlabeled=200):
+    """One labeled exemplar per class and unlabeled samples of the same classes,
+    from class centres ``separation`` apart in units of the within-class spread."""
+    centres = rng.standard_normal((classes, dim)) * separation
+    exemplars = centres + rng.standard_normal((classes, dim))
+    pool = centres[rng.integers(0, classes, unlabeled)] + rng.standard_normal((unlabeled, dim))
+    return exemplars, pool
+
+
+def test_gbc_at_one_label_per_class_tells_separated_from_mixed_features_with_a_reference():
     rng = np.random.default_rng(2)
     labels = np.arange(5)
-    unrelated = rng.standard_normal((5, 4))
-    separated = unrelated.copy()
-    separated[:, 0] += 6 * labels  # one direction spreads the classes far apart
-    assert gbc(separated, labels) > gbc(unrelated, labels)
+    separated, separated_pool = _one_shot_teacher(rng, separation=6.0)
+    mixed, mixed_pool = _one_shot_teacher(rng, separation=0.3)
+    assert gbc(separated, labels, reference=separated_pool) > gbc(mixed, labels, reference=mixed_pool) + 1.0
+    with pytest.raises(XDistillError, match="reference must have the features' 4 columns"):
+        gbc(separated, labels, reference=separated_pool[:, :3])
 
 
 def test_knn_scores_only_samples_whose_class_has_another_sample():
@@ -158,7 +179,8 @@ def test_an_explicitly_chosen_metric_that_cannot_run_is_an_error_naming_those_th
 def test_single_sample_classes_are_noted_for_the_ranking_metric():
     note = choose_ranking_metric("gbc", np.array([0, 0, 1, 2]), [(True, True)], fallback=True).note
     assert note == ("2 of 3 classes have one labeled sample: gbc gives such a class the pooled within-class "
-                    "variance (the variance of all features when every class has one)")
+                    "variance of the others (when every class has one: the variance of unlabeled features around "
+                    "their nearest labeled one)")
 
 
 def test_not_applicable_notes_say_shared_reasons_once():

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from xdistill.errors import XDistillError
-from xdistill.select.metrics import METRICS, NEEDS_TEXT, not_applicable_reason
+from xdistill.select._checks import class_size_reasons
+from xdistill.select.metrics import METRICS
 
 # Ranking quality measured on the demo targets (docs/selection.md, mean Kendall tau with
 # the teachers' bridged accuracy): gbc 0.85, knn 0.78, hscore 0.76, hscore_regularized 0.74,
@@ -27,6 +28,29 @@ FALLBACK_ORDER = (
     "gbc", "knn_loo_accuracy", "hscore", "hscore_regularized", "logme",
     "linear_probe_accuracy", "leep", "nce", "transrate",
 )  # fmt: skip
+
+
+NEEDS_TEXT = {"features": "the teacher's features", "probs": "the teacher's class probabilities (logits)"}
+
+
+def not_applicable_reason(name: str, labels, has_features: bool = True, has_probs: bool = True) -> str | None:
+    """Why the metric ``name`` cannot be computed on these ``labels [N]``
+    (integer ids 0..C-1) for a teacher that gives features (``has_features``)
+    and probabilities (``has_probs``), or None when it can.
+
+    Checks what the metric declares it needs (``MetricSpec``): the teacher's
+    features or probabilities, and the labeled samples per class. Problems with
+    the values themselves (NaN, bad probabilities) are not reasons: computing
+    the metric reports them as errors.
+    """
+    spec = METRICS.get(name)
+    if not (has_features if spec.needs == "features" else has_probs):
+        return f"needs {NEEDS_TEXT[spec.needs]}, which the teacher does not give"
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        return None
+    reasons = class_size_reasons(labels, spec.min_per_class, spec.min_in_one_class)
+    return "; ".join(reasons) if reasons else None
 
 
 @dataclass(frozen=True)

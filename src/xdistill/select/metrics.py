@@ -22,7 +22,7 @@ import numpy as np
 import scipy.linalg
 
 from xdistill.registry import Registry
-from xdistill.select._checks import check_metric_inputs, class_size_reasons, option_problems
+from xdistill.select._checks import check_metric_inputs, matrix_problems, option_problems
 
 Needs = Literal["features", "probs"]
 
@@ -39,58 +39,42 @@ class MetricSpec:
     min_per_class: int = 1  # labeled samples every class needs
     min_in_one_class: int = 1  # labeled samples at least one class needs (held-out probes: 2)
     single_sample_class: str = ""  # what the metric does with a class of one labeled sample, after its name
+    uses_reference: bool = False  # takes unlabeled features of the teacher as ``reference=`` (few labels)
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 
 def register_metric(name: str, needs: Needs, citation: str, min_per_class: int = 1,
-                    min_in_one_class: int = 1, single_sample_class: str = "") -> Callable:
+                    min_in_one_class: int = 1, single_sample_class: str = "", uses_reference: bool = False) -> Callable:
     """Register the decorated ``score(teacher_output, labels, **options)`` in METRICS."""
 
     def add(score: Callable[..., float]) -> Callable[..., float]:
         METRICS.register(name, MetricSpec(name=name, score=score, needs=needs, citation=citation,
                                           min_per_class=min_per_class, min_in_one_class=min_in_one_class,
-                                          single_sample_class=single_sample_class))
+                                          single_sample_class=single_sample_class, uses_reference=uses_reference))
         return score
 
     return add
 
 
-NEEDS_TEXT = {"features": "the teacher's features", "probs": "the teacher's class probabilities (logits)"}
-
-
-def not_applicable_reason(name: str, labels, has_features: bool = True, has_probs: bool = True) -> str | None:
-    """Why the metric ``name`` cannot be computed on these ``labels [N]``
-    (integer ids 0..C-1) for a teacher that gives features (``has_features``)
-    and probabilities (``has_probs``), or None when it can.
-
-    Checks what the metric declares it needs (``MetricSpec``): the teacher's
-    features or probabilities, and the labeled samples per class. Problems with
-    the values themselves (NaN, bad probabilities) are not reasons: computing
-    the metric reports them as errors.
-    """
-    spec = METRICS.get(name)
-    if not (has_features if spec.needs == "features" else has_probs):
-        return f"needs {NEEDS_TEXT[spec.needs]}, which the teacher does not give"
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.size == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-        return None
-    reasons = class_size_reasons(labels, spec.min_per_class, spec.min_in_one_class)
-    return "; ".join(reasons) if reasons else None
-
-
-def compute_metric(name: str, features=None, probs=None, *, labels, **options) -> float | None:
+def compute_metric(name: str, features=None, probs=None, *, labels, reference_features=None,
+                   **options) -> float | None:
     """Score one teacher with the metric registered as ``name``.
 
     Returns None when the teacher lacks what the metric needs (e.g. "leep" for
     a teacher without probabilities), so a whole zoo can be scored in one loop.
-    ``options`` go to the metric (e.g. ``gaussian="diagonal"`` for "gbc").
+    ``reference_features [M, D]``, the teacher's features of unlabeled samples
+    prepared like ``features``, go to the metrics that use them
+    (``MetricSpec.uses_reference``). ``options`` go to the metric (e.g.
+    ``gaussian="diagonal"`` for "gbc").
     """
     spec = METRICS.get(name)
     teacher_output = features if spec.needs == "features" else probs
     if teacher_output is None:
         return None
+    if spec.uses_reference and reference_features is not None:
+        options = {"reference": reference_features, **options}
     return float(spec.score(teacher_output, labels, **options))
 
 
@@ -342,10 +326,29 @@ def hscore_regularized(features, labels) -> float:
 GBC_MIN_VARIANCE = 1e-4  # per-dimension class variances are floored here, as in the official code
 
 
-@register_metric("gbc", needs="features", citation="Pandy et al., GBC, CVPR 2022",
-                 single_sample_class="gives such a class the pooled within-class variance "
-                 "(the variance of all features when every class has one)")
-def gbc(features, labels, gaussian: str = "spherical") -> float:
+GBC_REFERENCE_MAX_SAMPLES = 4096  # unlabeled samples, evenly spaced, that estimate a one-sample class's variance
+
+
+def _exemplar_variance(exemplars: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Within-class variance [D] estimated around one exemplar per class ``[C, D]``
+    from unlabeled ``reference [M, D]`` features: half the mean squared deviation
+    of each reference sample from its nearest exemplar (a sample and an exemplar
+    of the same class differ by twice the class variance)."""
+    if len(reference) > GBC_REFERENCE_MAX_SAMPLES:
+        reference = reference[np.linspace(0, len(reference) - 1, GBC_REFERENCE_MAX_SAMPLES).astype(np.intp)]
+    distances = (
+        np.einsum("md,md->m", reference, reference)[:, None]
+        - 2 * reference @ exemplars.T
+        + np.einsum("cd,cd->c", exemplars, exemplars)[None, :]
+    )
+    nearest = exemplars[np.argmin(distances, axis=1)]
+    return ((reference - nearest) ** 2).mean(axis=0) / 2
+
+
+@register_metric("gbc", needs="features", citation="Pandy et al., GBC, CVPR 2022", uses_reference=True,
+                 single_sample_class="gives such a class the pooled within-class variance of the others "
+                 "(when every class has one: the variance of unlabeled features around their nearest labeled one)")
+def gbc(features, labels, gaussian: str = "spherical", reference=None) -> float:
     """Gaussian Bhattacharyya Coefficient (Pandy et al. 2022) of ``features [N, D]``,
     as the official code computes it. Returns a float <= 0; higher is better.
 
@@ -370,15 +373,30 @@ def gbc(features, labels, gaussian: str = "spherical") -> float:
     Few labels: a class with a single sample has no variance of its own (the
     floor alone would make it look perfectly separated). It takes the pooled
     within-class variance of the classes with at least 2 samples (squared
-    deviations from their class means over those samples, 1/n normalised), or
-    when every class has one sample, the variance of all the features around
-    their mean, which bounds the within-class variance from above. With at least
-    2 samples in every class the score is the official one.
+    deviations from their class means over those samples, 1/n normalised).
+    When every class has one sample, the labels say nothing about the spread
+    within a class: the unlabeled ``reference [M, D]`` features of the same
+    teacher (same preparation) estimate it, as half the mean squared deviation
+    of each reference sample from its nearest labeled sample (at most 4096
+    evenly spaced reference samples). Without a reference the variance of the
+    labeled features stands in; then every pair's mean distance term is the same
+    for any features, and only the evenness of the spacing is scored. With at
+    least 2 samples in every class the score is the official one and
+    ``reference`` is not used.
     """
     problems = []
     if gaussian not in ("spherical", "diagonal"):
         problems.append(f"The 'gaussian' of gbc must be 'spherical' or 'diagonal'. Got {gaussian!r}.")
+    if reference is not None:
+        reference = np.asarray(reference)
+        problems += matrix_problems(reference, "reference")
+        if not problems and np.ndim(features) == 2 and reference.shape[1] != np.shape(features)[1]:
+            problems.append(
+                f"reference must have the features' {np.shape(features)[1]} columns. Got shape {reference.shape}."
+            )
     inputs = check_metric_inputs("gbc", labels, features=features, parameter_problems=problems)
+    if reference is not None:
+        reference = reference.astype(np.float64)
     features, labels, num_classes = inputs.features, inputs.labels, inputs.num_classes
     membership = _one_hot(labels, num_classes)
     counts = membership.sum(axis=0)[:, None]
@@ -386,11 +404,13 @@ def gbc(features, labels, gaussian: str = "spherical") -> float:
     squared_deviations = (features - means[labels]) ** 2
     variances = membership.T @ squared_deviations / counts
     single = counts[:, 0] < 2
-    if single.any():
-        repeated = ~single[labels]  # samples of classes with >= 2 samples
-        variances[single] = (
-            squared_deviations[repeated].mean(axis=0) if repeated.any() else features.var(axis=0)
-        )
+    repeated = ~single[labels]  # samples of classes with >= 2 samples
+    if repeated.any():
+        variances[single] = squared_deviations[repeated].mean(axis=0)
+    elif reference is not None:
+        variances[:] = _exemplar_variance(features, reference)  # every class has one sample: features are exemplars
+    else:
+        variances[:] = features.var(axis=0)
     variances = np.maximum(variances, GBC_MIN_VARIANCE)
     if gaussian == "spherical":
         variances = variances.mean(axis=1, keepdims=True)

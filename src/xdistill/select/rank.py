@@ -21,8 +21,13 @@ from xdistill.cache.extract import TeacherCache
 from xdistill.cache.store import CachedOutputs
 from xdistill.data.task import Task
 from xdistill.errors import XDistillError
-from xdistill.select.applicability import choose_ranking_metric, not_applicable_notes, teacher_inputs
-from xdistill.select.metrics import METRICS, compute_metric, not_applicable_reason
+from xdistill.select.applicability import (
+    choose_ranking_metric,
+    not_applicable_notes,
+    not_applicable_reason,
+    teacher_inputs,
+)
+from xdistill.select.metrics import METRICS, compute_metric
 from xdistill.select.prepare import prepare_features
 from xdistill.select.weights import DEFAULT_TOP_K, DEFAULT_WEIGHT_TEMPERATURE, rank_order, teacher_weights
 from xdistill.teachers.base import Teacher
@@ -116,17 +121,19 @@ def score_teacher(labeled: CachedOutputs, unlabeled: CachedOutputs | None, label
                   prepare_dim: int = DEFAULT_PREPARE_DIM) -> tuple[dict[str, float | None], dict[str, str]]:
     """Every metric's score for one teacher (None where undefined for it), and
     the reason for each None."""
-    features = None
+    features = reference = None
     if labeled.features is not None:
         pool = labeled.features if unlabeled is None or unlabeled.features is None else \
             np.concatenate([labeled.features, unlabeled.features])
-        features = prepare_features(pool.astype(np.float64), method=prepare, dim=prepare_dim)[: len(labeled.features)]
+        prepared = prepare_features(pool.astype(np.float64), method=prepare, dim=prepare_dim)
+        features, reference = prepared[: len(labeled.features)], prepared[len(labeled.features):]
     probs = teacher_probs(labeled)
     scores: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
     for name in metrics:
         reason = not_applicable_reason(name, labels, *teacher_inputs(features, probs))
-        value = None if reason else compute_metric(name, features=features, probs=probs, labels=labels)
+        value = None if reason else compute_metric(name, features=features, probs=probs, labels=labels,
+                                                   reference_features=reference if reference is not None and len(reference) else None)
         scores[name] = None if value is None or not math.isfinite(value) else float(value)
         if scores[name] is None:
             reasons[name] = reason or "undefined on these inputs"
