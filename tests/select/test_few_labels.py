@@ -10,8 +10,7 @@ import pytest
 from xdistill.cache.extract import TeacherCache
 from xdistill.data import load_task
 from xdistill.errors import XDistillError
-from xdistill.select import METRICS, compute_metric, gbc, knn_loo_accuracy, linear_probe_accuracy
-from xdistill.select import bridge
+from xdistill.select import METRICS, bridge, compute_metric, gbc, knn_loo_accuracy, linear_probe_accuracy
 from xdistill.select.applicability import (
     FALLBACK_ORDER,
     choose_ranking_metric,

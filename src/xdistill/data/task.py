@@ -218,11 +218,12 @@ def unlabeled_class_problems(classes: Sequence[str], labels: np.ndarray) -> list
     if not missing:
         return []
     names = ", ".join(repr(c) for c in missing)
-    return [
+    problem = (
         f"The labeled split has no example of {'class' if len(missing) == 1 else 'classes'} {names} "
         f"({len(missing)} of {len(classes)} classes). Every class needs at least one labeled example: "
         "label one of each, or remove those classes from 'classes'."
-    ]
+    )
+    return [problem]
 
 
 def _finish(name: str, classes: list[str], input: str, splits: dict[str, Split], description: str,

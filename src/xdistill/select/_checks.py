@@ -58,7 +58,7 @@ def _label_problems(labels: np.ndarray, name: str, contiguous: bool) -> list[str
         return [f"{name} must not be empty. Got 0 samples."]
     if not contiguous:
         return []
-    classes, counts = np.unique(labels, return_counts=True)
+    classes = np.unique(labels)
     problems = []
     if classes[0] != 0 or classes[-1] != len(classes) - 1:
         problems.append(
