@@ -177,9 +177,9 @@ def test_an_explicitly_chosen_metric_that_cannot_run_is_an_error_naming_those_th
 
 def test_single_sample_classes_are_noted_for_the_ranking_metric():
     note = choose_ranking_metric("gbc", np.array([0, 0, 1, 2]), [(True, True)], fallback=True).note
-    assert note == ("2 of 3 classes have one labeled sample: gbc gives such a class the pooled within-class "
-                    "variance of the others (when every class has one: the variance of unlabeled features around "
-                    "their nearest labeled one)")
+    assert note == ("2 of 3 classes have one labeled sample: gbc gives such a class a shared variance (pooled "
+                    "over the other classes, or when every class has one, of unlabeled features around their "
+                    "nearest labeled one)")
 
 
 def test_not_applicable_notes_say_shared_reasons_once():

@@ -346,8 +346,8 @@ def _exemplar_variance(exemplars: np.ndarray, reference: np.ndarray) -> np.ndarr
 
 
 @register_metric("gbc", needs="features", citation="Pandy et al., GBC, CVPR 2022", uses_reference=True,
-                 single_sample_class="gives such a class the pooled within-class variance of the others "
-                 "(when every class has one: the variance of unlabeled features around their nearest labeled one)")
+                 single_sample_class="gives such a class a shared variance (pooled over the other classes, or "
+                 "when every class has one, of unlabeled features around their nearest labeled one)")
 def gbc(features, labels, gaussian: str = "spherical", reference=None) -> float:
     """Gaussian Bhattacharyya Coefficient (Pandy et al. 2022) of ``features [N, D]``,
     as the official code computes it. Returns a float <= 0; higher is better.

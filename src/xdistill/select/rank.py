@@ -130,9 +130,9 @@ def score_teacher(labeled: CachedOutputs, unlabeled: CachedOutputs | None, label
     probs = teacher_probs(labeled)
     scores: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
+    unlabeled_features = reference if reference is not None and len(reference) else None
     for name in metrics:
         reason = not_applicable_reason(name, labels, *teacher_inputs(features, probs))
-        unlabeled_features = reference if reference is not None and len(reference) else None
         value = None if reason else compute_metric(name, features=features, probs=probs, labels=labels,
                                                    reference_features=unlabeled_features)
         scores[name] = None if value is None or not math.isfinite(value) else float(value)
