@@ -163,6 +163,21 @@ def test_fallback_picks_a_metric_that_runs(per_class):
     assert choose_ranking_metric("knn_loo_accuracy", labels, features_only, fallback=True).metric == expected
 
 
+@pytest.mark.parametrize("per_class", [1, 2])
+@pytest.mark.parametrize("requested", METRICS.names())
+def test_the_fallback_always_lands_on_a_metric_that_runs(requested, per_class):
+    labels = np.repeat(np.arange(3), per_class)
+    for inputs in ([(True, True)], [(True, False)], [(False, True)], [(True, False), (False, True)]):
+        choice = choose_ranking_metric(requested, labels, inputs, fallback=True)
+        assert any(not_applicable_reason(choice.metric, labels, *given) is None for given in inputs)
+        runs = any(not_applicable_reason(requested, labels, *given) is None for given in inputs)
+        assert (choice.metric == requested) == runs
+        if not runs:  # the first metric of the order that runs
+            first = next(m for m in FALLBACK_ORDER
+                         if any(not_applicable_reason(m, labels, *given) is None for given in inputs))
+            assert choice.metric == first and "next metric of the fallback order" in choice.note
+
+
 def test_an_explicitly_chosen_metric_that_cannot_run_is_an_error_naming_those_that_can():
     labels = np.arange(3)
     with pytest.raises(XDistillError) as error:
