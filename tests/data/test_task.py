@@ -153,3 +153,27 @@ def test_missing_labels_in_labeled_split(tmp_path):
     def mutate(root):
         np.savez(root / "labeled.npz", x=np.zeros((3, 8, 8), np.uint8))
     assert "needs labels" in _bad(tmp_path, mutate)
+
+
+def test_a_class_without_labeled_example_is_named(tmp_path):
+    labeled, unlabeled, test = make_arrays(n_lab=4)  # labels 0, 1, 2, 0
+    y = np.array([0, 2, 2, 0])
+    with pytest.raises(XDistillError, match=r"no example of class 'b' \(1 of 3 classes\)"):
+        task_from_arrays("t", ["a", "b", "c"], (labeled[0], y), unlabeled, test)
+    one_each = task_from_arrays("t", ["a", "b", "c"], (labeled[0][:3], [2, 0, 1]), unlabeled, test)
+    assert len(one_each.labeled) == 3
+
+
+def test_classes_without_labeled_examples_are_reported_with_the_other_problems(tmp_path):
+    root = write_task(tmp_path / "t", classes=4, n_lab=8)
+    with np.load(root / "labeled.npz") as data:
+        x, y = data["x"], data["y"]
+    keep = np.isin(y, [0, 2])
+    np.savez(root / "labeled.npz", x=x[keep], y=y[keep])
+    (root / "test.npz").unlink()
+    with pytest.raises(XDistillError) as error:
+        load_task(root)
+    message = str(error.value)
+    assert "(2 problems)" in message and "test.npz" in message
+    assert "no example of classes 'c1', 'c3' (2 of 4 classes)" in message
+    assert "remove those classes from 'classes'" in message

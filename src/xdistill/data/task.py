@@ -170,6 +170,8 @@ def load_task(path: str | Path) -> Task:
             problems.append(str(exc))
             continue
         splits[name] = Split(name, x, y)
+    if "labeled" in splits:
+        problems += unlabeled_class_problems(classes, splits["labeled"].y)
     if problems:
         raise XDistillError(join_problems(problems, f"Invalid task '{root}'"))
     return _finish(str(raw["name"]), classes, raw["input"], splits, str(raw.get("description", "")), root)
@@ -214,8 +216,30 @@ def task_from_arrays(
     return _finish(name, classes, input, splits, description, None)
 
 
+def unlabeled_class_problems(classes: Sequence[str], labels: np.ndarray) -> list[str]:
+    """A problem naming every class of ``classes`` without a labeled example in ``labels [N]``.
+
+    One labeled example per class is the least the teachers can be bridged and
+    ranked with; a class without any cannot be learned from labels nor mapped to.
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+    missing = [classes[c] for c in np.flatnonzero(counts == 0)]
+    if not missing:
+        return []
+    names = ", ".join(repr(c) for c in missing)
+    problem = (
+        f"The labeled split has no example of {'class' if len(missing) == 1 else 'classes'} {names} "
+        f"({len(missing)} of {len(classes)} classes). Every class needs at least one labeled example: "
+        "label one of each, or remove those classes from 'classes'."
+    )
+    return [problem]
+
+
 def _finish(name: str, classes: list[str], input: str, splits: dict[str, Split], description: str,
             root: Path | None) -> Task:
+    problems = unlabeled_class_problems(classes, splits["labeled"].y)
+    if problems:
+        raise XDistillError(join_problems(problems, f"Invalid task '{name}'"))
     if input == "image":
         shapes = {n: s.x.shape[1:] if s.x.ndim == 4 else (*s.x.shape[1:], 1) for n, s in splits.items()}
         if len(set(shapes.values())) > 1:
@@ -255,4 +279,9 @@ def replace_split(task: Task, name: str, x: np.ndarray, y: np.ndarray | None) ->
     return _finish(task.name, task.classes, task.input, splits, task.description, task.root)
 
 
+<<<<<<< HEAD
 __all__ = ["TASK_INPUTS", "SPLIT_NAMES", "Split", "Task", "load_task", "save_task", "task_from_arrays", "replace_split"]
+=======
+__all__ = ["INPUT_KINDS", "SPLIT_NAMES", "Split", "Task", "load_task", "save_task", "task_from_arrays", "replace_split",
+           "unlabeled_class_problems"]
+>>>>>>> few-labels

@@ -10,7 +10,7 @@ from xdistill.errors import XDistillError, join_problems
 from xdistill.home import default_cache_dir
 from xdistill.io import atomic_write_json
 from xdistill.kinds import KINDS, kind_name, kind_of, load_task
-from xdistill.select.config import RankConfig
+from xdistill.select.config import AUTO_METRIC, RankConfig
 from xdistill.select.prepare import PREPARATIONS
 from xdistill.teachers.zoo import load_zoo
 from xdistill.train.loop import Runtime
@@ -24,7 +24,7 @@ def rank_problems(config: RankConfig) -> list[str]:
         problems.append("No zoo given. Pass --zoo FILE.")
     metrics = KINDS.get(kind_name(config.task)).metrics if config.task else None
     for name in [config.metric, *config.metrics]:
-        if metrics is not None and name not in metrics:
+        if metrics is not None and name not in metrics and name != AUTO_METRIC:
             problems.append(metrics.unknown_message(name))
     if config.prepare not in PREPARATIONS:
         problems.append(PREPARATIONS.unknown_message(config.prepare))

@@ -58,7 +58,7 @@ def _label_problems(labels: np.ndarray, name: str, contiguous: bool) -> list[str
         return [f"{name} must not be empty. Got 0 samples."]
     if not contiguous:
         return []
-    classes, counts = np.unique(labels, return_counts=True)
+    classes = np.unique(labels)
     problems = []
     if classes[0] != 0 or classes[-1] != len(classes) - 1:
         problems.append(
@@ -70,13 +70,27 @@ def _label_problems(labels: np.ndarray, name: str, contiguous: bool) -> list[str
             f"{name} must contain at least 2 classes. Got only class {_preview(classes)}. "
             "A transferability score compares classes; give samples of at least two."
         )
-    small = classes[counts < 2]
-    if len(small):
-        problems.append(
-            f"every class in {name} needs at least 2 samples. Got 1 sample for classes "
-            f"{_preview(small)}. Add samples of those classes or drop them (then remap {name})."
-        )
     return problems
+
+
+def class_size_reasons(labels: np.ndarray, min_per_class: int = 1, min_in_one_class: int = 1) -> list[str]:
+    """Why ``labels [N]`` (integer ids 0..C-1) have too few samples for a metric
+    that needs ``min_per_class`` samples of every class and ``min_in_one_class``
+    samples of at least one class; each reason reads after the metric's name."""
+    counts = np.bincount(labels)
+    reasons = []
+    small = np.flatnonzero(counts < min_per_class)
+    if len(small):
+        reasons.append(
+            f"needs at least {min_per_class} labeled samples of every class; classes {_preview(small)} "
+            f"have {_preview(counts[small])}"
+        )
+    if counts.max() < min_in_one_class:
+        reasons.append(
+            f"needs a class with at least {min_in_one_class} labeled samples (a held-out sample is only "
+            f"predictable from others of its class); every class has at most {counts.max()}"
+        )
+    return reasons
 
 
 def matrix_problems(values: np.ndarray, name: str) -> list[str]:
@@ -134,11 +148,14 @@ def check_metric_inputs(
     probs=None,
     source_labels=None,
     parameter_problems: list[str] | None = None,
+    min_per_class: int = 1,
+    min_in_one_class: int = 1,
 ) -> MetricInputs:
     """Validate what ``metric`` was given and return it as float64 / intp arrays.
 
-    ``labels [N]`` must be integer class ids 0..C-1 with at least 2 classes and
-    2 samples per class. ``features [N, D]`` must be finite; ``probs [N, Cs]``
+    ``labels [N]`` must be integer class ids 0..C-1 with at least 2 classes,
+    ``min_per_class`` samples of every class and ``min_in_one_class`` samples of
+    at least one class (the metric's declared needs, see ``MetricSpec``). ``features [N, D]`` must be finite; ``probs [N, Cs]``
     must be finite, non-negative rows summing to 1; ``source_labels [N]`` are
     integer ids of any values. Every given array must have N rows.
     ``parameter_problems`` are the metric's own option problems, reported in the
@@ -146,7 +163,13 @@ def check_metric_inputs(
     """
     problems = list(parameter_problems or [])
     labels = np.asarray(labels)
-    problems += _label_problems(labels, "labels", contiguous=True)
+    label_problems = _label_problems(labels, "labels", contiguous=True)
+    problems += label_problems
+    if not label_problems:
+        problems += [
+            f"{metric} {reason}. Label more samples, or use a metric that runs on one label per class, e.g. gbc."
+            for reason in class_size_reasons(labels, min_per_class, min_in_one_class)
+        ]
     arrays = {"features": features, "probs": probs, "source_labels": source_labels}
     arrays = {name: np.asarray(value) for name, value in arrays.items() if value is not None}
     for name, values in arrays.items():

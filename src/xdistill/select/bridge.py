@@ -8,6 +8,15 @@ cross-validation on the labeled split; the out-of-fold logits then fit a
 temperature (Guo et al. 2017, temperature scaling) so the predictions are
 calibrated on held-out labels, and their accuracy is the teacher's measured
 reliability on this target.
+
+Few labels: stratified k-fold needs 2 labels of every class. When some class
+has a single label, that sample is never held out (without another label of
+its class no head could predict it) and stays in every training set; the other
+samples are held out one at a time (leave-one-out, or stratified folds beyond
+LEAVE_ONE_OUT_MAX_SAMPLES of them). When every class has a single label there
+is no held-out prediction at all: C is FEW_LABELS_C, the temperature is 1 and
+the reliability is not estimated. ``BridgeHead.reliability_estimate`` records
+which of these was used.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from sklearn.model_selection import StratifiedKFold
 from xdistill.errors import XDistillError
 
 DEFAULT_C_GRID = (0.01, 0.1, 1.0, 10.0)
+FEW_LABELS_C = 1.0  # C when no class has 2 labels to choose it by (scikit-learn's default, mid-grid)
+LEAVE_ONE_OUT_MAX_SAMPLES = 200  # held-out samples up to which leave-one-out (one fit each) replaces folds
 
 
 @dataclass
@@ -41,12 +52,15 @@ class BridgeHead:
     intercept: np.ndarray
     calibration_temperature: float  # temperature scaling fitted on out-of-fold logits (Guo et al. 2017)
     C: float
-    cv_accuracy: float  # out-of-fold accuracy on the labeled split (reliability)
-    cv_nll: float  # out-of-fold NLL after temperature scaling
+    cv_accuracy: float | None  # out-of-fold accuracy on the labeled split (reliability); None: no held-out sample
+    cv_nll: float | None  # out-of-fold NLL after temperature scaling; None: no held-out sample
     source: str  # "features" or "probs"
-    folds: int
+    folds: int  # fits behind the out-of-fold predictions (folds, or samples left out one at a time)
     cv_scores: dict[float, float] = field(default_factory=dict)
-    oof_probs: np.ndarray | None = None  # [N_labeled, C] out-of-fold, temperature-scaled probabilities
+    # [N_labeled, C] out-of-fold, temperature-scaled probabilities; NaN rows for samples never held
+    # out (the only label of their class); None when no sample could be held out
+    oof_probs: np.ndarray | None = None
+    reliability_estimate: str = "5-fold"  # "<k>-fold", "leave-one-out" or "none" (see the module docstring)
 
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         z = (np.asarray(inputs, dtype=np.float64) - self.mean) / self.scale
@@ -94,22 +108,57 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
+def held_out_splits(labels: np.ndarray, num_classes: int, folds: int = 5,
+                    seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """(train indices, held-out indices) pairs over ``labels [N]`` and the name of the estimate.
+
+    Every class with 2 labels or more: stratified ``min(folds, smallest class)``-fold,
+    "<k>-fold". Otherwise the only label of a class is never held out (it is in
+    every training set) and the others are left out one at a time,
+    "leave-one-out" (stratified folds over them beyond LEAVE_ONE_OUT_MAX_SAMPLES,
+    "<k>-fold"). No class with 2 labels: no pairs, "none".
+    """
+    counts = np.bincount(labels, minlength=num_classes)
+    if counts.min() >= 2:
+        k = int(min(folds, counts.min()))
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(labels)), labels)), f"{k}-fold"
+    held = np.flatnonzero(counts[labels] >= 2)
+    always = np.flatnonzero(counts[labels] < 2)
+    if len(held) == 0:
+        return [], "none"
+    if len(held) <= LEAVE_ONE_OUT_MAX_SAMPLES:
+        everyone = np.arange(len(labels))
+        return [(np.delete(everyone, i), np.array([i])) for i in held], "leave-one-out"
+    k = int(min(folds, counts[counts >= 2].min()))
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    splits = [(np.concatenate([held[train], always]), held[test])
+              for train, test in splitter.split(np.zeros(len(held)), labels[held])]
+    return splits, f"{k}-fold"
+
+
 def fit_bridge(inputs: np.ndarray, labels: np.ndarray, num_classes: int, source: str = "features",
                c_grid: tuple[float, ...] = DEFAULT_C_GRID, folds: int = 5, seed: int = 0,
                fit_inputs: np.ndarray | None = None) -> BridgeHead:
     """Fit the teacher -> target head on the labeled split.
 
-    inputs: [N_labeled, D] teacher features (or log-probabilities); labels: [N_labeled] in 0..C-1.
-    fit_inputs: optionally more teacher outputs (e.g. on the unlabeled split) used only to
-    estimate the standardisation, which needs no labels.
+    inputs: [N_labeled, D] teacher features (or log-probabilities); labels: [N_labeled] in 0..C-1,
+    at least one of every class. fit_inputs: optionally more teacher outputs (e.g. on the unlabeled
+    split) used only to estimate the standardisation, which needs no labels.
+
+    C and the temperature are chosen on out-of-fold predictions from :func:`held_out_splits`
+    (stratified k-fold; leave-one-out when some class has a single label). With a single label
+    in every class nothing can be held out: C = FEW_LABELS_C, temperature 1, and ``cv_accuracy``,
+    ``cv_nll`` and ``oof_probs`` are None (``reliability_estimate="none"``).
     """
     inputs = np.asarray(inputs, dtype=np.float64)
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=num_classes)
-    if (counts < 2).any():
-        missing = [int(c) for c in np.flatnonzero(counts < 2)]
+    if (counts == 0).any():
+        missing = [int(c) for c in np.flatnonzero(counts == 0)]
         raise XDistillError(
-            f"Bridging needs at least 2 labeled samples of every class; classes {missing} have fewer. Label more samples."
+            f"Bridging needs at least 1 labeled sample of every class; classes {missing} have none. "
+            "Label at least one sample of each class."
         )
     if not np.isfinite(inputs).all():
         raise XDistillError("Teacher outputs contain NaN or inf; the teacher cannot be bridged. Check the teacher.")
@@ -118,21 +167,26 @@ def fit_bridge(inputs: np.ndarray, labels: np.ndarray, num_classes: int, source:
     scale = pool.std(axis=0)
     scale[scale < 1e-8] = 1.0
     z = (inputs - mean) / scale
-    k = int(min(folds, counts.min()))
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    oof: dict[float, np.ndarray] = {c: np.zeros((len(z), num_classes)) for c in c_grid}
-    for train_idx, held_idx in splitter.split(z, labels):
+    splits, estimate = held_out_splits(labels, num_classes, folds, seed)
+    if splits:
+        scored = np.sort(np.concatenate([held for _, held in splits]))  # every held-out sample, once
+        oof: dict[float, np.ndarray] = {c: np.full((len(z), num_classes), np.nan) for c in c_grid}
+        for train_idx, held_idx in splits:
+            for c in c_grid:
+                model = _fit_lr(z[train_idx], labels[train_idx], c, num_classes, seed)
+                oof[c][held_idx] = _full_logits(model, z[held_idx], num_classes)
+        # Pick C by out-of-fold NLL after temperature scaling (accuracy ties are common with few labels).
+        nll_and_temperature = {}
         for c in c_grid:
-            model = _fit_lr(z[train_idx], labels[train_idx], c, num_classes, seed)
-            oof[c][held_idx] = _full_logits(model, z[held_idx], num_classes)
-    # Pick C by out-of-fold NLL after temperature scaling (accuracy ties are common with few labels).
-    scored = {}
-    for c in c_grid:
-        t = fit_temperature(oof[c], labels)
-        scored[c] = (_nll(oof[c], labels, t), t)
-    best_c = min(c_grid, key=lambda c: (scored[c][0], -c))
-    best_nll, temperature = scored[best_c]
-    cv_accuracy = float((oof[best_c].argmax(1) == labels).mean())
+            t = fit_temperature(oof[c][scored], labels[scored])
+            nll_and_temperature[c] = (_nll(oof[c][scored], labels[scored], t), t)
+        best_c = min(c_grid, key=lambda c: (nll_and_temperature[c][0], -c))
+        best_nll, temperature = nll_and_temperature[best_c]
+        cv_accuracy = float((oof[best_c][scored].argmax(1) == labels[scored]).mean())
+        cv_scores = {c: nll_and_temperature[c][0] for c in c_grid}
+        oof_probs = softmax(oof[best_c] / temperature, axis=1)  # rows never held out stay NaN
+    else:
+        best_c, temperature, best_nll, cv_accuracy, cv_scores, oof_probs = FEW_LABELS_C, 1.0, None, None, {}, None
     final = _fit_lr(z, labels, best_c, num_classes, seed)
     coef = np.zeros((num_classes, z.shape[1]))
     intercept = np.full(num_classes, -1e4)
@@ -141,7 +195,6 @@ def fit_bridge(inputs: np.ndarray, labels: np.ndarray, num_classes: int, source:
     else:
         coef[final.classes_] = final.coef_
         intercept[final.classes_] = final.intercept_
-    return BridgeHead(mean=mean, scale=scale, coef=coef, intercept=intercept, calibration_temperature=temperature, C=best_c,
-                      cv_accuracy=cv_accuracy, cv_nll=best_nll, source=source, folds=k,
-                      cv_scores={c: scored[c][0] for c in c_grid},
-                      oof_probs=softmax(oof[best_c] / temperature, axis=1))
+    return BridgeHead(mean=mean, scale=scale, coef=coef, intercept=intercept, calibration_temperature=temperature,
+                      C=best_c, cv_accuracy=cv_accuracy, cv_nll=best_nll, source=source, folds=len(splits),
+                      cv_scores=cv_scores, oof_probs=oof_probs, reliability_estimate=estimate)

@@ -16,7 +16,8 @@ from xdistill.config import device_problems, seed_problems
 class SelectionConfig:
     """How teachers are scored, ranked and weighted."""
 
-    metric: str = "gbc"  # the metric that ranks and weights (best Kendall tau on the demo targets, docs/selection.md)
+    metric: str = "auto"  # the metric that ranks and weights; auto = the first of a documented order that can run
+    # (gbc first: best Kendall tau on the demo targets; see docs/selection.md, "Few labels")
     metrics: list[str] = field(default_factory=list)  # metrics to report beside it; empty = every registered one
     prepare: str = "pca"  # feature normalisation before scoring: none | standardize | pca | l2
     prepare_dim: int = 32  # components kept by 'pca' (8-128)
@@ -35,6 +36,7 @@ class SelectionConfig:
 
 
 _SELECTION = SelectionConfig()
+AUTO_METRIC = "auto"  # rank by the first metric of xdistill.select.applicability.FALLBACK_ORDER that can run
 
 
 @dataclass

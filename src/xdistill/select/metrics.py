@@ -22,45 +22,59 @@ import numpy as np
 import scipy.linalg
 
 from xdistill.registry import Registry
-from xdistill.select._checks import check_metric_inputs, option_problems
+from xdistill.select._checks import check_metric_inputs, matrix_problems, option_problems
 
 Needs = Literal["features", "probs"]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A registered metric: ``score(teacher_output, labels, **options) -> float``."""
+    """A registered metric: ``score(teacher_output, labels, **options) -> float``,
+    with what it needs to be computable at all."""
 
     name: str
     score: Callable[..., float]
     needs: Needs  # "features": the teacher's features [N, D]; "probs": its probabilities [N, Cs]
     citation: str
+    min_per_class: int = 1  # labeled samples every class needs
+    min_in_one_class: int = 1  # labeled samples at least one class needs (held-out probes: 2)
+    single_sample_class: str = ""  # what the metric does with a class of one labeled sample, after its name
+    uses_reference: bool = False  # takes unlabeled features of the teacher as ``reference=`` (few labels)
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 
-def register_metric(name: str, needs: Needs, citation: str) -> Callable:
+def register_metric(name: str, needs: Needs, citation: str, min_per_class: int = 1,
+                    min_in_one_class: int = 1, single_sample_class: str = "", uses_reference: bool = False) -> Callable:
     """Register the decorated ``score(teacher_output, labels, **options)`` in METRICS."""
 
     def add(score: Callable[..., float]) -> Callable[..., float]:
-        METRICS.register(name, MetricSpec(name=name, score=score, needs=needs, citation=citation))
+        METRICS.register(name, MetricSpec(name=name, score=score, needs=needs, citation=citation,
+                                          min_per_class=min_per_class, min_in_one_class=min_in_one_class,
+                                          single_sample_class=single_sample_class, uses_reference=uses_reference))
         return score
 
     return add
 
 
-def compute_metric(name: str, features=None, probs=None, *, labels, **options) -> float | None:
+def compute_metric(name: str, features=None, probs=None, *, labels, reference_features=None,
+                   **options) -> float | None:
     """Score one teacher with the metric registered as ``name``.
 
     Returns None when the teacher lacks what the metric needs (e.g. "leep" for
     a teacher without probabilities), so a whole zoo can be scored in one loop.
-    ``options`` go to the metric (e.g. ``gaussian="diagonal"`` for "gbc").
+    ``reference_features [M, D]``, the teacher's features of unlabeled samples
+    prepared like ``features``, go to the metrics that use them
+    (``MetricSpec.uses_reference``). ``options`` go to the metric (e.g.
+    ``gaussian="diagonal"`` for "gbc").
     """
     spec = METRICS.get(name)
     teacher_output = features if spec.needs == "features" else probs
     if teacher_output is None:
         return None
+    if spec.uses_reference and reference_features is not None:
+        options = {"reference": reference_features, **options}
     return float(spec.score(teacher_output, labels, **options))
 
 
@@ -126,7 +140,8 @@ def _logme_class_evidence(sigma: np.ndarray, coordinates: np.ndarray, target_nor
     return evidence / n
 
 
-@register_metric("logme", needs="features", citation="You et al., LogME, ICML 2021")
+@register_metric("logme", needs="features", citation="You et al., LogME, ICML 2021",
+                 single_sample_class="fits the one-hot target of such a class like any other")
 def logme(features, labels) -> float:
     """LogME (You et al. 2021): mean over classes of the maximised log evidence of
     a Bayesian linear regression from ``features [N, D]`` to each class's one-hot
@@ -160,7 +175,8 @@ def logme(features, labels) -> float:
 # --- Metrics of the teacher's predictions -------------------------------------
 
 
-@register_metric("leep", needs="probs", citation="Nguyen et al., LEEP, ICML 2020")
+@register_metric("leep", needs="probs", citation="Nguyen et al., LEEP, ICML 2020",
+                 single_sample_class="counts such a class once in the empirical joint P(y, z)")
 def leep(source_probs, labels) -> float:
     """LEEP (Nguyen et al. 2020) of teacher probabilities ``source_probs [N, Cs]``
     over its source classes z for target ``labels [N]``. Returns a float <= 0.
@@ -180,7 +196,8 @@ def leep(source_probs, labels) -> float:
     return float(np.mean(np.log(expected_likelihood)))
 
 
-@register_metric("nce", needs="probs", citation="Tran et al., NCE, ICCV 2019")
+@register_metric("nce", needs="probs", citation="Tran et al., NCE, ICCV 2019",
+                 single_sample_class="counts such a class once in the empirical joint")
 def _nce_of_probs(source_probs, labels) -> float:
     """NCE with the teacher's predicted source class argmax(probs) as Z."""
     inputs = check_metric_inputs("nce", labels, probs=source_probs)
@@ -238,7 +255,8 @@ def _trace_of_pinv_product(covariance: np.ndarray, between: np.ndarray, n: int) 
     return float(np.sum(projected**2 / eigenvalues[kept]))
 
 
-@register_metric("hscore", needs="features", citation="Bao et al., H-score, ICIP 2019")
+@register_metric("hscore", needs="features", citation="Bao et al., H-score, ICIP 2019",
+                 single_sample_class="takes the one sample of such a class as its class mean")
 def hscore(features, labels) -> float:
     """H-score (Bao et al. 2019): tr(cov(f)^+ cov(E[f | y])) of ``features [N, D]``.
 
@@ -281,7 +299,8 @@ def _ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
     return shrunk, float(shrinkage)
 
 
-@register_metric("hscore_regularized", needs="features", citation="Ibrahim et al. 2022, shrinkage-based H-score")
+@register_metric("hscore_regularized", needs="features", citation="Ibrahim et al. 2022, shrinkage-based H-score",
+                 single_sample_class="takes the one sample of such a class as its class mean")
 def hscore_regularized(features, labels) -> float:
     """Shrinkage-based H-score (Ibrahim et al. 2022) of ``features [N, D]``:
 
@@ -307,8 +326,29 @@ def hscore_regularized(features, labels) -> float:
 GBC_MIN_VARIANCE = 1e-4  # per-dimension class variances are floored here, as in the official code
 
 
-@register_metric("gbc", needs="features", citation="Pandy et al., GBC, CVPR 2022")
-def gbc(features, labels, gaussian: str = "spherical") -> float:
+GBC_REFERENCE_MAX_SAMPLES = 4096  # unlabeled samples, evenly spaced, that estimate a one-sample class's variance
+
+
+def _exemplar_variance(exemplars: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Within-class variance [D] estimated around one exemplar per class ``[C, D]``
+    from unlabeled ``reference [M, D]`` features: half the mean squared deviation
+    of each reference sample from its nearest exemplar (a sample and an exemplar
+    of the same class differ by twice the class variance)."""
+    if len(reference) > GBC_REFERENCE_MAX_SAMPLES:
+        reference = reference[np.linspace(0, len(reference) - 1, GBC_REFERENCE_MAX_SAMPLES).astype(np.intp)]
+    distances = (
+        np.einsum("md,md->m", reference, reference)[:, None]
+        - 2 * reference @ exemplars.T
+        + np.einsum("cd,cd->c", exemplars, exemplars)[None, :]
+    )
+    nearest = exemplars[np.argmin(distances, axis=1)]
+    return ((reference - nearest) ** 2).mean(axis=0) / 2
+
+
+@register_metric("gbc", needs="features", citation="Pandy et al., GBC, CVPR 2022", uses_reference=True,
+                 single_sample_class="gives such a class a shared variance (pooled over the other classes, or "
+                 "when every class has one, of unlabeled features around their nearest labeled one)")
+def gbc(features, labels, gaussian: str = "spherical", reference=None) -> float:
     """Gaussian Bhattacharyya Coefficient (Pandy et al. 2022) of ``features [N, D]``,
     as the official code computes it. Returns a float <= 0; higher is better.
 
@@ -329,16 +369,48 @@ def gbc(features, labels, gaussian: str = "spherical") -> float:
     The paper's pipeline first reduces features with PCA to 64 dimensions;
     that belongs to feature preparation (``prepare_features(features, "pca",
     dim=64)``) and is not done here.
+
+    Few labels: a class with a single sample has no variance of its own (the
+    floor alone would make it look perfectly separated). It takes the pooled
+    within-class variance of the classes with at least 2 samples (squared
+    deviations from their class means over those samples, 1/n normalised).
+    When every class has one sample, the labels say nothing about the spread
+    within a class: the unlabeled ``reference [M, D]`` features of the same
+    teacher (same preparation) estimate it, as half the mean squared deviation
+    of each reference sample from its nearest labeled sample (at most 4096
+    evenly spaced reference samples). Without a reference the variance of the
+    labeled features stands in; then every pair's mean distance term is the same
+    for any features, and only the evenness of the spacing is scored. With at
+    least 2 samples in every class the score is the official one and
+    ``reference`` is not used.
     """
     problems = []
     if gaussian not in ("spherical", "diagonal"):
         problems.append(f"The 'gaussian' of gbc must be 'spherical' or 'diagonal'. Got {gaussian!r}.")
+    if reference is not None:
+        reference = np.asarray(reference)
+        problems += matrix_problems(reference, "reference")
+        if not problems and np.ndim(features) == 2 and reference.shape[1] != np.shape(features)[1]:
+            problems.append(
+                f"reference must have the features' {np.shape(features)[1]} columns. Got shape {reference.shape}."
+            )
     inputs = check_metric_inputs("gbc", labels, features=features, parameter_problems=problems)
+    if reference is not None:
+        reference = reference.astype(np.float64)
     features, labels, num_classes = inputs.features, inputs.labels, inputs.num_classes
     membership = _one_hot(labels, num_classes)
     counts = membership.sum(axis=0)[:, None]
     means = membership.T @ features / counts
-    variances = membership.T @ (features - means[labels]) ** 2 / counts
+    squared_deviations = (features - means[labels]) ** 2
+    variances = membership.T @ squared_deviations / counts
+    single = counts[:, 0] < 2
+    repeated = ~single[labels]  # samples of classes with >= 2 samples
+    if repeated.any():
+        variances[single] = squared_deviations[repeated].mean(axis=0)
+    elif reference is not None:
+        variances[:] = _exemplar_variance(features, reference)  # every class has one sample: features are exemplars
+    else:
+        variances[:] = features.var(axis=0)
     variances = np.maximum(variances, GBC_MIN_VARIANCE)
     if gaussian == "spherical":
         variances = variances.mean(axis=1, keepdims=True)
@@ -363,7 +435,8 @@ def _coding_rate(centred: np.ndarray, eps: float) -> float:
     return 0.5 * float(np.linalg.slogdet(matrix)[1])
 
 
-@register_metric("transrate", needs="features", citation="Huang et al., TransRate, ICML 2022")
+@register_metric("transrate", needs="features", citation="Huang et al., TransRate, ICML 2022",
+                 single_sample_class="takes the coding rate of the single row of such a class")
 def transrate(features, labels, eps: float = 1e-4) -> float:
     """TransRate (Huang et al. 2022) of ``features [N, D]``, in the formulation of
     the Transfer-Learning-Library (``tllib.ranking.transrate``):

@@ -17,6 +17,8 @@ from xdistill.select.metrics import register_metric
 NEIGHBOUR_BLOCK = 1024  # rows per block of the pairwise-distance computation (memory ~ block^2)
 CANDIDATES_BEYOND_K = 2  # neighbour candidates kept per sample from float32 distances, beyond k
 LINEAR_PROBE_MAX_ITERATIONS = 1000  # L-BFGS steps per fit; plenty for features of unit scale
+# A held-out sample can only be predicted right when another sample of its class is left to learn from.
+HELD_OUT_CLASS_SIZE = 2
 
 
 def _smallest_positions(distance: np.ndarray, k: int) -> np.ndarray:
@@ -122,7 +124,9 @@ def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
     return nearest
 
 
-@register_metric("knn_loo_accuracy", needs="features", citation="leave-one-out k-nearest-neighbour accuracy")
+@register_metric("knn_loo_accuracy", needs="features", citation="leave-one-out k-nearest-neighbour accuracy",
+                 min_in_one_class=HELD_OUT_CLASS_SIZE,
+                 single_sample_class="uses the sample of such a class as a neighbour of the others but does not score it")
 def knn_loo_accuracy(features, labels, k: int = 1) -> float:
     """Leave-one-out k-nearest-neighbour accuracy of ``features [N, D]`` (euclidean):
     the fraction of samples whose k nearest other samples vote for their label.
@@ -130,12 +134,18 @@ def knn_loo_accuracy(features, labels, k: int = 1) -> float:
 
     A tied vote goes to the tied class whose member comes nearest. Among equally
     distant neighbours the lower sample index counts as nearer.
+
+    Few labels: the only sample of a class cannot be predicted right once it is
+    left out, so such samples are not scored (they still serve as neighbours of
+    the others); the fraction is over the samples of classes with at least 2.
+    At least one class needs 2 samples.
     """
     problems = option_problems("knn_loo_accuracy", "k", k, integer=True, minimum=1)
     n = len(labels) if np.ndim(labels) == 1 else None
     if not problems and n is not None and k > n - 1:
         problems.append(f"The 'k' of knn_loo_accuracy must be at most N - 1 = {n - 1}. Got {k}.")
-    inputs = check_metric_inputs("knn_loo_accuracy", labels, features=features, parameter_problems=problems)
+    inputs = check_metric_inputs("knn_loo_accuracy", labels, features=features, parameter_problems=problems,
+                                 min_in_one_class=HELD_OUT_CLASS_SIZE)
     features, labels = inputs.features, inputs.labels
     neighbour_labels = labels[nearest_neighbours(features, k)]  # [N, k], nearest first
     votes = np.zeros((len(labels), inputs.num_classes))
@@ -143,10 +153,13 @@ def knn_loo_accuracy(features, labels, k: int = 1) -> float:
     winning = votes == votes.max(axis=1, keepdims=True)
     first_winner = np.argmax(np.take_along_axis(winning, neighbour_labels, axis=1), axis=1)
     predictions = neighbour_labels[np.arange(len(labels)), first_winner]
-    return float(np.mean(predictions == labels))
+    scored = np.bincount(labels)[labels] >= HELD_OUT_CLASS_SIZE
+    return float(np.mean(predictions[scored] == labels[scored]))
 
 
-@register_metric("linear_probe_accuracy", needs="features", citation="cross-validated logistic regression")
+@register_metric("linear_probe_accuracy", needs="features", citation="cross-validated logistic regression",
+                 min_in_one_class=HELD_OUT_CLASS_SIZE,
+                 single_sample_class="keeps the sample of such a class in every training fold and does not score it")
 def linear_probe_accuracy(features, labels, folds: int = 5, C: float = 1.0, seed: int = 0) -> float:
     """Stratified ``folds``-fold cross-validated accuracy of an L2-regularised
     multinomial logistic regression (sklearn, inverse regularisation ``C``) on
@@ -154,8 +167,11 @@ def linear_probe_accuracy(features, labels, folds: int = 5, C: float = 1.0, seed
     [0, 1].
 
     With fewer than ``folds`` samples in some class, the number of folds drops to
-    the smallest class count (at least 2, which every class has). Features are
-    used as given, without scaling. Samples are put in a canonical (sorted) order
+    the smallest class count of at least 2. The only sample of a class is never
+    held out (it could not be predicted right without another of its class):
+    it is in every training fold, and the accuracy is over the samples of
+    classes with at least 2, so at least one class needs 2. Features are used
+    as given, without scaling. Samples are put in a canonical (sorted) order
     before ``seed`` shuffles them into folds, so the score does not depend on the
     order in which they are given.
     """
@@ -163,18 +179,24 @@ def linear_probe_accuracy(features, labels, folds: int = 5, C: float = 1.0, seed
     problems += option_problems("linear_probe_accuracy", "C", C, minimum=0, strict=True)
     problems += option_problems("linear_probe_accuracy", "seed", seed, integer=True, minimum=0)
     inputs = check_metric_inputs(
-        "linear_probe_accuracy", labels, features=features, parameter_problems=problems
+        "linear_probe_accuracy", labels, features=features, parameter_problems=problems,
+        min_in_one_class=HELD_OUT_CLASS_SIZE,
     )
     canonical = np.lexsort(np.vstack([inputs.labels, inputs.features.T[::-1]]))
     features, labels = inputs.features[canonical], inputs.labels[canonical]
-    used_folds = min(folds, int(np.bincount(labels).min()))
+    counts = np.bincount(labels)
+    held_out = np.flatnonzero(counts[labels] >= HELD_OUT_CLASS_SIZE)  # samples that take turns in the test fold
+    always_trained = np.flatnonzero(counts[labels] < HELD_OUT_CLASS_SIZE)
+    used_folds = min(folds, int(counts[counts >= HELD_OUT_CLASS_SIZE].min()))
     splitter = StratifiedKFold(n_splits=used_folds, shuffle=True, random_state=seed)
     correct = 0
     # L-BFGS makes many small matrix products, for which BLAS threads cost more than they
     # save (several times more on a busy machine).
     with threadpool_limits(limits=1, user_api="blas"):
-        for train, test in splitter.split(features, labels):
+        for train, test in splitter.split(features[held_out], labels[held_out]):
+            train = np.concatenate([held_out[train], always_trained])
+            test = held_out[test]
             model = LogisticRegression(C=C, max_iter=LINEAR_PROBE_MAX_ITERATIONS)
             model.fit(features[train], labels[train])
             correct += int(np.sum(model.predict(features[test]) == labels[test]))
-    return correct / len(labels)
+    return correct / len(held_out)

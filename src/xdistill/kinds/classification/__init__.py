@@ -17,6 +17,7 @@ from xdistill.kinds.classification.prepare import prepare_teachers
 from xdistill.kinds.classification.run import distill_classification, resolve_student, student_problems
 from xdistill.kinds.registry import KINDS, TaskKind
 from xdistill.losses import losses_consuming
+from xdistill.select.config import AUTO_METRIC
 from xdistill.select.metrics import METRICS
 from xdistill.select.prepare import PREPARATIONS
 from xdistill.students import STUDENTS
@@ -41,8 +42,8 @@ def config_problems(config: DistillConfig, task: Task | None = None, teachers_gi
             problems.append(f"'{key}' must be one of {', '.join(fitting)}. Got {getattr(config, key)!r}.")
     if config.student.name and config.student.name not in STUDENTS:
         problems.append(STUDENTS.unknown_message(config.student.name))
-    if config.metric not in METRICS:
-        problems.append(METRICS.unknown_message(config.metric))
+    if config.metric != AUTO_METRIC and config.metric not in METRICS:
+        problems.append(METRICS.unknown_message(config.metric) + f" Or '{AUTO_METRIC}', the default.")
     if config.prepare not in PREPARATIONS:
         problems.append(PREPARATIONS.unknown_message(config.prepare))
     if task is None and not config.task:

@@ -11,7 +11,9 @@ Reliability: the combined out-of-fold predictions on the labeled split give
 the accuracy the distillation targets would have on held-out labels. The
 distillation term is scaled by ``(acc - 1/C) / (1 - 1/C)`` (0 for chance-level
 targets, 1 for perfect ones), so weak teachers cannot drag a student below
-what its labels alone teach it.
+what its labels alone teach it. Only samples that were held out count; with a
+single label in every class none can be (see :mod:`xdistill.select.bridge`),
+the reliability is unknown (None) and the term is not scaled.
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ def weighted_average(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.tensordot(weights / weights.sum(), probs, axes=1)
 
 
+def held_out_accuracy(oof: list[np.ndarray | None], method: Method, weights: np.ndarray, config: DistillConfig,
+                      labels: np.ndarray) -> float | None:
+    """Accuracy of the method's combination of the out-of-fold predictions ([N, C] per teacher) over
+    the samples every head held out (finite rows); None when there are none."""
+    if any(o is None for o in oof):
+        return None
+    combined = method.combine(np.stack(oof), weights, config)
+    scored = np.isfinite(combined).all(axis=1)
+    return float((combined[scored].argmax(1) == labels[scored]).mean()) if scored.any() else None
+
+
 @dataclass
 class TeacherTargets:
     """Per-teacher target-space probabilities and the method's combination."""
@@ -54,12 +67,14 @@ class TeacherTargets:
     heads: dict[str, BridgeHead]
     per_teacher: dict[str, np.ndarray]  # split -> [T, N, C]; unlabeled views as "unlabeled@v"
     combined: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [N, C]
-    reliability: float = 1.0  # held-out labeled accuracy of the combined targets
+    reliability: float | None = 1.0  # held-out labeled accuracy of the combined targets; None: no held-out label
     features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # teacher -> split -> [N, D]
     mix: str = ""  # how a multi-teacher method mixed its teachers, when it has a choice (config 'mix')
 
     def scale(self, num_classes: int) -> float:
         chance = 1.0 / num_classes
+        if self.reliability is None:
+            return 1.0
         return float(np.clip((self.reliability - chance) / (1 - chance), 0.0, 1.0))
 
     def unlabeled(self, views: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -76,7 +91,9 @@ class TeacherTargets:
             "method": self.method, **({"mix": self.mix} if self.mix else {}),
             "teachers": {n: {"weight": float(w), "bridge_C": self.heads[n].C,
                              "calibration_temperature": self.heads[n].calibration_temperature,
-                             "cv_accuracy": self.heads[n].cv_accuracy} for n, w in zip(self.names, self.weights)},
+                             "cv_accuracy": self.heads[n].cv_accuracy,
+                             "reliability_estimate": self.heads[n].reliability_estimate}
+                         for n, w in zip(self.names, self.weights)},
             "reliability": self.reliability,
         }
 
@@ -102,10 +119,11 @@ def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, meth
             features[name] = {k: o.features for k, o in outs.items()}
     stacked = {k: np.stack(v) for k, v in per_teacher.items()}
     combined = {k: method.combine(v, weights, config).astype(np.float32) for k, v in stacked.items()}
-    reliability = float((method.combine(np.stack(oof), weights, config).argmax(1) == task.labeled.y).mean())
+    reliability = held_out_accuracy(oof, method, weights, config, task.labeled.y)
     mix = config.mix if "mix" in method.options else ""
     targets = TeacherTargets(method_name, names, weights, prepared.heads, stacked, combined, reliability, features, mix)
     if log is not None:
         sources = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
-        log(f"{method_name} targets from {sources}; held-out labeled accuracy {reliability:.3f}")
+        held_out = "unknown (one label per class)" if reliability is None else f"{reliability:.3f}"
+        log(f"{method_name} targets from {sources}; held-out labeled accuracy {held_out}")
     return targets
