@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from tests.conftest import write_task, write_zoo
 from xdistill.cli.main import main
 from xdistill.students import build_student
-from xdistill.train.methods import METHODS
+from xdistill.kinds.classification.methods import METHODS
 
 CLASSES = 3
 
@@ -43,13 +43,13 @@ def world(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_method_distills_with_few_labels(world, method, per_class, tmp_path):
     out = tmp_path / "run"
-    extra = [f"init={world['init']}"] if METHODS.get(method).uses_init else []
+    extra = [f"init={world['init']}"] if METHODS.get(method).init == "required" else []
     code = run_cli("distill", "--task", str(world[per_class]), "--zoo", str(world["zoo"]), "--cache", str(world["cache"]),
                    "--method", method, "--out", str(out), "epochs=1", "batch_size=4", "progress=false", *extra)
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
-    if not METHODS.get(method).uses_teachers:
+    if not METHODS.get(method).teachers:
         assert metrics["ranking"] is None
         return
     ranking = metrics["ranking"]

@@ -21,7 +21,9 @@ from xdistill.select.bridge import fit_bridge, held_out_splits
 from xdistill.select.config import AUTO_METRIC, SelectionConfig
 from xdistill.select.rank import rank_teachers
 from xdistill.teachers.zoo import load_zoo
-from xdistill.train.targets import held_out_accuracy
+from xdistill.kinds.classification.methods import METHODS
+from xdistill.kinds.classification.targets import held_out_accuracy
+from xdistill.train.config import DistillConfig
 
 from ..conftest import write_task
 from .transferability_reference import random_case
@@ -240,7 +242,7 @@ def test_bridge_at_one_label_per_class_has_no_held_out_estimate():
     x, y = _blobs(1, classes=4)
     head = fit_bridge(x, y, 4)
     assert head.reliability_estimate == "none" and head.folds == 0
-    assert head.C == bridge.FEW_LABELS_C and head.temperature == 1.0
+    assert head.C == bridge.FEW_LABELS_C and head.calibration_temperature == 1.0
     assert head.cv_accuracy is None and head.cv_nll is None and head.oof_probs is None
     probs = head.predict_proba(x)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)  # float32 softmax rows
@@ -279,6 +281,7 @@ def test_reliability_counts_only_held_out_samples():
     labels = np.array([0, 1, 1, 2])
     oof = np.full((4, 3), np.nan)
     oof[1:3] = [[0.1, 0.8, 0.1], [0.6, 0.3, 0.1]]  # one right, one wrong; rows 0 and 3 never held out
-    assert held_out_accuracy([oof, oof], "weighted", np.array([0.5, 0.5]), "gated", labels) == 0.5
-    assert held_out_accuracy([oof], "nearest", np.ones(1), "gated", labels) == 0.5
-    assert held_out_accuracy([oof, None], "ensemble", np.array([0.5, 0.5]), "gated", labels) is None
+    config = DistillConfig(mix="gated")
+    assert held_out_accuracy([oof, oof], METHODS.get("weighted"), np.array([0.5, 0.5]), config, labels) == 0.5
+    assert held_out_accuracy([oof], METHODS.get("nearest"), np.ones(1), config, labels) == 0.5
+    assert held_out_accuracy([oof, None], METHODS.get("ensemble"), np.array([0.5, 0.5]), config, labels) is None

@@ -279,9 +279,5 @@ def replace_split(task: Task, name: str, x: np.ndarray, y: np.ndarray | None) ->
     return _finish(task.name, task.classes, task.input, splits, task.description, task.root)
 
 
-<<<<<<< HEAD
-__all__ = ["TASK_INPUTS", "SPLIT_NAMES", "Split", "Task", "load_task", "save_task", "task_from_arrays", "replace_split"]
-=======
-__all__ = ["INPUT_KINDS", "SPLIT_NAMES", "Split", "Task", "load_task", "save_task", "task_from_arrays", "replace_split",
+__all__ = ["SPLIT_NAMES", "TASK_INPUTS", "Split", "Task", "load_task", "replace_split", "save_task", "task_from_arrays",
            "unlabeled_class_problems"]
->>>>>>> few-labels

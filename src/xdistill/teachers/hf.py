@@ -147,14 +147,13 @@ class HFOptions:
     batch_size: int = 32  # texts or images per forward pass (8-256)
     task: str | None = None  # classification | causal-lm; None reads the folder as an encoder for classification
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
         problems = _batch_size_problems(self.batch_size, self.max_length)
         if self.pooling not in POOLINGS:
             problems.append(f"'pooling' must be one of {', '.join(POOLINGS)}. Got {self.pooling!r}.")
         if self.task is not None and self.task not in HF_TASKS:
             problems.append(f"'task' must be one of {', '.join(HF_TASKS)}. Got {self.task!r}.")
-        if problems:
-            raise ValueError(" ".join(problems))
+        return problems
 
     def path_problems(self, base_dir: Path) -> list[str]:
         """Checked by the zoo instead of a plain file-exists test: 'path' may name a bundled or cached model."""
@@ -178,10 +177,8 @@ class SentenceTransformerOptions:
     max_length: int | None = None  # tokens kept per text; None keeps the model's own max_seq_length
     batch_size: int = 32  # texts per forward pass (8-256)
 
-    def __post_init__(self) -> None:
-        problems = _batch_size_problems(self.batch_size, self.max_length)
-        if problems:
-            raise ValueError(" ".join(problems))
+    def problems(self) -> list[str]:
+        return _batch_size_problems(self.batch_size, self.max_length)
 
     def path_problems(self, base_dir: Path) -> list[str]:
         return _path_problems(self.path, base_dir)
