@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from xdistill.bench.perf import run_perf
+from xdistill.demo.world import build_world
 
 
 def main() -> None:
@@ -26,7 +27,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    run_perf(out=args.out, quick=args.quick)
+    world = build_world(None, progress=False, log=print)
+    first = sorted(world.task_paths)[0]
+    run_perf(world.task_paths[first], world.zoo_path, out=args.out, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -244,28 +244,37 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+class SyntheticCNN(torch.nn.Module):
+    """A small image teacher (two conv blocks, 64-d features, 10 classes) for the memory measurement."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        conv = torch.nn.Conv2d
+        self.body = torch.nn.Sequential(conv(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                        conv(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                        torch.nn.Flatten())
+        self.head = torch.nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.body(x)
+        return features, self.head(features)
+
+
 def extraction_memory_child(n: int, workdir: str, threads: int) -> dict:
-    """In a fresh process: cache one demo-like CNN teacher over ``n`` synthetic 28x28 uint8 images."""
+    """In a fresh process: cache one small CNN teacher over ``n`` synthetic 28x28 uint8 images."""
     import gc
 
     import psutil
-    import yaml
 
     from xdistill.cache.extract import TeacherCache, cache_task
     from xdistill.data import task_from_arrays
-    from xdistill.demo import nets
-    from xdistill.demo.world import write_teacher, zoo_entry
-    from xdistill.teachers.base import create_teacher
-    from xdistill.teachers.zoo import load_zoo
+    from xdistill.teachers import InputSpec, ModuleTeacher
 
     torch.set_num_threads(threads)
     folder = Path(workdir)
-    write_teacher(folder / "teachers", "cnn-synthetic", nets.build_teacher("cnn", 10, 0),
-                  nets.preprocess(np.zeros((2, 28, 28), np.uint8)))
-    entry = zoo_entry("cnn-synthetic", {"labels": [str(i) for i in range(10)], "domain_description": "synthetic",
-                                        "architecture": "cnn"})
-    (folder / "zoo.yaml").write_text(yaml.safe_dump({"teachers": [entry]}))
-    teacher = create_teacher(load_zoo(folder / "zoo.yaml").specs[0])
+    torch.manual_seed(0)
+    teacher = ModuleTeacher("cnn-synthetic", SyntheticCNN(), input=InputSpec(channels=1, mean=(0.5,), std=(0.5,)),
+                            labels=[str(i) for i in range(10)])
     rng = np.random.default_rng(0)
     labeled = (rng.integers(0, 256, (100, 28, 28), dtype=np.uint8), np.arange(100) % 10)
     test = (rng.integers(0, 256, (100, 28, 28), dtype=np.uint8), np.arange(100) % 10)
@@ -302,27 +311,24 @@ def extraction_memory(n: int, threads: int) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def run_perf(out: Path | None = None, quick: bool = False, home: Path | None = None,
+def run_perf(task_dir: Path, zoo: Path, out: Path | None = None, quick: bool = False,
              log: Callable[[str], None] | None = print) -> dict:
-    """Every measurement above on the demo world's first target; writes ``out/perf.json`` and ``out/perf.md``."""
+    """Every measurement above on one target (the demo's first, from the CLI); writes ``out/perf.json``
+    and ``out/perf.md``."""
     from xdistill.data.task import load_task
-    from xdistill.demo.world import build_world
     from xdistill.io import atomic_write_json, atomic_write_text
     from xdistill.teachers.base import create_teacher
     from xdistill.teachers.zoo import load_zoo
 
     say = log or (lambda _: None)
-    world = build_world(home, progress=False, log=say)
-    task_name = sorted(world.task_paths)[0]
-    task_dir = world.task_paths[task_name]
-    results: dict[str, Any] = {"machine": machine(), "quick": quick, "task": task_name}
+    task = load_task(str(task_dir))
+    results: dict[str, Any] = {"machine": machine(), "quick": quick, "task": task.name}
     with tempfile.TemporaryDirectory(prefix="xdistill-perf-") as tmp:
         say("perf: extraction against bare teacher forward passes")
-        teachers = [create_teacher(spec) for spec in load_zoo(world.zoo_path).specs]
-        results["extraction"] = extraction_overhead(load_task(str(task_dir)), teachers, Path(tmp),
-                                                    repeats=2 if quick else 3)
+        teachers = [create_teacher(spec) for spec in load_zoo(zoo).specs]
+        results["extraction"] = extraction_overhead(task, teachers, Path(tmp), repeats=2 if quick else 3)
         say("perf: epoch times (supervised, same batches, cached and online distillation)")
-        results["epochs"] = epoch_times(task_dir, world.zoo_path, Path(tmp) / "extraction-0",
+        results["epochs"] = epoch_times(task_dir, zoo, Path(tmp) / "extraction-0",
                                         epochs=2 if quick else 3, repeats=1 if quick else 3)
     say("perf: selection metrics at N=5000, D=1024, C=10")
     results["metrics"] = {"n": 5000, "d": 1024, "classes": 10, "source_classes": 1000,

@@ -32,8 +32,10 @@ def register(app: typer.Typer) -> None:
         """Run every target x method x seed (resumable) and write results.json, results.md and report.html."""
         if perf:
             from xdistill.bench.perf import run_perf
+            from xdistill.demo.suite import demo_suite
 
-            emit_json(run_perf(out=out, quick=quick, home=home, log=console.print), json_out)
+            first = sorted(demo_suite(home, progress=False, log=None)[0], key=lambda t: t.name)[0]
+            emit_json(run_perf(first.task_dir, first.zoo, out=out, quick=quick, log=console.print), json_out)
             return
         from xdistill.bench.suite import BenchConfig, chosen_methods, run_bench
         from xdistill.demo.suite import SUITES, demo_suite

@@ -3,6 +3,7 @@ when it has them, logits over its own label names. See :mod:`.base`."""
 
 from xdistill.teachers import callable as _callable  # noqa: F401  (registers the kind)
 from xdistill.teachers import hf as _hf  # noqa: F401
+from xdistill.teachers import hf_kind as _hf_kind  # noqa: F401
 from xdistill.teachers import module as _module  # noqa: F401
 from xdistill.teachers import onnx as _onnx  # noqa: F401
 from xdistill.teachers import timm_teacher as _timm_teacher  # noqa: F401

@@ -159,12 +159,8 @@ class HFOptions:
         """Checked by the zoo instead of a plain file-exists test: 'path' may name a bundled or cached model."""
         return _path_problems(self.path, base_dir)
 
-    def modality_problems(self, modality: str, keys: set[str], base_dir: Path) -> list[str]:
-        """Keys and folder contents that do not fit the entry's modality; ``keys`` are those the entry wrote."""
-        if modality == "image":
-            from xdistill.teachers.hf_image import image_entry_problems
-
-            return image_entry_problems(self, keys, base_dir)
+    def text_problems(self) -> list[str]:
+        """What a text entry may not ask for."""
         if self.task == "causal-lm":
             return ["kind 'hf' reads text models as encoders for classification; 'task: causal-lm' is not "
                     "supported. Write 'task: classification' or leave 'task' out."]
@@ -327,16 +323,6 @@ class SentenceTransformerTeacher(_FolderTeacher):
         return checked_output(features, None, len(texts), self.labels, self.name)
 
 
-def build_hf_teacher(spec: TeacherSpec):
-    """The ``hf`` kind's builder: text models here, image models in :mod:`.hf_image`."""
-    if spec.modality == "image":
-        from xdistill.teachers.hf_image import HFImageTeacher  # imports this module: resolved at build time
-
-        return HFImageTeacher(spec)
-    return HFTeacher(spec)
-
-
-TEACHER_KINDS.register("hf", TeacherKind(options=HFOptions, build=build_hf_teacher, modalities=("text", "image")))
 TEACHER_KINDS.register(
     "sentence-transformers",
     TeacherKind(options=SentenceTransformerOptions, build=SentenceTransformerTeacher, modalities=("text",)),
