@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdistill.data.task import load_task
 from xdistill.bench import perf
+from xdistill.data.task import load_task
 from xdistill.select import METRICS
 from xdistill.teachers.base import create_teacher
 from xdistill.teachers.zoo import load_zoo

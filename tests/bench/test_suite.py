@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import write_task, write_zoo
 from tests.report.helpers import decode_images, external_references, tables_by_id
-from xdistill.errors import XDistillError
 from xdistill.bench.suite import BenchConfig, BenchTarget, run_bench
-from xdistill.train.loop import Runtime
+from xdistill.errors import XDistillError
+from xdistill.runtime import Runtime
 
 METHODS = ("supervised", "weighted")
 OVERRIDES = {"batch_size": 4, "progress": False}

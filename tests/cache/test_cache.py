@@ -133,9 +133,10 @@ def test_modality_mismatch_refused(tiny_task, tiny_zoo, tmp_path):
 
 def test_extraction_memory_does_not_hold_the_split(tmp_path):
     """Outputs are written shard by shard: no list of all outputs survives."""
+    from torch import nn
+
     from xdistill.data import task_from_arrays
     from xdistill.teachers import ModuleTeacher
-    from torch import nn
 
     x = np.zeros((50, 8, 8), np.uint8)
     task = task_from_arrays("m", ["a", "b"], (x[:4], [0, 1, 0, 1]), x, (x[:4], [0, 1, 0, 1]))

@@ -13,8 +13,8 @@ from safetensors.torch import save_file
 
 from tests.conftest import write_task, write_zoo
 from xdistill.cli.main import main
-from xdistill.students import build_student
 from xdistill.kinds.classification.methods import METHODS
+from xdistill.students import build_student
 
 CLASSES = 3
 

@@ -10,12 +10,12 @@ import safetensors.torch
 import torch
 import yaml
 
+from tests.demo.conftest import TINY
 from xdistill.data.task import load_task
 from xdistill.demo import domains, nets, world
 from xdistill.errors import ConfigError, XDistillError
 from xdistill.teachers.zoo import load_zoo
 
-from tests.demo.conftest import TINY
 ZOO_KEYS = ["name", "kind", "path", "input", "labels", "domain", "architecture"]
 TASK_KEYS = {"name", "classes", "input", "description", "splits"}
 

@@ -13,8 +13,8 @@ import numpy as np
 import psutil
 from safetensors.numpy import load_file
 
-from xdistill.data import save_task, task_from_arrays
 from tests.conftest import write_zoo
+from xdistill.data import save_task, task_from_arrays
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + str(Path(SRC).parent), "OMP_NUM_THREADS": "1"}

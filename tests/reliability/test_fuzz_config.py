@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from tests.reliability.files import snapshot
 from tests.reliability.fuzzing import FUZZ, assert_rejected, library, paths, run_cli, scratch, text, values
 
-
 # -- zoo YAML ------------------------------------------------------------------------------
 
 ENTRY_KEYS = ["name", "kind", "labels", "input", "domain", "architecture", "modality", "path", "factory", "weights",

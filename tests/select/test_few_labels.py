@@ -10,6 +10,8 @@ import pytest
 from xdistill.cache.extract import TeacherCache
 from xdistill.data import load_task
 from xdistill.errors import XDistillError
+from xdistill.kinds.classification.methods import METHODS
+from xdistill.kinds.classification.targets import held_out_accuracy
 from xdistill.select import METRICS, bridge, compute_metric, gbc, knn_loo_accuracy, linear_probe_accuracy
 from xdistill.select.applicability import (
     FALLBACK_ORDER,
@@ -21,8 +23,6 @@ from xdistill.select.bridge import fit_bridge, held_out_splits
 from xdistill.select.config import AUTO_METRIC, SelectionConfig
 from xdistill.select.rank import rank_teachers
 from xdistill.teachers.zoo import load_zoo
-from xdistill.kinds.classification.methods import METHODS
-from xdistill.kinds.classification.targets import held_out_accuracy
 from xdistill.train.config import DistillConfig
 
 from ..conftest import write_task

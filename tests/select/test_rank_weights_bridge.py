@@ -7,12 +7,12 @@ from scipy.special import log_softmax, softmax
 from xdistill.cache import TeacherCache
 from xdistill.data import load_task
 from xdistill.errors import XDistillError
+from xdistill.kinds.classification.methods import METHODS
 from xdistill.select.bridge import bridge_inputs, fit_bridge, fit_temperature
+from xdistill.select.config import SelectionConfig
 from xdistill.select.rank import rank_teachers
 from xdistill.select.weights import rank_order, teacher_weights
 from xdistill.teachers import load_zoo
-from xdistill.kinds.classification.methods import METHODS
-from xdistill.select.config import SelectionConfig
 from xdistill.teachers.base import TeacherOutput
 from xdistill.train.config import DistillConfig
 

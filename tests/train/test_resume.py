@@ -9,9 +9,9 @@ import torch
 
 from xdistill.errors import XDistillError
 from xdistill.pipeline.distill import distill
+from xdistill.runtime import Runtime
 from xdistill.students.io import load_student
 from xdistill.train.config import DistillConfig
-from xdistill.train.loop import Runtime
 
 QUIET = Runtime(log=None)
 

@@ -149,9 +149,10 @@ def _labels_only_epoch(task, base) -> float:
     """Epoch time of the labels-only step on the batches a distillation run draws."""
     from xdistill.kinds.classification.batches import BatchSource
     from xdistill.kinds.classification.steps import FeaturesAndLogits, StepContext
+    from xdistill.runtime import Runtime
     from xdistill.students import build_student
     from xdistill.train.inputs import StudentInputs
-    from xdistill.train.loop import Runtime, TrainPlan, train_student
+    from xdistill.train.loop import TrainPlan, train_student
 
     torch.manual_seed(0)
     student = build_student("cnn", task.input_shape, task.num_classes)
@@ -169,10 +170,10 @@ def epoch_times(task_dir: Path, zoo: Path, cache_dir: Path, epochs: int = 3, rep
     from xdistill.data.task import load_task
     from xdistill.kinds.classification.prepare import prepare_teachers
     from xdistill.pipeline.distill import distill
+    from xdistill.runtime import Runtime
     from xdistill.teachers.base import create_teacher
     from xdistill.teachers.zoo import load_zoo
     from xdistill.train.config import DistillConfig
-    from xdistill.train.loop import Runtime
     from xdistill.train.run import DistillInputs
 
     task = load_task(str(task_dir))

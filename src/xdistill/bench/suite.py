@@ -32,8 +32,8 @@ from xdistill.errors import XDistillError, join_problems
 from xdistill.home import xdistill_home
 from xdistill.io import atomic_write_json, atomic_write_text
 from xdistill.kinds import kind_of, load_task
+from xdistill.runtime import Runtime
 from xdistill.train.config import DistillConfig
-from xdistill.train.loop import Runtime
 
 RESULTS_NAME = "results.json"
 MARKDOWN_NAME = "results.md"

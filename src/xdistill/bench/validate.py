@@ -49,7 +49,7 @@ def validate_selection(task: Task, prepared: PreparedTeachers, config: RankConfi
     """Distill a short-budget student from each teacher alone (the default teacher method over a one-teacher
     ranking) and measure how well each metric's scores predict those students' test accuracies."""
     from xdistill.pipeline.distill import distill
-    from xdistill.train.loop import Runtime
+    from xdistill.runtime import Runtime
     from xdistill.train.run import DistillInputs
 
     ranking = prepared.ranking

@@ -27,6 +27,7 @@ from xdistill.data.augment import augment
 from xdistill.data.task import Split, Task
 from xdistill.data.tensors import images_to_tensor
 from xdistill.errors import XDistillError
+from xdistill.runtime import Runtime
 from xdistill.teachers.base import Teacher
 from xdistill.teachers.zoo import check_modalities
 
@@ -117,13 +118,14 @@ class TeacherCache:
         return {name: np.ascontiguousarray(_stored(np.concatenate(arrays))) for name, arrays in parts.items()}
 
     def ensure(self, teacher: Teacher, split: Split, view: int = 0, summary: CacheSummary | None = None,
-               bar: tqdm | None = None, rank: int = 0, world_size: int = 1) -> str:
+               bar: tqdm | None = None, runtime: Runtime | None = None) -> str:
         """Make sure the entry exists and is intact, computing only what is missing; returns its key.
 
-        With ``world_size > 1`` this process computes shards ``rank, rank + world_size, ...``
+        With ``runtime.world_size > 1`` this process computes shards ``rank, rank + world_size, ...``
         and rank 0 finishes the entry once every rank is done (see :func:`cache_task`).
         """
         summary = summary if summary is not None else CacheSummary()
+        rank, world_size = (runtime.rank, runtime.world_size) if runtime is not None else (0, 1)
         key = self.key(teacher, split, view)
         n = len(split)
         if world_size == 1 and self._reuse_complete(teacher, key, n, summary, bar):
@@ -233,10 +235,15 @@ class TeacherCache:
 
 
 def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, views: int = 0,
-               splits: Iterable[str] | None = None, log: Callable[[str], None] | None = None,
-               rank: int = 0, world_size: int = 1) -> CacheSummary:
+               splits: Iterable[str] | None = None, runtime: Runtime | Callable[[str], None] | None = None) -> CacheSummary:
     """Cache every teacher's outputs on every split of ``task`` (plus ``views`` augmented
-    views of the unlabeled split), computing only what is missing."""
+    views of the unlabeled split), computing only what is missing.
+
+    runtime: where to report and, under torchrun, this process's rank (a plain ``log`` function is
+    taken as a one-process runtime that logs there).
+    """
+    runtime = runtime if isinstance(runtime, Runtime) else Runtime(log=runtime)
+    rank, world_size, log = runtime.rank, runtime.world_size, runtime.info
     teachers = list(teachers)
     check_modalities(teachers, task.modality)
     if views < 0:
@@ -259,7 +266,7 @@ def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, vie
               leave=False, dynamic_ncols=True) as bar:
         for teacher, split, view in jobs:
             bar.set_postfix_str(f"{teacher.name}/{split.name}" + (f"/view{view}" if view else ""))
-            cache.ensure(teacher, split, view, summary, bar, rank=rank, world_size=world_size)
+            cache.ensure(teacher, split, view, summary, bar, runtime)
     if world_size > 1:
         # Every rank wrote its own shards; once all are done, rank 0 checks them and writes the entries.
         import torch.distributed as dist

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         from xdistill.errors import XDistillError
         from xdistill.kinds.classification.methods import METHODS
         from xdistill.report.bench import accuracy_rows, gap_rows
-        from xdistill.train.loop import Runtime
+        from xdistill.runtime import Runtime
 
         if suite not in SUITES:
             raise XDistillError(f"Unknown suite '{suite}'. Available: {', '.join(SUITES)}.")

@@ -20,6 +20,7 @@ from xdistill import __version__
 from xdistill.cli.output import console, emit_json, err_console, print_table
 from xdistill.config import resolve, to_dict
 from xdistill.errors import XDistillError
+from xdistill.runtime import Runtime
 
 try:  # typer >= 0.20 carries its own copy of click's exceptions; older versions use click's
     from typer._click import exceptions as cli_errors
@@ -79,7 +80,6 @@ def cache_cmd(
     """Run every teacher once over every split of the task and cache its outputs."""
     from xdistill.cache import CacheConfig
     from xdistill.pipeline.cache import run_cache
-    from xdistill.train.loop import Runtime
 
     flags = {"task": task, "zoo": zoo, "cache_dir": cache_dir, "views": views,
              "teachers": teachers.split(",") if teachers else None}
@@ -154,7 +154,6 @@ def distill_cmd(
     """Distill a small student on the task (or train a baseline) and write its files and metrics."""
     from xdistill.pipeline.distill import config_problems, distill
     from xdistill.train.config import DistillConfig
-    from xdistill.train.loop import Runtime
 
     flags = {"task": task, "zoo": zoo, "method": method, "out": out, "seed": seed, "epochs": epochs,
              "resume": resume or None, "online": online or None, "cache_dir": cache_dir,
@@ -240,6 +239,30 @@ def students_cmd(
     emit_json(rows, json_out)
 
 
+@app.command("pretrain")
+def pretrain_cmd(
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="A labeled task folder: its labeled split is the pool."),
+    images: Optional[str] = typer.Option(None, "--images", help="Or an image folder with one sub-folder per class."),
+    student: Optional[str] = typer.Option(None, "--student", help="Student family (default: per the input; see xdistill students)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="The .safetensors file to write."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the pool (default 10)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    config: Optional[Path] = ConfigOpt,
+    json_out: Optional[Path] = JsonOpt,
+    overrides: Optional[list[str]] = OverridesArg,
+) -> None:
+    """Pretrain a generic student for `--method finetune` (and `init=` of any method) on a labeled pool."""
+    from xdistill.train.config import PretrainConfig
+    from xdistill.train.pretrain import pretrain
+
+    flags = {"task": task, "images": images, "out": out, "epochs": epochs, "seed": seed,
+             "student": {"name": student} if student else None}
+    cfg = resolve(PretrainConfig, config, overrides or [], flags=flags)
+    path = pretrain(cfg, Runtime(log=console.print))
+    console.print(f"use it with: xdistill distill --method finetune init={path} ...")
+    emit_json({"config": to_dict(cfg), "out": str(path)}, json_out)
+
+
 @app.command("demo")
 def demo_cmd(
     export: Optional[Path] = typer.Option(None, "--export", help="Write the demo world (tasks + zoo) to this folder and stop."),
@@ -257,6 +280,7 @@ from xdistill.cli.bench import register as _register_bench  # noqa: E402  (bench
 
 _register_bench(app)
 from xdistill.cli.report import register as _register_report  # noqa: E402  (report lives in its own file)
+
 _register_report(app)
 
 

@@ -5,8 +5,8 @@
 """
 
 from xdistill.data.task import (
-    TASK_INPUTS,
     SPLIT_NAMES,
+    TASK_INPUTS,
     Split,
     Task,
     load_task,

@@ -35,14 +35,18 @@ def demo_methods() -> tuple[str, ...]:
 
 def ensure_generic_student(world, student: StudentConfig, progress: bool = True,
                            log: Callable[[str], None] | None = print) -> Path:
-    """The generic pretrained student, trained once on the world's pooled source domains."""
-    from xdistill.train.pretrain import pretrain_generic
+    """The generic pretrained student, trained once (3 epochs) on the world's pooled source domains."""
+    from xdistill.data.task import Split
+    from xdistill.runtime import Runtime
+    from xdistill.train.config import PretrainConfig
+    from xdistill.train.pretrain import pretrain_student
 
     path = world.root / GENERIC_STUDENT_FILE.format(name=student.name)
     if not path.is_file():
         with np.load(world.generic_data_path, allow_pickle=False) as data:
-            x, y = data["x"], data["y"]
-        pretrain_generic(student, x, y, path, progress=progress, log=log)
+            pool = Split("generic", data["x"], data["y"])
+        config = PretrainConfig(student=student, out=str(path), epochs=3, progress=progress)
+        pretrain_student(config, pool, "image", Runtime(log=log))
     return path
 
 
@@ -57,7 +61,7 @@ def run_or_reuse(config: DistillConfig, task, log: Callable[[str], None] | None)
     import shutil
 
     from xdistill.pipeline import distill
-    from xdistill.train.loop import Runtime
+    from xdistill.runtime import Runtime
     from xdistill.train.run import DistillInputs
 
     config = distill.resolved_config(config, task)

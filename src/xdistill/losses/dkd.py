@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from xdistill.losses.common import (
-    register_loss,
     batch_mean,
     check_labels,
     check_logits_and_probs,
@@ -27,6 +26,7 @@ from xdistill.losses.common import (
     check_weight,
     kl_per_sample,
     raise_problems,
+    register_loss,
     teacher_log_probs,
 )
 

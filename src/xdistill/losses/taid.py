@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from xdistill.losses.common import (
-    register_loss,
     batch_mean,
     check_logits_and_probs,
     check_number,
     check_weight,
     kl_per_sample,
     raise_problems,
+    register_loss,
     teacher_log_probs,
 )
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from xdistill.cache.config import CacheConfig
 from xdistill.cache.extract import CacheSummary, TeacherCache, cache_task
-from xdistill.kinds import load_task
-from xdistill.errors import XDistillError, join_problems
 from xdistill.config import ensure_valid
+from xdistill.errors import XDistillError, join_problems
 from xdistill.home import default_cache_dir
+from xdistill.kinds import load_task
+from xdistill.runtime import Runtime
 from xdistill.teachers.base import Teacher
 from xdistill.teachers.zoo import Zoo, load_zoo
-from xdistill.train.loop import Runtime
 
 
 def open_cache(config: CacheConfig, progress: bool = True) -> TeacherCache:
@@ -41,5 +41,4 @@ def run_cache(config: CacheConfig, runtime: Runtime | None = None, progress: boo
     ensure_valid(config, "cache config")
     task, _, teachers = load_inputs(config)
     cache = open_cache(config, progress)
-    return cache_task(task, teachers, cache, views=config.views, log=runtime.info, rank=runtime.rank,
-                      world_size=runtime.world_size)
+    return cache_task(task, teachers, cache, views=config.views, runtime=runtime)

@@ -10,8 +10,8 @@ import torch
 
 from xdistill.errors import XDistillError, join_problems
 from xdistill.kinds import DEFAULT_KIND, KINDS, TaskKind, kind_name, kind_of
+from xdistill.runtime import Runtime
 from xdistill.train.config import DistillConfig
-from xdistill.train.loop import Runtime
 from xdistill.train.run import DistillInputs, DistillResult
 
 

@@ -10,10 +10,10 @@ from xdistill.errors import XDistillError, join_problems
 from xdistill.home import default_cache_dir
 from xdistill.io import atomic_write_json
 from xdistill.kinds import KINDS, kind_name, kind_of, load_task
+from xdistill.runtime import Runtime
 from xdistill.select.config import AUTO_METRIC, RankConfig
 from xdistill.select.prepare import PREPARATIONS
 from xdistill.teachers.zoo import load_zoo
-from xdistill.train.loop import Runtime
 
 
 def rank_problems(config: RankConfig) -> list[str]:

@@ -28,11 +28,12 @@ from xdistill.select.applicability import (
     not_applicable_reason,
     teacher_inputs,
 )
+from xdistill.select.config import AUTO_METRIC, SelectionConfig
 from xdistill.select.metrics import METRICS, compute_metric
 from xdistill.select.prepare import prepare_features
-from xdistill.select.config import AUTO_METRIC, SelectionConfig
 from xdistill.select.weights import rank_order, teacher_weights
 from xdistill.teachers.base import Teacher
+
 
 @dataclass
 class TeacherRanking:

@@ -18,6 +18,7 @@ import numpy as np
 
 from xdistill.errors import XDistillError
 
+
 def teacher_weights(scores: Mapping[str, float | None], temperature: float = 1.0, top_k: int = 0) -> dict[str, float]:
     """Weights summing to 1 over the teachers, from their scores (higher = better); ``top_k`` 0 keeps all.
 

@@ -102,3 +102,25 @@ class DistillConfig:
         problems += seed_problems(seed=self.seed, augment_seed=self.augment_seed)
         problems += device_problems(self.device)
         return problems
+
+
+@dataclass
+class PretrainConfig:
+    """``xdistill pretrain``: a generic student for ``finetune`` and for ``init=`` of any method."""
+
+    task: str = ""  # a labeled task folder (its labeled split is the pool); or
+    images: str = ""  # an image folder with one sub-folder of images per class
+    student: StudentConfig = field(default_factory=StudentConfig)  # the family to pretrain; empty = per the input
+    out: str = ""  # the .safetensors file to write
+    epochs: int = 10  # passes over the pool
+    batch_size: int = 128  # samples per step
+    lr: float = 3e-3  # peak learning rate (cosine decay to 0)
+    seed: int = 0  # seeds the order, augmentation and initialisation
+    progress: bool = True  # show a progress bar
+
+    def problems(self) -> list[str]:
+        problems = [f"'{k}' must be >= 1. Got {getattr(self, k)}." for k in ("epochs", "batch_size")
+                    if getattr(self, k) < 1]
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"'lr' must be a finite number > 0. Got {self.lr}.")
+        return problems + seed_problems(seed=self.seed)

@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from xdistill.errors import XDistillError
+from xdistill.runtime import Runtime
 from xdistill.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, to_jsonable
 from xdistill.train.config import DistillConfig
 
@@ -39,21 +40,6 @@ class History:
 
     def to_json(self) -> list[dict]:
         return self.epochs
-
-
-@dataclass
-class Runtime:
-    """Where a run reports and how it is spread over processes."""
-
-    log: Callable[[str], None] | None = print  # progress lines (rank 0 only)
-    rank: int = 0  # this process's rank
-    world_size: int = 1  # processes training together (torchrun)
-    wrap: Callable[[nn.Module], nn.Module] | None = None  # e.g. DistributedDataParallel around the forward module
-    write_report: bool = True  # write report.html beside the run's metrics
-
-    @property
-    def info(self) -> Callable[[str], None] | None:
-        return self.log if self.rank == 0 else None
 
 
 @dataclass

@@ -1,55 +1,110 @@
-"""A generic pretrained student: the same student family trained with plain
-cross-entropy on a broad labelled pool (for the demo world: the union of the
-source domains), the analogue of an ImageNet initialisation. ``finetune``
-starts from it with a fresh classification head."""
+"""A generic pretrained student: a student family trained with plain
+cross-entropy on a broad labelled pool (a labeled task folder, an image folder,
+or for the demo world the union of its source domains), the analogue of an
+ImageNet initialisation. ``finetune`` starts from it with a fresh
+classification head, and every method may start from it with ``init=FILE``.
+
+    xdistill pretrain --images photos/ --student cnn --out generic.safetensors
+"""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
-from xdistill.data.augment import augment
-from xdistill.data.tensors import images_to_tensor
+from xdistill.config import ensure_valid
+from xdistill.data.task import Split
 from xdistill.errors import XDistillError
-from xdistill.io import atomic_write
+from xdistill.io import atomic_write_bytes
+from xdistill.runtime import Runtime
 from xdistill.students import build_student
-from xdistill.train.config import StudentConfig
-from xdistill.train.inputs import IMAGE_MEAN, IMAGE_STD
+from xdistill.train.config import DEFAULT_STUDENTS, PretrainConfig
+from xdistill.train.inputs import StudentInputs
+from xdistill.train.loop import cosine_lr
+
+# The student input kind each pretraining input becomes (see xdistill.students.build.STUDENT_INPUTS).
+_STUDENT_INPUT = {"image": "image", "features": "vector"}
 
 
-def pretrain_generic(student: StudentConfig, images: np.ndarray, labels: np.ndarray, out_path: str | Path,
-                     epochs: int = 3, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
-                     progress: bool = True, log: Callable[[str], None] | None = None) -> Path:
-    """Train ``student`` on (images [N, H, W(, C)], labels [N]) and save its weights as safetensors."""
-    from safetensors.torch import save_file
+def pretraining_data(config: PretrainConfig) -> tuple[Split, str, list[str]]:
+    """The labeled pool (a task's labeled split, or an image folder with one sub-folder per class),
+    its input kind and its class names."""
+    from xdistill.data.splits import load_split_file
+    from xdistill.data.task import load_task
 
-    if len(images) != len(labels) or len(images) == 0:
-        raise XDistillError(f"Generic pretraining needs as many labels as images. Got {len(images)} and {len(labels)}.")
-    num_classes = int(labels.max()) + 1
-    x_all = images_to_tensor(images)
-    torch.manual_seed(seed)
-    model = build_student(student.name, tuple(x_all.shape[1:]), num_classes, **student.knobs)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
-    y_all = torch.as_tensor(labels, dtype=torch.long)
-    steps = math.ceil(len(x_all) / batch_size)
-    total = steps * epochs
-    bar = tqdm(total=total, desc="generic pretraining", unit="step", leave=False, disable=not progress)
+    if config.task:
+        task = load_task(config.task)
+        if task.input == "text":
+            raise XDistillError(
+                f"Task '{task.name}' holds text: a text student's vocabulary is fitted on each target task, so a "
+                "generic text student cannot be carried over. Pretrain an image or feature student instead."
+            )
+        return task.labeled, task.input, list(task.classes)
+    folder = Path(config.images)
+    if not folder.is_dir():
+        raise XDistillError(f"--images '{folder}' is not a folder. Give a folder with one sub-folder of images per class.")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise XDistillError(f"--images '{folder}' needs at least 2 class sub-folders. Found {classes or 'none'}.")
+    x, y = load_split_file(folder, "labeled", "image", classes)
+    return Split("labeled", x, y), "image", classes
+
+
+def pretrain_problems(config: PretrainConfig) -> list[str]:
+    problems = config.problems()
+    if bool(config.task) == bool(config.images):
+        problems.append("Give exactly one of --task DIR (a labeled task folder) and --images DIR (one sub-folder "
+                        "per class).")
+    if not config.out:
+        problems.append("No output file given. Pass --out FILE.safetensors.")
+    elif not config.out.endswith(".safetensors"):
+        problems.append(f"--out must name a .safetensors file. Got {config.out!r}.")
+    return problems
+
+
+def pretrain(config: PretrainConfig, runtime: Runtime | None = None) -> Path:
+    """``xdistill pretrain``: read the pool, train the student, write its weights to ``config.out``."""
+    from xdistill.errors import join_problems
+
+    problems = pretrain_problems(config)
+    if problems:
+        raise XDistillError(join_problems(problems, "Invalid pretrain config"))
+    split, input_kind, classes = pretraining_data(config)
+    return pretrain_student(config, split, input_kind, runtime)
+
+
+def pretrain_student(config: PretrainConfig, split: Split, input_kind: str, runtime: Runtime | None = None) -> Path:
+    """Train ``config.student`` on ``split`` (x with labels y) and save it atomically as safetensors,
+    with the family, knobs and input shape in the file's metadata."""
+    ensure_valid(config, "pretrain config")
+    runtime = runtime or Runtime()
+    if split.y is None or len(split) == 0:
+        raise XDistillError("Generic pretraining needs labeled samples. Got none.")
+    name = config.student.name or DEFAULT_STUDENTS[input_kind]
+    inputs = StudentInputs(input_kind)
+    torch.manual_seed(config.seed)
+    model = build_student(name, split.input_shape, int(split.y.max()) + 1, **config.student.knobs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
+    labels = torch.as_tensor(split.y, dtype=torch.long)
+    steps = math.ceil(len(split) / config.batch_size)
+    total = steps * config.epochs
+    bar = tqdm(total=total, desc="pretrain", unit="step", leave=False, disable=not config.progress)
     model.train()
-    for epoch in range(epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(len(x_all))
+    for epoch in range(config.epochs):
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(split))
         for step in range(steps):
-            t = epoch * steps + step
             for group in optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * t / total))
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            x = augment(x_all[idx], "weak", seed * 7919 + t)
-            loss = F.cross_entropy(model((x - IMAGE_MEAN) / IMAGE_STD), y_all[idx])
+                group["lr"] = cosine_lr(config.lr, epoch * steps + step, total, 0)
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            x = inputs.augmented(split, idx, "weak", config.seed * 7919 + epoch * steps + step)
+            loss = F.cross_entropy(model(x), labels[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -57,8 +112,9 @@ def pretrain_generic(student: StudentConfig, images: np.ndarray, labels: np.ndar
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    out_path = Path(out_path)
-    atomic_write(out_path, lambda tmp: save_file(state, str(tmp), metadata={"student": student.name}))
-    if log is not None:
-        log(f"pretrained a generic {student.name} student on {len(x_all)} images ({epochs} epochs) -> {out_path.name}")
-    return out_path
+    meta = {"student": name, "knobs": json.dumps(config.student.knobs), "input_shape": json.dumps(split.input_shape)}
+    out = Path(config.out)
+    atomic_write_bytes(out, save_safetensors(state, metadata=meta))
+    if runtime.info is not None:
+        runtime.info(f"pretrained a generic {name} student on {len(split)} samples ({config.epochs} epochs) -> {out}")
+    return out

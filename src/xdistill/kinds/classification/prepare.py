@@ -67,6 +67,6 @@ def prepare_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCach
                      log: Callable[[str], None] | None = None) -> PreparedTeachers:
     """Cache what is missing, then rank and weight the teachers; bridges are fitted on demand."""
     teachers = list(teachers)
-    cache_task(task, teachers, cache, views=views, log=log)
+    cache_task(task, teachers, cache, views=views, runtime=log)
     ranking = rank_teachers(task, teachers, cache, selection or SelectionConfig(), log=log)
     return PreparedTeachers(teachers, cache, ranking)

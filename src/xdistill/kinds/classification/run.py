@@ -13,6 +13,7 @@ import yaml
 from torch import nn
 
 from xdistill import __version__
+from xdistill.cache.extract import TeacherCache
 from xdistill.config import to_dict
 from xdistill.data.task import Task
 from xdistill.errors import XDistillError
@@ -24,13 +25,13 @@ from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.prepare import PreparedTeachers, prepare_teachers
 from xdistill.kinds.classification.steps import FeaturesAndLogits, StepContext
 from xdistill.kinds.classification.targets import TeacherTargets, build_targets
-from xdistill.cache.extract import TeacherCache
+from xdistill.runtime import Runtime
 from xdistill.students import STUDENTS, build_student, count_flops, count_params
 from xdistill.students.io import adapt_state_dict, save_student
 from xdistill.teachers.zoo import load_zoo
 from xdistill.train.config import DEFAULT_STUDENTS, DistillConfig, StudentConfig
 from xdistill.train.inputs import StudentInputs
-from xdistill.train.loop import Runtime, TrainPlan, train_student
+from xdistill.train.loop import TrainPlan, train_student
 from xdistill.train.run import DistillInputs, DistillResult
 
 # The student input kind each task input becomes (see xdistill.students.build.STUDENT_INPUTS).

@@ -29,6 +29,7 @@ from xdistill.select.bridge import BridgeHead, bridge_inputs
 from xdistill.train.config import DistillConfig
 from xdistill.train.method import Method
 
+
 def most_confident(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """[T, N, C] -> [N, C]: each sample's row from the teacher with the largest prior_t * max_c p_t(c)."""
     gate = prior[:, None] * probs.max(axis=2)  # [T, N]

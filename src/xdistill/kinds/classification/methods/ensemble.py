@@ -5,6 +5,7 @@ from xdistill.kinds.classification.steps import distill_step
 from xdistill.kinds.classification.targets import every_teacher
 from xdistill.train.method import Method
 
+
 def combine(probs, weights, config):
     return probs.mean(axis=0)
 
