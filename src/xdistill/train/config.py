@@ -123,4 +123,11 @@ class PretrainConfig:
                     if getattr(self, k) < 1]
         if not (math.isfinite(self.lr) and self.lr > 0):
             problems.append(f"'lr' must be a finite number > 0. Got {self.lr}.")
+        if bool(self.task) == bool(self.images):
+            problems.append("Give exactly one of --task DIR (a labeled task folder) and --images DIR (one "
+                            "sub-folder per class).")
+        if not self.out:
+            problems.append("No output file given. Pass --out FILE.safetensors.")
+        elif not self.out.endswith(".safetensors"):
+            problems.append(f"--out must name a .safetensors file. Got {self.out!r}.")
         return problems + seed_problems(seed=self.seed)

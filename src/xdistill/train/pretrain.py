@@ -57,33 +57,16 @@ def pretraining_data(config: PretrainConfig) -> tuple[Split, str, list[str]]:
     return Split("labeled", x, y), "image", classes
 
 
-def pretrain_problems(config: PretrainConfig) -> list[str]:
-    problems = config.problems()
-    if bool(config.task) == bool(config.images):
-        problems.append("Give exactly one of --task DIR (a labeled task folder) and --images DIR (one sub-folder "
-                        "per class).")
-    if not config.out:
-        problems.append("No output file given. Pass --out FILE.safetensors.")
-    elif not config.out.endswith(".safetensors"):
-        problems.append(f"--out must name a .safetensors file. Got {config.out!r}.")
-    return problems
-
-
 def pretrain(config: PretrainConfig, runtime: Runtime | None = None) -> Path:
     """``xdistill pretrain``: read the pool, train the student, write its weights to ``config.out``."""
-    from xdistill.errors import join_problems
-
-    problems = pretrain_problems(config)
-    if problems:
-        raise XDistillError(join_problems(problems, "Invalid pretrain config"))
+    ensure_valid(config, "pretrain config")
     split, input_kind, classes = pretraining_data(config)
     return pretrain_student(config, split, input_kind, runtime)
 
 
 def pretrain_student(config: PretrainConfig, split: Split, input_kind: str, runtime: Runtime | None = None) -> Path:
     """Train ``config.student`` on ``split`` (x with labels y) and save it atomically as safetensors,
-    with the family, knobs and input shape in the file's metadata."""
-    ensure_valid(config, "pretrain config")
+    with the family, knobs and input shape in the file's metadata (``config``'s data keys are not used)."""
     runtime = runtime or Runtime()
     if split.y is None or len(split) == 0:
         raise XDistillError("Generic pretraining needs labeled samples. Got none.")
