@@ -102,7 +102,7 @@ class Prepared:
 def prepare(task, teachers, cache, selection, views=0, log=None) -> Prepared:
     from xdistill.cache import cache_task
 
-    cache_task(task, teachers, cache, log=log)
+    cache_task(task, teachers, cache, runtime=log)
     train = task.splits["train"]
     scores = {t.name: neg_mse(cache.load(t, train).arrays["prediction"], train.y) for t in teachers}
     order = sorted(scores, key=scores.get, reverse=True)

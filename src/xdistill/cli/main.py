@@ -27,6 +27,9 @@ try:  # typer >= 0.20 carries its own copy of click's exceptions; older versions
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as cli_errors
 
+# Ctrl-C inside a prompt; typer's own copy of click's exceptions has no Abort class.
+_ABORT = getattr(cli_errors, "Abort", KeyboardInterrupt)
+
 app = typer.Typer(
     name="xdistill",
     help="Cross-domain knowledge distillation: cache teachers, rank them, distill a small student, report.",
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{text}{'' if text.endswith(('.', '?')) else '.'} See '{command} --help'.", exc.exit_code)
     except cli_errors.ClickException as exc:  # e.g. a --config file that does not exist
         _fail(exc.format_message(), exc.exit_code)
-    except (KeyboardInterrupt, cli_errors.Abort):
+    except (KeyboardInterrupt, _ABORT):
         err_console.print("interrupted")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(code) from a verb (a torchrun launch) returns its code
