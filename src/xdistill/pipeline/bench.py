@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm.auto import tqdm
+from xdistill.progress import progress_bar
 
 from xdistill import __version__
 from xdistill.config import to_dict
@@ -253,7 +253,7 @@ def run_bench(suite: str | Sequence[BenchTarget] = "demo", seeds: int = 3, metho
 
     plan = [(state, method, seed) for state in states for method in methods for seed in range(seeds)]
     runs, rankings, ran, reused, executed = [], {}, 0, 0, []
-    with tqdm(total=len(plan), desc="bench", unit="run", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(total=len(plan), desc="bench", unit="run", disable=not progress, dynamic_ncols=True) as bar:
         for state, method, seed in plan:
             bar.set_postfix_str(f"{state.name}/{method}/seed {seed}")
             folder = out / state.name / method / f"seed-{seed}"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from xdistill.progress import progress_bar
 
 from xdistill.data.task import Task
 from xdistill.errors import XDistillError
@@ -121,7 +121,7 @@ def train_student(student: nn.Module, method: Method, ctx: StepContext, task: Ta
     warmup = min(total // 20, 50)
     b, u = config.batch_size, config.batch_size * config.unlabeled_ratio
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if str(device).startswith("cuda") else contextlib.nullcontext()
-    bar = tqdm(total=total, initial=start_epoch * steps, desc=f"{config.method}", unit="step", leave=False,
+    bar = progress_bar(total=total, initial=start_epoch * steps, desc=f"{config.method}", unit="step", leave=False,
                disable=not config.progress or rank != 0, dynamic_ncols=True)
     try:
         for epoch in range(start_epoch, config.epochs):

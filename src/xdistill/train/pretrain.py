@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from xdistill.progress import progress_bar
 
 from xdistill.data.augment import augment
 from xdistill.data.tensors import images_to_tensor
@@ -39,7 +39,7 @@ def pretrain_generic(student: StudentConfig, images: np.ndarray, labels: np.ndar
     y_all = torch.as_tensor(labels, dtype=torch.long)
     steps = math.ceil(len(x_all) / batch_size)
     total = steps * epochs
-    bar = tqdm(total=total, desc="generic pretraining", unit="step", leave=False, disable=not progress)
+    bar = progress_bar(total=total, desc="generic pretraining", unit="step", leave=False, disable=not progress)
     model.train()
     for epoch in range(epochs):
         order = np.random.default_rng([seed, epoch]).permutation(len(x_all))
