@@ -31,7 +31,8 @@ class ProgressBar(Protocol):
 
 def progress_bar(total: float | None = None, desc: str = "", unit: str = "it", disable: bool = False,
                  initial: float = 0, file: TextIO | None = None, **tqdm_options: Any) -> ProgressBar:
-    """A tqdm bar when ``file`` (default: stderr) is a terminal, else a :class:`LogProgress`.
+    """A tqdm bar when ``file`` (default: stderr) is a terminal or a Jupyter kernel shows it, else a
+    :class:`LogProgress`, which prints nothing either when ``disable``.
 
     ``tqdm_options`` (``leave``, ``dynamic_ncols``, ...) only shape tqdm's redrawn bar.
     """
