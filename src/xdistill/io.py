@@ -2,7 +2,9 @@
 
 Every cache shard, checkpoint and report is written to a temporary file in the
 destination folder and moved into place with ``os.replace``, so a reader sees
-either the old file or the complete new one, never a half-written file.
+either the old file or the complete new one, never a half-written file. The
+temporary file is created private (0600); before the move it gets the mode a plain
+``open(path, "w")`` would have given it, 0666 less the process's umask.
 """
 
 from __future__ import annotations
@@ -24,6 +26,34 @@ _CHUNK = 1 << 20
 _WRAPPED_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
+def _read_umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    # os.umask can only be read by setting it: done once, at import, before any worker thread writes.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once: setting the umask to read it is process-global and races with other threads.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+def _set_file_mode(tmp: Path) -> None:
+    try:
+        os.chmod(tmp, FILE_MODE)
+    except OSError as exc:
+        # File systems without Unix modes (FAT, some network mounts) refuse chmod; their files keep the mount's mode.
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+
+
 def _describe_os_error(path: Path, exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return f"No space left on the device while writing '{path}'. Free some space or point the output elsewhere."
@@ -40,7 +70,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], fsync: 
     The temporary file lives in the same folder (so the rename is atomic) and
     is removed if ``write`` fails; the data is fsynced before the rename unless
     ``fsync=False`` (for files verified on every read, which a crash can only
-    leave detectably damaged).
+    leave detectably damaged). The file ends with mode :data:`FILE_MODE` (0644
+    under the usual umask 022), set after ``write`` since a writer may recreate it.
     """
     path = Path(path)
     try:
@@ -55,6 +86,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], fsync: 
         if fsync:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
+        _set_file_mode(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -59,4 +59,5 @@ def test_same_seed_same_weights_other_seed_differs(tiny_task, tmp_path):
             for s in (0, 0, 1)]
     runs = [distill(c, runtime=QUIET).student.state_dict() for c in cfgs]
     key = next(iter(runs[0]))
+    # Bitwise: one process, one thread count, the same seed-derived sample order and RNG draws.
     assert torch.equal(runs[0][key], runs[1][key]) and not torch.equal(runs[0][key], runs[2][key])

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm.auto import tqdm
 
 from xdistill import __version__
 from xdistill.config import to_dict
@@ -32,6 +31,7 @@ from xdistill.errors import XDistillError, join_problems
 from xdistill.home import xdistill_home
 from xdistill.io import atomic_write_json, atomic_write_text
 from xdistill.kinds import kind_of, load_task
+from xdistill.progress import progress_bar
 from xdistill.runtime import Runtime
 from xdistill.train.config import DistillConfig
 
@@ -233,7 +233,7 @@ def run_bench(targets: Sequence[BenchTarget], bench: BenchConfig | None = None,
     states = _load_targets(targets)
     plan = [(state, name, seed) for state in states for name in methods for seed in range(bench.seeds)]
     runs, rankings, trained = [], {}, []
-    with tqdm(total=len(plan), desc="bench", unit="run", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(total=len(plan), desc="bench", unit="run", disable=not progress, dynamic_ncols=True) as bar:
         for state, name, seed in plan:
             bar.set_postfix_str(f"{state.name}/{name}/seed {seed}")
             folder = out / state.name / name / f"seed-{seed}"

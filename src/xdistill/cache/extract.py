@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from xdistill.cache.store import CachedOutputs, CacheStore, CorruptShard, entry_key, now
 from xdistill.data.augment import augment
 from xdistill.data.task import Split, Task
 from xdistill.data.tensors import images_to_tensor
 from xdistill.errors import XDistillError
+from xdistill.progress import ProgressBar, progress_bar
 from xdistill.runtime import Runtime
 from xdistill.teachers.base import Teacher
 from xdistill.teachers.zoo import check_modalities
@@ -105,7 +105,7 @@ class TeacherCache:
         return augment(images_to_tensor(raw), "weak", self.augment_seed, view, np.arange(start, stop), len(split))
 
     def _compute_shard(self, teacher: Teacher, split: Split, view: int, start: int, stop: int,
-                       bar: tqdm | None) -> dict[str, np.ndarray]:
+                       bar: ProgressBar | None) -> dict[str, np.ndarray]:
         teacher.setup()
         parts: dict[str, list[np.ndarray]] = {}
         for b0 in range(start, stop, self.batch_size):
@@ -118,7 +118,7 @@ class TeacherCache:
         return {name: np.ascontiguousarray(_stored(np.concatenate(arrays))) for name, arrays in parts.items()}
 
     def ensure(self, teacher: Teacher, split: Split, view: int = 0, summary: CacheSummary | None = None,
-               bar: tqdm | None = None, runtime: Runtime | None = None) -> str:
+               bar: ProgressBar | None = None, runtime: Runtime | None = None) -> str:
         """Make sure the entry exists and is intact, computing only what is missing; returns its key.
 
         With ``runtime.world_size > 1`` this process computes shards ``rank, rank + world_size, ...``
@@ -173,7 +173,8 @@ class TeacherCache:
                 summary.entries[key] = {k: v for k, v in info.items() if k not in ("format", "xdistill")}
         return key
 
-    def _reuse_complete(self, teacher: Teacher, key: str, n: int, summary: CacheSummary, bar: tqdm | None) -> bool:
+    def _reuse_complete(self, teacher: Teacher, key: str, n: int, summary: CacheSummary,
+                        bar: ProgressBar | None) -> bool:
         """Whether the entry is complete and every shard verifies, read without the entry lock.
 
         Writers replace shards and ``entry.json`` atomically and every shard carries its checksum,
@@ -262,8 +263,8 @@ def cache_task(task: Task, teachers: Iterable[Teacher], cache: TeacherCache, vie
     summary = CacheSummary()
     started = time.perf_counter()
     unit = "img" if task.modality == "image" else "sample"
-    with tqdm(total=total, desc=f"cache {task.name}", unit=unit, disable=not cache.progress or rank != 0,
-              leave=False, dynamic_ncols=True) as bar:
+    with progress_bar(total=total, desc=f"cache {task.name}", unit=unit, disable=not cache.progress or rank != 0,
+                      leave=False, dynamic_ncols=True) as bar:
         for teacher, split, view in jobs:
             bar.set_postfix_str(f"{teacher.name}/{split.name}" + (f"/view{view}" if view else ""))
             cache.ensure(teacher, split, view, summary, bar, runtime)

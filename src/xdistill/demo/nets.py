@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
+from xdistill.progress import progress_bar
 from xdistill.registry import Registry
 
 INPUT_MEAN = 0.5
@@ -225,7 +225,7 @@ def train_teacher(
         lambda step: min(1.0, (step + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / total_steps)),
     )
     model.train()
-    bar = tqdm(total=total_steps, desc=description, disable=not progress, leave=False)
+    bar = progress_bar(total=total_steps, desc=description, disable=not progress, leave=False)
     with reproducible_torch(), bar:
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=generator)

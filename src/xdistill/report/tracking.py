@@ -4,8 +4,10 @@ library is installed (neither is a dependency of xdistill)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 BACKENDS = ("tensorboard", "mlflow")
@@ -50,25 +52,41 @@ def _log_tensorboard(metrics: dict, folder: Path) -> None:
         writer.close()
 
 
+@contextlib.contextmanager
+def _file_store_allowed() -> Iterator[None]:
+    """MLflow 3 refuses its file store unless ``MLFLOW_ALLOW_FILE_STORE`` is set; a user's own setting wins."""
+    if "MLFLOW_ALLOW_FILE_STORE" in os.environ:
+        yield
+        return
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
+
+
 def _log_mlflow(metrics: dict, store: Path, run_name: str) -> None:
     import mlflow
 
     per_epoch, final = _scalars(metrics)
     client_uri = store.resolve().as_uri()
     mlflow.set_tracking_uri(client_uri)
-    mlflow.set_experiment("xdistill")
-    with mlflow.start_run(run_name=run_name):
-        mlflow.log_params({"task": metrics.get("task"), "method": metrics.get("method"), "seed": metrics.get("seed")})
-        for epoch, values in per_epoch:
-            mlflow.log_metrics({k.replace("/", "_"): v for k, v in values.items()}, step=epoch)
-        mlflow.log_metrics({k.replace("/", "_"): v for k, v in final.items()})
+    # A folder of plain files beside the run needs no database server; MLflow 3 keeps that store behind an opt-in.
+    with _file_store_allowed():
+        mlflow.set_experiment("xdistill")
+        with mlflow.start_run(run_name=run_name):
+            mlflow.log_params({"task": metrics.get("task"), "method": metrics.get("method"), "seed": metrics.get("seed")})
+            for epoch, values in per_epoch:
+                mlflow.log_metrics({k.replace("/", "_"): v for k, v in values.items()}, step=epoch)
+            mlflow.log_metrics({k.replace("/", "_"): v for k, v in final.items()})
 
 
 def log_run(metrics: dict, out_dir: Path, backends: Sequence[str] = BACKENDS) -> list[str]:
     """Log one run to each installed backend under ``out_dir``; return the backends used.
 
     TensorBoard events go to ``out_dir/tensorboard/<task>/<method>/seed-<seed>``; MLflow
-    runs to the file store ``out_dir/mlruns``. Backends whose library is missing are skipped.
+    runs to the file store ``out_dir/mlruns`` (MLflow 3 reads it back with ``MLFLOW_ALLOW_FILE_STORE=true``).
+    Backends whose library is missing are skipped.
     """
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:

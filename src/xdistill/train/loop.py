@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from xdistill.errors import XDistillError
+from xdistill.progress import ProgressBar, progress_bar
 from xdistill.runtime import Runtime
 from xdistill.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, to_jsonable
 from xdistill.train.config import DistillConfig
@@ -84,8 +84,8 @@ def train_student(student: nn.Module, plan: TrainPlan, config: DistillConfig, ou
     model = runtime.wrap(model) if runtime.wrap is not None else model
     total = plan.steps_per_epoch * config.epochs
     plan.context.total_steps = total
-    bar = tqdm(total=total, initial=start_epoch * plan.steps_per_epoch, desc=config.method, unit="step", leave=False,
-               disable=not config.progress or runtime.rank != 0, dynamic_ncols=True)
+    bar = progress_bar(total=total, initial=start_epoch * plan.steps_per_epoch, desc=config.method, unit="step",
+                       leave=False, disable=not config.progress or runtime.rank != 0, dynamic_ncols=True)
     checkpoint = out_dir / CHECKPOINT_NAME if out_dir is not None else None
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -121,7 +121,7 @@ def _resume(config: DistillConfig, out_dir: Path | None, modules: dict[str, nn.M
 
 
 def _run_epoch(model: nn.Module, plan: TrainPlan, config: DistillConfig, optimizer: torch.optim.Optimizer,
-               epoch: int, runtime: Runtime, bar: tqdm) -> dict[str, float]:
+               epoch: int, runtime: Runtime, bar: ProgressBar) -> dict[str, float]:
     """One pass of ``plan.steps_per_epoch`` steps; returns the mean of each loss term (over ranks too)."""
     device = config.device
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if str(device).startswith("cuda") else contextlib.nullcontext()

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save as save_safetensors
-from tqdm.auto import tqdm
+
 
 from xdistill.config import ensure_valid
 from xdistill.data.task import Split
 from xdistill.errors import XDistillError
 from xdistill.io import atomic_write_bytes
+from xdistill.progress import progress_bar
 from xdistill.runtime import Runtime
 from xdistill.students import build_student
 from xdistill.train.config import DEFAULT_STUDENTS, PretrainConfig
@@ -78,7 +79,7 @@ def pretrain_student(config: PretrainConfig, split: Split, input_kind: str, runt
     labels = torch.as_tensor(split.y, dtype=torch.long)
     steps = math.ceil(len(split) / config.batch_size)
     total = steps * config.epochs
-    bar = tqdm(total=total, desc="pretrain", unit="step", leave=False, disable=not config.progress)
+    bar = progress_bar(total=total, desc="pretrain", unit="step", leave=False, disable=not config.progress)
     model.train()
     for epoch in range(config.epochs):
         order = np.random.default_rng([config.seed, epoch]).permutation(len(split))
