@@ -12,7 +12,9 @@ losses, metrics, methods).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from xdistill.errors import XDistillError
@@ -69,3 +71,10 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def import_submodules(package: str, path: Iterable[str]) -> None:
+    """Import every module of a package (``import_submodules(__name__, __path__)`` in its
+    ``__init__``), so that a component registered in a module of its own needs no import list."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")

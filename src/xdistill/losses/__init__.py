@@ -17,6 +17,7 @@ Conventions shared by every loss:
 Every loss is registered in ``LOSSES`` under a short name (``LOSSES.get("kd")``) with
 ``register_loss(name, consumes=...)``, declaring the step inputs it consumes
 (:data:`STEP_INPUTS`), so training calls any loss through :func:`call_loss`.
+Every module of this package is imported with it: a new loss is one more file.
 """
 
 from xdistill.losses.common import LOSSES, STEP_INPUTS, call_loss, losses_consuming, register_loss
@@ -32,6 +33,9 @@ from xdistill.losses.logits import (
 )
 from xdistill.losses.relations import cka_loss, linear_cka, rkd_loss
 from xdistill.losses.taid import taid_loss, taid_schedule
+from xdistill.registry import import_submodules
+
+import_submodules(__name__, __path__)  # each module registers its losses
 
 __all__ = [
     "LOSSES",

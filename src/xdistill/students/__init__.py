@@ -19,13 +19,16 @@ Families: ``cnn``, ``vit`` (images), ``mlp``, ``linear`` (feature vectors or
 images, flattened), ``text-cnn``, ``text-transformer`` (token ids). Any other
 classifier joins through ``wrap_user_module(module, input_shape, feature_layer=...)``.
 A new family is a factory decorated with ``@register_student(name, inputs=...)``
-in a module imported below; its keyword parameters are its knobs.
+in a module of its own in this package (every module here is imported with it);
+its keyword parameters are its knobs.
 """
 
-from xdistill.students import cnn, mlp, text, vit  # noqa: F401  (registers the families)
+from xdistill.registry import import_submodules
 from xdistill.students.build import STUDENTS, StudentFamily, build_student, register_student
 from xdistill.students.cost import count_flops, count_params, cpu_latency_ms, describe_students
 from xdistill.students.user import UserStudent, wrap_user_module
+
+import_submodules(__name__, __path__)  # each family's module registers it
 
 __all__ = [
     "STUDENTS",

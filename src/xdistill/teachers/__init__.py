@@ -1,13 +1,7 @@
 """Teachers: anything that maps a batch of target inputs to features and,
 when it has them, logits over its own label names. See :mod:`.base`."""
 
-from xdistill.teachers import callable as _callable  # noqa: F401  (registers the kind)
-from xdistill.teachers import hf as _hf  # noqa: F401
-from xdistill.teachers import hf_kind as _hf_kind  # noqa: F401
-from xdistill.teachers import module as _module  # noqa: F401
-from xdistill.teachers import onnx as _onnx  # noqa: F401
-from xdistill.teachers import timm_teacher as _timm_teacher  # noqa: F401
-from xdistill.teachers import torchscript as _torchscript  # noqa: F401
+from xdistill.registry import import_submodules
 from xdistill.teachers.base import (
     TEACHER_KINDS,
     InputSpec,
@@ -38,3 +32,5 @@ __all__ = [
     "parse_zoo",
     "preprocess_images",
 ]
+
+import_submodules(__name__, __path__)  # each teacher kind's module registers it
