@@ -104,7 +104,7 @@ def cache_cmd(
 def rank_cmd(
     task: Optional[str] = TaskOpt,
     zoo: Optional[str] = ZooOpt,
-    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="Metric that ranks and weights (default: gbc)."),
+    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="Metric that ranks and weights (default: auto = gbc, or the next of a documented order that can run)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the ranking JSON here."),
     validate: bool = typer.Option(False, "--validate", help="Also distill a short-budget student per teacher and correlate."),
     cache_dir: Optional[str] = CacheOpt,
