@@ -31,10 +31,6 @@ class DistContext:
     device: str = "cpu"
 
     @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
     def active(self) -> bool:
         return self.world_size > 1
 

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,19 +155,6 @@ def sha256_bytes(*parts: bytes | memoryview) -> str:
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part)
-    return digest.hexdigest()
-
-
-def sha256_json(obj: Any) -> str:
-    """Hash of a JSON-serialisable object, independent of dict key order."""
-    return sha256_bytes(json.dumps(obj, sort_keys=True, default=_json_default).encode())
-
-
-def sha256_files(paths: Iterable[str | os.PathLike]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(str(p) for p in paths):
-        digest.update(Path(path).name.encode())
-        digest.update(sha256_file(path).encode())
     return digest.hexdigest()
 
 

@@ -137,9 +137,17 @@ def held_out_splits(labels: np.ndarray, num_classes: int, folds: int = 5,
     return splits, f"{k}-fold"
 
 
+@dataclass(frozen=True)
+class BridgeSettings:
+    """How a bridge head is fitted."""
+
+    c_grid: tuple[float, ...] = DEFAULT_C_GRID  # L2 strengths tried, chosen by out-of-fold NLL
+    folds: int = 5  # stratified folds (fewer when a class has fewer labels)
+    seed: int = 0  # fold shuffling and the solver's random state
+
+
 def fit_bridge(inputs: np.ndarray, labels: np.ndarray, num_classes: int, source: str = "features",
-               c_grid: tuple[float, ...] = DEFAULT_C_GRID, folds: int = 5, seed: int = 0,
-               fit_inputs: np.ndarray | None = None) -> BridgeHead:
+               fit_inputs: np.ndarray | None = None, settings: BridgeSettings | None = None) -> BridgeHead:
     """Fit the teacher -> target head on the labeled split.
 
     inputs: [N_labeled, D] teacher features (or log-probabilities); labels: [N_labeled] in 0..C-1,
@@ -151,6 +159,7 @@ def fit_bridge(inputs: np.ndarray, labels: np.ndarray, num_classes: int, source:
     in every class nothing can be held out: C = FEW_LABELS_C, temperature 1, and ``cv_accuracy``,
     ``cv_nll`` and ``oof_probs`` are None (``reliability_estimate="none"``).
     """
+    settings = settings or BridgeSettings()
     inputs = np.asarray(inputs, dtype=np.float64)
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=num_classes)
@@ -167,34 +176,45 @@ def fit_bridge(inputs: np.ndarray, labels: np.ndarray, num_classes: int, source:
     scale = pool.std(axis=0)
     scale[scale < 1e-8] = 1.0
     z = (inputs - mean) / scale
-    splits, estimate = held_out_splits(labels, num_classes, folds, seed)
-    if splits:
-        scored = np.sort(np.concatenate([held for _, held in splits]))  # every held-out sample, once
-        oof: dict[float, np.ndarray] = {c: np.full((len(z), num_classes), np.nan) for c in c_grid}
-        for train_idx, held_idx in splits:
-            for c in c_grid:
-                model = _fit_lr(z[train_idx], labels[train_idx], c, num_classes, seed)
-                oof[c][held_idx] = _full_logits(model, z[held_idx], num_classes)
-        # Pick C by out-of-fold NLL after temperature scaling (accuracy ties are common with few labels).
-        nll_and_temperature = {}
-        for c in c_grid:
-            t = fit_temperature(oof[c][scored], labels[scored])
-            nll_and_temperature[c] = (_nll(oof[c][scored], labels[scored], t), t)
-        best_c = min(c_grid, key=lambda c: (nll_and_temperature[c][0], -c))
-        best_nll, temperature = nll_and_temperature[best_c]
-        cv_accuracy = float((oof[best_c][scored].argmax(1) == labels[scored]).mean())
-        cv_scores = {c: nll_and_temperature[c][0] for c in c_grid}
-        oof_probs = softmax(oof[best_c] / temperature, axis=1)  # rows never held out stay NaN
-    else:
-        best_c, temperature, best_nll, cv_accuracy, cv_scores, oof_probs = FEW_LABELS_C, 1.0, None, None, {}, None
-    final = _fit_lr(z, labels, best_c, num_classes, seed)
-    coef = np.zeros((num_classes, z.shape[1]))
+    splits, estimate = held_out_splits(labels, num_classes, settings.folds, settings.seed)
+    chosen = _choose_c(z, labels, num_classes, splits, settings)
+    coef, intercept = _head(_fit_lr(z, labels, chosen["C"], num_classes, settings.seed), num_classes, z.shape[1])
+    return BridgeHead(mean=mean, scale=scale, coef=coef, intercept=intercept, source=source, folds=len(splits),
+                      reliability_estimate=estimate, **chosen)
+
+
+def _choose_c(z: np.ndarray, labels: np.ndarray, num_classes: int, splits: list, settings: BridgeSettings) -> dict:
+    """C and the temperature from out-of-fold predictions, with their held-out accuracy, NLL and
+    probabilities (the fixed few-labels choice when nothing can be held out)."""
+    if not splits:
+        return {"C": FEW_LABELS_C, "calibration_temperature": 1.0, "cv_nll": None, "cv_accuracy": None,
+                "cv_scores": {}, "oof_probs": None}
+    scored = np.sort(np.concatenate([held for _, held in splits]))  # every held-out sample, once
+    oof: dict[float, np.ndarray] = {c: np.full((len(z), num_classes), np.nan) for c in settings.c_grid}
+    for train_idx, held_idx in splits:
+        for c in settings.c_grid:
+            model = _fit_lr(z[train_idx], labels[train_idx], c, num_classes, settings.seed)
+            oof[c][held_idx] = _full_logits(model, z[held_idx], num_classes)
+    # Pick C by out-of-fold NLL after temperature scaling (accuracy ties are common with few labels).
+    nll_and_temperature = {}
+    for c in settings.c_grid:
+        t = fit_temperature(oof[c][scored], labels[scored])
+        nll_and_temperature[c] = (_nll(oof[c][scored], labels[scored], t), t)
+    best_c = min(settings.c_grid, key=lambda c: (nll_and_temperature[c][0], -c))
+    best_nll, temperature = nll_and_temperature[best_c]
+    return {"C": best_c, "calibration_temperature": temperature, "cv_nll": best_nll,
+            "cv_accuracy": float((oof[best_c][scored].argmax(1) == labels[scored]).mean()),
+            "cv_scores": {c: nll for c, (nll, _) in nll_and_temperature.items()},
+            "oof_probs": softmax(oof[best_c] / temperature, axis=1)}  # rows never held out stay NaN
+
+
+def _head(final: LogisticRegression, num_classes: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """coef [C, D] and intercept [C] over every target class, even those the fit never saw."""
+    coef = np.zeros((num_classes, dim))
     intercept = np.full(num_classes, -1e4)
     if final.coef_.shape[0] == 1:  # binary
         coef[1], intercept[0], intercept[1] = final.coef_[0], 0.0, final.intercept_[0]
     else:
         coef[final.classes_] = final.coef_
         intercept[final.classes_] = final.intercept_
-    return BridgeHead(mean=mean, scale=scale, coef=coef, intercept=intercept, calibration_temperature=temperature,
-                      C=best_c, cv_accuracy=cv_accuracy, cv_nll=best_nll, source=source, folds=len(splits),
-                      cv_scores=cv_scores, oof_probs=oof_probs, reliability_estimate=estimate)
+    return coef, intercept

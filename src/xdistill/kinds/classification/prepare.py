@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from xdistill.cache.extract import TeacherCache, cache_task
 from xdistill.cache.store import CachedOutputs
 from xdistill.data.task import Task
-from xdistill.select.bridge import BridgeHead, bridge_inputs, fit_bridge
+from xdistill.select.bridge import BridgeHead, BridgeSettings, bridge_inputs, fit_bridge
 from xdistill.select.config import SelectionConfig
 from xdistill.select.rank import Ranking, rank_teachers
 from xdistill.teachers.base import Teacher
@@ -57,8 +57,8 @@ class PreparedTeachers:
             unlabeled = self.cache.load(teacher, task.unlabeled)
             x_lab, source = bridge_inputs(labeled.features, labeled.logits)
             x_unl, _ = bridge_inputs(unlabeled.features, unlabeled.logits)
-            self.heads[name] = fit_bridge(x_lab, task.labeled.y, task.num_classes, source=source, seed=BRIDGE_SEED,
-                                          fit_inputs=x_unl)
+            self.heads[name] = fit_bridge(x_lab, task.labeled.y, task.num_classes, source=source, fit_inputs=x_unl,
+                                          settings=BridgeSettings(seed=BRIDGE_SEED))
         return self.heads[name]
 
 
