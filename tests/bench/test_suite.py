@@ -101,7 +101,13 @@ def expected_tables(results: dict) -> dict[str, list[list[str]]]:
         first = runs[(target, "weighted")][0]
         weights += [[target, name, _sig4(t['weight']), _sig4(t['test_accuracy']), "0"]
                     for name, t in first["teachers"].items()]
-    tables = {"accuracy": accuracy, "details": details, "gaps": gap_rows, "teacher-weights": weights}
+    from xdistill.kinds.classification.methods import METHODS as REGISTERED
+
+    described = [[m, REGISTERED.get(m).summary, "yes" if REGISTERED.get(m).teachers else "-",
+                  "yes" if REGISTERED.get(m).unlabeled else "-", REGISTERED.get(m).init,
+                  "yes" if REGISTERED.get(m).baseline else "-"] for m in methods]
+    tables = {"accuracy": accuracy, "details": details, "gaps": gap_rows, "teacher-weights": weights,
+              "methods": described}
     for target, found in results["validation"].items():
         tables[f"validation-{target}"] = [
             [m, *["-" if q[k] is None else _sig4(q[k]) for k in ("kendall_tau", "spearman_rho", "top1_regret")],

@@ -261,6 +261,7 @@ def _results(bench: BenchConfig, states: list[_Target], methods: dict[str, Any],
     return {
         "xdistill": __version__, "suite": bench.suite, "targets": [s.name for s in states], "methods": list(methods),
         "baselines": [n for n, m in methods.items() if m.baseline],
+        "method_descriptions": {n: m.describe() for n, m in methods.items()},
         "headline_method": DistillConfig().method if DistillConfig().method in methods else None,
         "seeds": list(range(bench.seeds)), "epochs": bench.run_epochs, "epoch_reported": "last",
         "bridge_heads": "fitted once per target (fixed seed) and shared by every teacher method and seed",

@@ -87,3 +87,18 @@ def kind_of(task: Any) -> TaskKind:
 def load_task(folder: str | Path) -> Any:
     """Load a task folder of any registered kind."""
     return KINDS.get(kind_name(folder)).load(Path(folder))
+
+
+def methods_markdown(kinds: list[str] | None = None) -> str:
+    """The table of the task kinds' methods (default: every registered kind), from the registries;
+    docs/methods.md holds the built-in kinds' table."""
+    rows = ["| kind | method | what it does | teachers | unlabeled data | generic init | baseline |",
+            "|---|---|---|---|---|---|---|"]
+    for kind_name_ in kinds if kinds is not None else KINDS.names():
+        kind = KINDS.get(kind_name_)
+        for name, method in kind.methods.items():
+            info = method.describe()
+            options = f" (options: {', '.join(info['options'])})" if info["options"] else ""
+            rows.append(f"| {kind_name_} | `{name}` | {info['summary']}{options} | {'yes' if info['teachers'] else '-'} | "
+                        f"{'yes' if info['unlabeled'] else '-'} | {info['init']} | {'yes' if info['baseline'] else '-'} |")
+    return "\n".join(rows) + "\n"

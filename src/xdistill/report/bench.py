@@ -210,6 +210,12 @@ def write_bench_report(out_dir: Path, results: dict, summary: dict | None = None
                     table_id="setup")
     page.paragraph("Every figure is the last epoch's test metric; ± is the sample standard deviation over seeds.",
                    note=True)
+    described = results.get("method_descriptions") or {}
+    if described:
+        page.table(["method", "what it does", "teachers", "unlabeled data", "generic init", "baseline"],
+                   [[m, d["summary"], "yes" if d["teachers"] else "-", "yes" if d["unlabeled"] else "-", d["init"],
+                     "yes" if d["baseline"] else "-"] for m, d in described.items()],
+                   caption="The methods, as their declarations describe them", table_id="methods")
 
     page.heading("Accuracy per target and method")
     page.table(*accuracy_rows(results, summary), caption="Test accuracy (mean ± std over seeds)", table_id="accuracy")
