@@ -180,3 +180,38 @@ def test_key_follows_the_teacher_even_when_a_dead_teachers_id_is_reused(tiny_tas
         reused += id(new) == old_id  # CPython usually hands the freed memory to the next object
         assert cache.key(new, split) == entry_key(f"fingerprint-of-new-{i}", split.fingerprint, 0, 0)
     assert reused > 0, "no id was reused, so this run did not exercise the case"
+
+
+def test_named_outputs_keep_their_shapes_and_dtypes(tmp_path):
+    """A teacher may return any record of named tensors; each is cached as it is (float64 as float32)."""
+    import torch
+
+    from xdistill.data import task_from_arrays
+    from xdistill.teachers.base import TeacherOutput
+
+    class Record:
+        name, labels, modality = "record", None, "features"
+
+        def setup(self):
+            pass
+
+        def fingerprint(self):
+            return "record-v1"
+
+        def outputs(self, batch):
+            x = torch.as_tensor(batch)
+            return TeacherOutput(features=x.double(), logprobs=x[:, :2].half(), offsets=torch.arange(len(x)),
+                                 topk=x.long().reshape(len(x), 2, 2))
+
+    rng = np.random.default_rng(0)
+    task = task_from_arrays("named", ["a", "b"], (rng.random((6, 4)), np.arange(6) % 2), rng.random((5, 4)),
+                            (rng.random((3, 4)), np.arange(3) % 2))
+    cache = TeacherCache(tmp_path / "cache", progress=False)
+    cache_task(task, [Record()], cache)
+    arrays = cache.load(Record(), task.unlabeled).arrays
+    assert {k: (v.dtype, v.shape) for k, v in arrays.items()} == {
+        "features": (np.float32, (5, 4)), "logprobs": (np.float16, (5, 2)), "offsets": (np.int64, (5,)),
+        "topk": (np.int64, (5, 2, 2))}
+    np.testing.assert_array_equal(arrays["offsets"], np.arange(5))
+    # float64 -> float32 rounds once; float16 holds the rounded values exactly as the teacher gave them
+    np.testing.assert_allclose(arrays["features"], task.unlabeled.x, rtol=1e-6)

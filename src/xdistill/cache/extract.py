@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from xdistill.cache.store import CachedOutputs, CacheStore, CorruptShard, entry_key, now
 from xdistill.data.augment import augment
@@ -51,10 +52,16 @@ class CacheSummary:
         return sorted(name for name, n in self.queries.items() if n > 0)
 
 
+def _as_numpy(tensor) -> np.ndarray:
+    """A teacher's output tensor as numpy; bfloat16, which numpy lacks, becomes float32."""
+    tensor = tensor.detach().cpu()
+    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+
+
 def _stored(array: np.ndarray) -> np.ndarray:
-    """Floating outputs are stored as float32 (what every consumer computes in); integer and boolean
-    outputs (token ids, offsets) keep their dtype."""
-    return array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
+    """Each output keeps its own dtype (float16 log-probabilities, int64 token ids, ...), except that
+    float64 is stored as float32, the precision every consumer computes teacher outputs in."""
+    return array.astype(np.float32) if array.dtype == np.float64 else array
 
 
 def _ranges(n: int, size: int) -> list[tuple[int, int]]:
@@ -112,7 +119,7 @@ class TeacherCache:
             b1 = min(b0 + self.batch_size, stop)
             out = teacher.outputs(self._inputs(split, b0, b1, view))
             for name, tensor in out.tensors.items():
-                parts.setdefault(name, []).append(tensor.detach().cpu().numpy())
+                parts.setdefault(name, []).append(_as_numpy(tensor))
             if bar is not None:
                 bar.update(b1 - b0)
         return {name: np.ascontiguousarray(_stored(np.concatenate(arrays))) for name, arrays in parts.items()}
