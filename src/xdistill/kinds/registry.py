@@ -101,4 +101,9 @@ def methods_markdown(kinds: list[str] | None = None) -> str:
             options = f" (options: {', '.join(info['options'])})" if info["options"] else ""
             rows.append(f"| {kind_name_} | `{name}` | {info['summary']}{options} | {'yes' if info['teachers'] else '-'} | "
                         f"{'yes' if info['unlabeled'] else '-'} | {info['init']} | {'yes' if info['baseline'] else '-'} |")
+    for kind_name_ in kinds if kinds is not None else KINDS.names():
+        kind = KINDS.get(kind_name_)
+        rows.append("")
+        rows.append(f"{kind_name_}: students {', '.join(f'`{s}`' for s in kind.students())}; distillation losses "
+                    f"{', '.join(f'`{s}`' for s in kind.losses())}; headline metric `{kind.headline}`.")
     return "\n".join(rows) + "\n"

@@ -14,7 +14,7 @@ from xdistill.data.task import Task, load_task
 from xdistill.kinds.classification.evaluate import evaluate_run
 from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.prepare import prepare_teachers
-from xdistill.kinds.classification.run import distill_classification, resolve_student, student_problems
+from xdistill.kinds.classification.run import distill_classification, resolve_student
 from xdistill.kinds.registry import KINDS, TaskKind
 from xdistill.losses import losses_consuming
 from xdistill.select.config import AUTO_METRIC
@@ -69,16 +69,6 @@ def _method_problems(config: DistillConfig, method, teachers_given: bool) -> lis
     return problems
 
 
-def distill(config: DistillConfig, task: Task, given, runtime):
-    if given.student is None:
-        problems = student_problems(config, task)
-        if problems:
-            from xdistill.errors import XDistillError
-
-            raise XDistillError(problems[0])
-    return distill_classification(config, task, given, runtime)
-
-
 KINDS.register("classification", TaskKind(
     summary="images, feature vectors or texts labelled with one of C classes",
     splits=("labeled", "unlabeled", "test"),
@@ -88,7 +78,7 @@ KINDS.register("classification", TaskKind(
     metrics=METRICS,
     load=load_task,
     prepare=prepare_teachers,
-    distill=distill,
+    distill=distill_classification,
     evaluate=evaluate_run,
     config_problems=config_problems,
     resolve=resolve_student,

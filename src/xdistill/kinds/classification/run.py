@@ -45,15 +45,14 @@ def resolve_student(config: DistillConfig, task: Task) -> DistillConfig:
     return dataclasses.replace(config, student=StudentConfig(DEFAULT_STUDENTS[task.input], dict(config.student.knobs)))
 
 
-def student_problems(config: DistillConfig, task: Task) -> list[str]:
-    """A student family that cannot read the task's inputs, found before any teacher runs."""
+def check_student_reads(config: DistillConfig, task: Task) -> None:
+    """Refuse, before any teacher runs, a student family that cannot read the task's inputs."""
     family = STUDENTS.get(config.student.name)
     needed = STUDENT_INPUT[task.input]
-    if needed in family.inputs:
-        return []
-    fitting = [name for name, f in STUDENTS.items() if needed in f.inputs]
-    return [f"Student '{family.name}' reads {', '.join(family.inputs)} inputs, but task '{task.name}' has "
-            f"{task.input} inputs. Choose one of: {', '.join(fitting)} (--student NAME)."]
+    if needed not in family.inputs:
+        fitting = [name for name, f in STUDENTS.items() if needed in f.inputs]
+        raise XDistillError(f"Student '{family.name}' reads {', '.join(family.inputs)} inputs, but task '{task.name}' "
+                            f"has {task.input} inputs. Choose one of: {', '.join(fitting)} (--student NAME).")
 
 
 def student_inputs(task: Task) -> StudentInputs:
@@ -136,6 +135,8 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
 def distill_classification(config: DistillConfig, task: Task, given: DistillInputs, runtime: Runtime) -> DistillResult:
     """Train a student on a classification task with ``config.method``; write outputs to ``config.out``."""
     started = time.perf_counter()
+    if given.student is None:
+        check_student_reads(config, task)
     method = METHODS.get(config.method)
     out = Path(config.out) if config.out else None
     if out is not None and not config.resume and (out / "checkpoint.safetensors").exists():
