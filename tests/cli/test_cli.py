@@ -47,6 +47,10 @@ def test_cache_rank_distill_eval_export(tiny_task, tiny_zoo, tmp_path, capsys):
 
     assert run_cli("eval", str(out), "--task", str(tiny_task), "--json", str(tmp_path / "e.json")) == 0
     assert json.loads((tmp_path / "e.json").read_text())["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    # without --task, a run is scored on the task its config.yaml names, by its kind (student.json)
+    assert json.loads((out / "student.json").read_text())["kind"] == metrics["kind"] == "classification"
+    assert run_cli("eval", str(out), "--json", str(tmp_path / "e2.json")) == 0
+    assert json.loads((tmp_path / "e2.json").read_text()) == json.loads((tmp_path / "e.json").read_text())
     for fmt in ("onnx", "torchscript"):
         assert run_cli("export", str(out), "--format", fmt, "--json", str(tmp_path / f"{fmt}.json")) == 0
         assert json.loads((tmp_path / f"{fmt}.json").read_text())["max_abs_diff"] <= 1e-5
