@@ -30,10 +30,6 @@ from xdistill.train.config import DEFAULT_STUDENTS, PretrainConfig
 from xdistill.train.inputs import StudentInputs
 from xdistill.train.loop import cosine_lr
 
-# The student input kind each pretraining input becomes (see xdistill.students.build.STUDENT_INPUTS).
-_STUDENT_INPUT = {"image": "image", "features": "vector"}
-
-
 def pretraining_data(config: PretrainConfig) -> tuple[Split, str, list[str]]:
     """The labeled pool (a task's labeled split, or an image folder with one sub-folder per class),
     its input kind and its class names."""
