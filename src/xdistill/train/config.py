@@ -66,6 +66,7 @@ class DistillConfig:
     prepare_dim: int = _SELECTION.prepare_dim  # PCA components kept by 'pca'
     weight_temperature: float = _SELECTION.weight_temperature  # softmax temperature over standardised scores
     top_k: int = _SELECTION.top_k  # teachers a multi-teacher method mixes (0 = all)
+    unlabeled_sample: int = _SELECTION.unlabeled_sample  # unlabeled samples selection and bridges use; 0 = all
     mix: str = MIXES[0]  # how a multi-teacher method mixes them per sample: gated | average (see MIXES)
     device: str = "cpu"  # cpu | cuda (bf16 autocast on CUDA)
     threads: int = 0  # torch CPU threads; 0 = torch's default
