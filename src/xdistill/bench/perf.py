@@ -246,15 +246,16 @@ def _reset_peak_rss() -> bool:
 
 
 class SyntheticCNN(torch.nn.Module):
-    """A small image teacher (two conv blocks, 64-d features, 10 classes) for the memory measurement."""
+    """A small image teacher (two conv blocks, ``2 * width``-d features, 10 classes) for the memory
+    measurement (width 32: 64-d features) and the scale sweep."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = 32) -> None:
         super().__init__()
         conv = torch.nn.Conv2d
-        self.body = torch.nn.Sequential(conv(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                                        conv(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                                        torch.nn.Flatten())
-        self.head = torch.nn.Linear(64, 10)
+        self.body = torch.nn.Sequential(conv(1, width, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                        conv(width, 2 * width, 3, padding=1), torch.nn.ReLU(),
+                                        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        self.head = torch.nn.Linear(2 * width, 10)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.body(x)
