@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 SWEEP_CASES = (("npy", 10_000), ("npy", 100_000), ("npy", 1_000_000), ("png", 10_000), ("png", 100_000))
-SWEEP_STEPS = 200  # training steps of the distill run (one epoch, capped): the same work at every pool size
+SWEEP_STEPS = 100  # training steps of the distill run (one epoch, capped): the same work at every pool size
 SWEEP_TEACHER_WIDTH = 8  # SyntheticCNN width of the sweep's teacher (~0.6 MFLOPs per image)
 SPLIT_SIZE = 200  # images in the labeled and in the test split
 IMAGE_SIDE = 28

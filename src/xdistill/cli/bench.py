@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         perf: bool = typer.Option(False, "--perf", help="Measure the cache's time and memory costs instead."),
         sweep: bool = typer.Option(False, "--sweep", help="With --perf: cache and distill synthetic pools of 10k, 100k "
                                    "and 1M images on disk (x.npy, PNG folders), fresh processes, peak RSS and images/s."),
-        sweep_steps: int = typer.Option(200, "--sweep-steps", help="With --sweep: training steps of each distill run."),
+        sweep_steps: int = typer.Option(100, "--sweep-steps", help="With --sweep: training steps of each distill run."),
         track: bool = typer.Option(False, "--track", help="Log new runs to TensorBoard / MLflow when installed."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Teacher-output cache (default: $XDISTILL_HOME/cache)."),
         home: Optional[Path] = typer.Option(None, "--home", help="Where the demo world lives (default: $XDISTILL_HOME)."),
