@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xdistill.data import load_task, save_task, task_from_arrays
 from xdistill.data import fingerprint as fingerprint_module
-from xdistill.data import lazy
+from xdistill.data import lazy, load_task, save_task, task_from_arrays
 from xdistill.data.fingerprint import FINGERPRINT_SUFFIX, fingerprint_arrays
 from xdistill.data.lazy import ImageFolderArray, evenly_spaced
 from xdistill.errors import XDistillError

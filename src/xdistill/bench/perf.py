@@ -437,8 +437,9 @@ def perf_markdown(results: dict) -> str:
               "source classes):", "", "| metric | seconds |", "|---|---|"]
     lines += [f"| {name} | {sec:.3f} |" for name, sec in results["metrics"]["seconds"].items()]
     if "linear_probe_seconds" in t:
-        lines += ["", f"linear_probe_accuracy: {t['linear_probe_seconds']['value']:.3f} s, target "
-                  f"{t['linear_probe_seconds']['target']} s, met: {'yes' if t['linear_probe_seconds']['met'] else 'no'}."]
+        probe = t["linear_probe_seconds"]
+        lines += ["", (f"linear_probe_accuracy: {probe['value']:.3f} s, target {probe['target']} s, "
+                       f"met: {'yes' if probe['met'] else 'no'}.")]
     lines += ["", "| images | image bytes (MiB) | RSS before extraction (MiB) | peak RSS (MiB) | increase (MiB) |",
               "|---|---|---|---|---|"]
     lines += [f"| {r['n']:,} | {r['images_bytes'] / mb:.1f} | {r['rss_before_bytes'] / mb:.1f} | "

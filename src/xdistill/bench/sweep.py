@@ -220,11 +220,11 @@ def sweep_markdown(results: dict) -> str:
     mach, mb = results["machine"], 1024 * 1024
     load = ", ".join(f"{x:.2f}" for x in mach.get("load_average") or [])
     after = ", ".join(f"{x:.2f}" for x in mach.get("load_average_after") or [])
-    lines = [f"Machine: {mach['cpu']}; {mach['usable_cores']} usable of {mach['logical_cores']} logical cores; "
-             f"torch {mach['torch']}; load average {load} before, {after} after.",
+    lines = [(f"Machine: {mach['cpu']}; {mach['usable_cores']} usable of {mach['logical_cores']} logical cores; "
+              f"torch {mach['torch']}; load average {load} before, {after} after."),
              f"Teacher: SyntheticCNN width {results['teacher_width']}; distill: 1 epoch of {results['steps']} steps.", "",
-             "| pool | images | cache peak RSS (MiB) | extraction images/s | cache bytes/image | distill peak RSS (MiB) "
-             "| training images/s |", "|---|---|---|---|---|---|---|"]
+             ("| pool | images | cache peak RSS (MiB) | extraction images/s | cache bytes/image | distill peak RSS (MiB) "
+              "| training images/s |"), "|---|---|---|---|---|---|---|"]
     for c in results["cases"]:
         lines.append(f"| {'x.npy memmap' if c['layout'] == 'npy' else 'PNG folder'} | {c['n']:,} | "
                      f"{c['cache']['peak_rss_bytes'] / mb:.0f} | {c['cache']['images_per_s']:,.0f} | "
