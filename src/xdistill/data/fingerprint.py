@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,8 @@ def fingerprint_image_folder(root: Path, images: ImageFolderArray) -> str:
     """sha256 of an image folder's files (relative path, length, content) in their sorted order."""
     digest = hashlib.sha256()
     digest.update(f"images{images.image_shape}".encode())
-    for path in images.files:
-        relative = path.relative_to(root).as_posix().encode("utf-8")
+    for i in range(len(images)):
+        path, relative = images.path(i), images.relative[i]
         digest.update(len(relative).to_bytes(8, "little"))
         digest.update(relative)
         digest.update(path.stat().st_size.to_bytes(8, "little"))
@@ -74,20 +75,21 @@ def fingerprint_image_folder(root: Path, images: ImageFolderArray) -> str:
     return digest.hexdigest()
 
 
-def _files_of(source: Path, x) -> list[Path]:
+def _files_of(source: Path, x) -> Iterator[tuple[str, Path]]:
+    """(relative name, path) of every file a split was read from, one at a time."""
     if isinstance(x, ImageFolderArray):
-        return list(x.files)
-    if source.is_dir():
-        return sorted(p for p in (source / "x.npy", source / "y.npy") if p.is_file())
-    return [source]
+        yield from ((x.relative_path(i), x.path(i)) for i in range(len(x)))
+    elif source.is_dir():
+        yield from ((p.name, p) for p in (source / "x.npy", source / "y.npy") if p.is_file())
+    else:
+        yield source.name, source
 
 
-def stat_key(source: Path, files: list[Path]) -> str:
+def stat_key(files: Iterable[tuple[str, Path]]) -> str:
     """sha256 of the files' relative paths, sizes and modification times: what invalidates a stored fingerprint."""
     digest = hashlib.sha256()
-    for path in files:
+    for relative, path in files:
         info = path.stat()
-        relative = path.relative_to(source).as_posix() if path != source else path.name
         digest.update(f"{relative}|{info.st_size}|{info.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
@@ -102,7 +104,7 @@ def split_fingerprint(source: Path | None, x, y: np.ndarray | None) -> str:
     if source is None:
         return fingerprint_arrays(x, y)
     source = Path(source)
-    key = stat_key(source, _files_of(source, x))
+    key = stat_key(_files_of(source, x))
     stored_at = fingerprint_path(source)
     remembered = _in_memory.get((str(source.resolve()), key))
     if remembered is not None:

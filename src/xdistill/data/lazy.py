@@ -46,16 +46,19 @@ def decode_image(path: Path) -> np.ndarray:
 class ImageFolderArray:
     """The images of a folder as a read-only uint8 array [N, H, W] or [N, H, W, C], decoded on demand.
 
-    ``files`` are decoded in the given order; ``shape`` comes from ``first_shape`` (one image's
-    [H, W] or [H, W, C]), and an image of another shape is an error when it is decoded. Up to
-    :data:`DECODED_CACHE_BYTES` of decoded images are kept, least recently used dropped first.
+    ``relative`` are the image files' paths relative to ``root`` (``"cat/001.png"``), in sample
+    order; they are kept as one array of UTF-8 bytes (about their length per image, not a Python
+    object each). ``shape`` comes from ``first_shape`` (one image's [H, W] or [H, W, C]), and an
+    image of another shape is an error when it is decoded. Up to :data:`DECODED_CACHE_BYTES` of
+    decoded images are kept, least recently used dropped first.
     """
 
     dtype = np.dtype(np.uint8)
 
-    def __init__(self, files: Sequence[Path], first_shape: tuple[int, ...],
+    def __init__(self, root: Path, relative: Sequence[str], first_shape: tuple[int, ...],
                  decoder: Callable[[Path], np.ndarray] | None = None) -> None:
-        self.files = list(files)
+        self.root = Path(root)
+        self.relative = np.array([r.encode("utf-8") for r in relative], dtype=np.bytes_)
         self.image_shape = tuple(int(s) for s in first_shape)
         self._decoder = decoder
         self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -64,7 +67,7 @@ class ImageFolderArray:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(self.files), *self.image_shape)
+        return (len(self.relative), *self.image_shape)
 
     @property
     def ndim(self) -> int:
@@ -75,21 +78,29 @@ class ImageFolderArray:
         return int(np.prod(self.shape))
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.relative)
 
     def __repr__(self) -> str:
-        return f"ImageFolderArray({len(self.files)} images of shape {self.image_shape})"
+        return f"ImageFolderArray({len(self.relative)} images of shape {self.image_shape})"
+
+    def relative_path(self, i: int) -> str:
+        """Sample ``i``'s file, relative to the folder."""
+        return self.relative[i].decode("utf-8")
+
+    def path(self, i: int) -> Path:
+        """Sample ``i``'s file."""
+        return self.root / self.relative_path(i)
 
     def _image(self, i: int) -> np.ndarray:
         found = self._decoded.get(i)
         if found is not None:
             self._decoded.move_to_end(i)
             return found
-        image = (self._decoder or decode_image)(self.files[i])
+        image = (self._decoder or decode_image)(self.path(i))
         self.decoded_count += 1
         if image.shape != self.image_shape:
             raise XDistillError(
-                f"The image '{self.files[i]}' is {image.shape}, but the split's images are {self.image_shape}. "
+                f"The image '{self.path(i)}' is {image.shape}, but the split's images are {self.image_shape}. "
                 "Resize every image of a task to one size."
             )
         self._decoded[i] = image
@@ -98,7 +109,7 @@ class ImageFolderArray:
         return image
 
     def __getitem__(self, index) -> np.ndarray:
-        n = len(self.files)
+        n = len(self.relative)
         if isinstance(index, (int, np.integer)):
             i = int(index)
             if not -n <= i < n:

@@ -15,6 +15,7 @@ Formats:
 from __future__ import annotations
 
 import csv
+import os
 import io
 import json
 import zipfile
@@ -197,23 +198,29 @@ def _load_npy_folder(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | No
 _load_image = decode_image  # the decoder of image folders, kept under its former name
 
 
-def _load_image_folder(path: Path, name: str, classes: list[str], require_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    subdirs = sorted(p for p in path.iterdir() if p.is_dir())
-    flat = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    files: list[Path] = []
+def _image_names(folder: Path) -> list[str]:
+    """Sorted names of the image files directly in ``folder`` (read with scandir: no stat per file)."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+
+
+def _load_image_folder(path: Path, name: str, classes: list[str], require_labels: bool) -> tuple[ImageFolderArray, np.ndarray | None]:
+    with os.scandir(path) as entries:
+        subdirs = sorted(e.name for e in entries if e.is_dir())
+    flat = [] if subdirs else _image_names(path)
+    files: list[str] = []
     labels: list[int] = []
     if subdirs:
-        unknown = [d.name for d in subdirs if d.name not in classes]
+        unknown = [d for d in subdirs if d not in classes]
         if unknown:
             raise XDistillError(
                 f"The image folder '{path}' has sub-folders {unknown} that are not classes of the task "
                 f"({', '.join(classes)}). Rename them to class names."
             )
         for d in subdirs:
-            for f in sorted(d.iterdir()):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                    files.append(f)
-                    labels.append(classes.index(d.name))
+            names = _image_names(path / d)
+            files += [f"{d}/{f}" for f in names]
+            labels += [classes.index(d)] * len(names)
     elif flat:
         if require_labels:
             raise XDistillError(
@@ -223,7 +230,7 @@ def _load_image_folder(path: Path, name: str, classes: list[str], require_labels
         files = flat
     if not files:
         raise XDistillError(f"The image folder '{path}' for split '{name}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-    x = ImageFolderArray(files, decode_image(files[0]).shape)
+    x = ImageFolderArray(path, files, decode_image(path / files[0]).shape)
     _check_image_sizes(path, x)
     return x, (np.asarray(labels, dtype=np.int64) if subdirs else None)
 
@@ -235,7 +242,7 @@ def _check_image_sizes(path: Path, images: ImageFolderArray) -> None:
 
     first = images.image_shape
     for i in evenly_spaced(len(images), VALIDATION_HEADERS).tolist():
-        file = images.files[i]
+        file = images.path(i)
         try:
             with Image.open(file) as image:
                 shape = (image.size[1], image.size[0])
@@ -245,7 +252,7 @@ def _check_image_sizes(path: Path, images: ImageFolderArray) -> None:
         if shape != first[:2] or grey != (len(first) == 2):
             raise XDistillError(
                 f"The images of '{path}' have mixed sizes: '{file.name}' is {shape[0]}x{shape[1]}"
-                f"{' grey' if grey else ''}, '{images.files[0].name}' is {first}. Resize them to one size."
+                f"{' grey' if grey else ''}, '{images.path(0).name}' is {first}. Resize them to one size."
             )
 
 
