@@ -15,9 +15,9 @@ Formats:
 from __future__ import annotations
 
 import csv
-import os
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
