@@ -23,7 +23,9 @@ def test_extraction_overhead_times_both_sides_on_the_same_batches(tiny_task, tin
     found = perf.extraction_overhead(task, teachers, tmp_path, repeats=2, batch_size=8)
     assert found["teacher_samples"] == 2 * (12 + 30 + 9)
     assert len(found["bare_forward_runs_s"]) == len(found["cache_task_runs_s"]) == 2
-    assert found["ratio"] == found["cache_task_s"] / found["bare_forward_s"] > 0
+    paired = [c / b for c, b in zip(found["cache_task_runs_s"], found["bare_forward_runs_s"])]
+    assert found["ratio"] == np.median(paired) > 0  # the median of the paired ratios, not a ratio of medians
+    assert found["ratio_spread"] == {"median": found["ratio"], "min": min(paired), "max": max(paired)}
     assert len(list(tmp_path.glob("extraction-*/entries/*/entry.json"))) == 2 * 2 * 3  # fresh folder per repeat
 
 
@@ -60,6 +62,28 @@ def test_epoch_times_compare_each_run_with_the_right_baseline(tiny_task, tiny_zo
     assert np.isclose(found["cached_vs_supervised_method"], s["distill_cached"] / s["labels_only_method"])
     assert np.isclose(found["online_vs_cached"], s["distill_online"] / s["distill_cached"])
     assert set(found["teacher_flops"]) == {"t0", "t1"} and found["flop_ratio"] > 0
+    ideal = perf.ideal_online_ratio(found["flop_ratio"], 16, 4, True)
+    assert found["ideal_online_vs_cached"] == ideal
+    assert np.isclose(found["online_fraction_of_ideal_gain"], (found["online_vs_cached"] - 1) / (ideal - 1))
+
+
+def test_ideal_online_ratio_counts_student_training_and_teacher_forward_flops():
+    # B = 16, U = 64: the student trains on 16 + 64 + 64 images (x3 for backward), the teachers see 64.
+    assert perf.ideal_online_ratio(8.7, 16, 4, True) == 1 + 8.7 * 64 / (3 * 144)
+    assert perf.ideal_online_ratio(8.7, 16, 4, False) == 1 + 8.7 * 64 / (3 * 80)
+
+
+def test_online_target_is_half_the_ideal_gain_and_the_probe_must_take_under_a_second():
+    results = {"extraction": {"ratio": 1.0}, "memory": {"growth": 1.0},
+               "epochs": {"cached_vs_supervised": 1.0, "online_vs_cached": 1.6, "ideal_online_vs_cached": 2.2},
+               "metrics": {"seconds": {"linear_probe_accuracy": 0.7}}}
+    verdicts = perf.verdicts(results)
+    assert verdicts["online_vs_cached"]["target"] == ">= 1.6" and verdicts["online_vs_cached"]["met"]
+    assert verdicts["linear_probe_seconds"]["met"]
+    results["epochs"]["online_vs_cached"] = 1.55
+    results["metrics"]["seconds"]["linear_probe_accuracy"] = 1.0
+    verdicts = perf.verdicts(results)
+    assert not verdicts["online_vs_cached"]["met"] and not verdicts["linear_probe_seconds"]["met"]
 
 
 def test_markdown_shows_every_figure_and_its_verdict():

@@ -15,11 +15,13 @@ import pytest
 
 from xdistill.errors import XDistillError
 from xdistill.select import METRICS, compute_metric, knn_loo_accuracy, linear_probe_accuracy, nce
+from xdistill.select.probes import canonical_order
 
 from .transferability_reference import (
     REFERENCES,
     random_case,
     reference_knn_loo_accuracy,
+    reference_linear_probe_accuracy,
     reference_nce,
     reference_value,
 )
@@ -238,6 +240,27 @@ def test_invalid_options_are_explained(case, name, options, message):
     with pytest.raises(XDistillError, match=message):
         compute_metric(name, case["features"], labels=case["labels"], **options)
 
+
+
+def test_canonical_order_is_the_lexicographic_order_of_features_then_labels():
+    rng = np.random.default_rng(3)
+    for columns in (1, 3, 12):  # ties beyond the first 8 columns go to the full key
+        features = rng.integers(-2, 3, (200, columns)).astype(np.float64) * 0.75
+        features[:5] = 0.0
+        features[5:10] = -0.0  # equal to 0.0, as in a tuple comparison
+        labels = rng.integers(0, 3, 200)
+        expected = np.lexsort(np.vstack([labels, (features + 0.0).T[::-1]]))
+        np.testing.assert_array_equal(canonical_order(features, labels), expected)
+
+
+@pytest.mark.parametrize("shape", [(300, 40, 5), (40, 300, 5)], ids=["primal", "dual"])
+def test_fast_linear_probe_matches_its_literal_reference(shape):
+    # Both forms of the closed-form probe against the per-fold solve of the reference; accuracies are
+    # counts of equal argmaxes, so they agree exactly unless a score ties to rounding (rel 1e-12).
+    case = random_case(np.random.default_rng(list(shape)), *shape)
+    for C in (0.1, 1.0, 10.0):
+        expected = reference_linear_probe_accuracy(case["features"], case["labels"], C=C)
+        assert linear_probe_accuracy(case["features"], case["labels"], C=C) == pytest.approx(expected, rel=1e-12)
 
 if __name__ == "__main__":
     write_fixture()

@@ -5,8 +5,11 @@
     out = cache.load(teacher, task.unlabeled)              # never runs a teacher
 
 Extraction holds one batch of inputs and one shard of outputs at a time, so
-its memory does not grow with the split. A shard that fails its checksum is
-recomputed with a warning, never used.
+its memory does not grow with the split: a lazy split (a memory-mapped
+``x.npy``, an image folder) is read batch by batch, and the pages of a memory
+map are released after each shard. A shard that fails its checksum is
+recomputed with a warning, never used. :meth:`TeacherCache.load_rows` and
+:meth:`TeacherCache.iter_shards` read an entry without holding it whole.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 
 from xdistill.cache.store import CachedOutputs, CacheStore, CorruptShard, entry_key, now
 from xdistill.data.augment import augment
+from xdistill.data.lazy import release_pages
 from xdistill.data.task import Split, Task
 from xdistill.data.tensors import images_to_tensor
 from xdistill.errors import XDistillError
@@ -122,6 +126,7 @@ class TeacherCache:
                 parts.setdefault(name, []).append(_as_numpy(tensor))
             if bar is not None:
                 bar.update(b1 - b0)
+        release_pages(split.x)
         return {name: np.ascontiguousarray(_stored(np.concatenate(arrays))) for name, arrays in parts.items()}
 
     def ensure(self, teacher: Teacher, split: Split, view: int = 0, summary: CacheSummary | None = None,
@@ -229,6 +234,38 @@ class TeacherCache:
             return None
         joined = {name: np.concatenate(arrs) if len(arrs) > 1 else arrs[0] for name, arrs in parts.items()}
         return CachedOutputs(key, joined)
+
+    def iter_shards(self, teacher: Teacher, split: Split, view: int = 0) -> Iterable[tuple[int, int, dict[str, np.ndarray]]]:
+        """``(start, stop, arrays)`` of each verified shard of a complete entry, one shard in memory at a
+        time, computing the entry first when it is missing."""
+        key = self.key(teacher, split, view)
+        info = self.store.read_entry_info(key)
+        if info is None or info.get("n") != len(split):
+            self.ensure(teacher, split, view)
+            info = self.store.read_entry_info(key)
+        for index, (start, stop) in enumerate(_ranges(len(split), int(info["shard_size"]))):
+            try:
+                arrays = self.store.read_shard(key, index, start, stop)
+            except (FileNotFoundError, CorruptShard):
+                self.ensure(teacher, split, view)
+                arrays = self.store.read_shard(key, index, start, stop)
+            yield start, stop, arrays
+
+    def load_rows(self, teacher: Teacher, split: Split, index: np.ndarray, view: int = 0) -> CachedOutputs:
+        """The teacher's cached outputs on samples ``index`` [M] of a split (in that order), read shard by
+        shard: memory grows with M, not with the split."""
+        index = np.asarray(index, dtype=np.int64)
+        if len(index) == len(split) and np.array_equal(index, np.arange(len(split))):
+            return self.load(teacher, split, view)
+        parts: dict[str, np.ndarray] = {}
+        key = self.key(teacher, split, view)
+        for start, stop, arrays in self.iter_shards(teacher, split, view):
+            inside = np.flatnonzero((index >= start) & (index < stop))
+            for name, array in arrays.items():
+                if name not in parts:
+                    parts[name] = np.empty((len(index), *array.shape[1:]), dtype=array.dtype)
+                parts[name][inside] = array[index[inside] - start]
+        return CachedOutputs(key, parts)
 
     def load(self, teacher: Teacher, split: Split, view: int = 0) -> CachedOutputs:
         """The teacher's outputs on a split: from the cache, computing (and caching) what is missing."""

@@ -1,5 +1,6 @@
 """``xdistill bench``: every target x method x seed of a suite, with tables and
-an HTML report; ``--perf`` measures what the teacher cache costs instead."""
+an HTML report; ``--perf`` measures what the teacher cache costs instead, and
+``--perf --sweep`` how caching and distillation scale with the pool's size."""
 
 from __future__ import annotations
 
@@ -24,12 +25,27 @@ def register(app: typer.Typer) -> None:
         quick: bool = typer.Option(False, "--quick", help="The short budget (8 epochs); with --perf, fewer repeats."),
         validate: bool = typer.Option(False, "--validate", help="Also correlate each selection metric with accuracy."),
         perf: bool = typer.Option(False, "--perf", help="Measure the cache's time and memory costs instead."),
+        sweep: bool = typer.Option(False, "--sweep", help="With --perf: cache and distill synthetic pools of 10k, 100k "
+                                   "and 1M images on disk (x.npy, PNG folders), fresh processes, peak RSS and images/s."),
+        sweep_steps: int = typer.Option(100, "--sweep-steps", help="With --sweep: training steps of each distill run."),
         track: bool = typer.Option(False, "--track", help="Log new runs to TensorBoard / MLflow when installed."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Teacher-output cache (default: $XDISTILL_HOME/cache)."),
         home: Optional[Path] = typer.Option(None, "--home", help="Where the demo world lives (default: $XDISTILL_HOME)."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here ('-': stdout)."),
     ) -> None:
         """Run every target x method x seed (resumable) and write results.json, results.md and report.html."""
+        if sweep and not perf:
+            from xdistill.errors import XDistillError
+
+            raise XDistillError("--sweep is part of the performance bench. Pass --perf --sweep.")
+        if sweep:
+            from xdistill.bench.sweep import run_sweep
+            from xdistill.errors import XDistillError
+
+            if sweep_steps < 1:
+                raise XDistillError(f"--sweep-steps must be >= 1. Got {sweep_steps}.")
+            emit_json(run_sweep(out=out, steps=sweep_steps, log=console.print), json_out)
+            return
         if perf:
             from xdistill.bench.perf import run_perf
             from xdistill.demo.suite import demo_suite

@@ -4,8 +4,10 @@ Formats:
 - ``.npz`` with ``x`` (images N×H×W or N×H×W×C as uint8 or float in [0, 1],
   or N×D float features) and ``y`` (int labels; absent in ``unlabeled``);
   read with ``allow_pickle=False``.
+- a split folder holding ``x.npy`` (and ``y.npy`` for labeled splits), opened
+  memory-mapped and never read whole (see :mod:`xdistill.data.lazy`);
 - an image folder: one sub-folder per class (named as in ``classes``); an
-  unlabeled folder may be flat.
+  unlabeled folder may be flat. Images are decoded on demand.
 - ``.jsonl`` / ``.csv`` with ``text`` and ``label`` columns for text tasks
   (``label`` is a class name or index; absent or empty in ``unlabeled``).
 """
@@ -13,23 +15,33 @@ Formats:
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from xdistill.data.fingerprint import fingerprint_arrays
+from xdistill.data.lazy import ImageFolderArray, bounded_rows, decode_image, evenly_spaced, release_pages
 from xdistill.errors import XDistillError
 from xdistill.io import atomic_write, atomic_write_text, unusable_path
+
+WRITE_CHUNK_ROWS = 65_536
+VALIDATION_HEADERS = 2_000  # image-folder files whose headers are read at load time (an evenly spaced sample)  # rows copied at a time when writing an x.npy split folder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def validate_split_arrays(x: np.ndarray, y: np.ndarray | None, name: str, input: str, num_classes: int,
                           require_labels: bool) -> list[str]:
-    """Every problem with one split's arrays, as messages (empty when valid)."""
+    """Every problem with one split's arrays, as messages (empty when valid).
+
+    The values of a lazy ``x`` (memory-mapped or an image folder) are checked on an evenly spaced
+    sample of :data:`xdistill.data.lazy.VALIDATION_ROWS` rows, so loading never reads a large
+    pool whole; its shape and dtype are checked in full.
+    """
     problems: list[str] = []
     where = f"split '{name}'"
     if x.ndim == 0:
@@ -54,11 +66,13 @@ def validate_split_arrays(x: np.ndarray, y: np.ndarray | None, name: str, input:
             elif min(x.shape[1:3]) < 1:
                 problems.append(f"The {where} images must be at least 1×1 pixels. Got shape {x.shape}.")
             if x.dtype.kind == "f":
-                if not np.isfinite(x).all():
+                values = bounded_rows(x)
+                if not np.isfinite(values).all():
                     problems.append(f"The {where} 'x' contains NaN or inf. Remove or fix those samples.")
-                elif x.size and (x.min() < 0 or x.max() > 1):
+                elif values.size and (values.min() < 0 or values.max() > 1):
                     problems.append(
-                        f"The {where} float images must lie in [0, 1]. Got values in [{x.min():.3g}, {x.max():.3g}]. "
+                        f"The {where} float images must lie in [0, 1]. Got values in [{values.min():.3g}, "
+                        f"{values.max():.3g}]. "
                         "Divide uint8 images by 255 or store them as uint8."
                     )
             elif x.dtype != np.uint8:
@@ -66,7 +80,7 @@ def validate_split_arrays(x: np.ndarray, y: np.ndarray | None, name: str, input:
         elif input == "features":
             if x.ndim != 2 or x.shape[1] < 1:
                 problems.append(f"The {where} holds feature vectors, so 'x' must be N×D with D >= 1. Got shape {x.shape}.")
-            elif not np.isfinite(x).all():
+            elif not np.isfinite(bounded_rows(x)).all():
                 problems.append(f"The {where} 'x' contains NaN or inf. Remove or fix those samples.")
     if y is None:
         if require_labels:
@@ -92,21 +106,8 @@ def validate_split_arrays(x: np.ndarray, y: np.ndarray | None, name: str, input:
 
 
 def fingerprint_split(x: np.ndarray, y: np.ndarray | None) -> str:
-    """sha256 of a split's content (inputs, dtype, shape and labels)."""
-    digest = hashlib.sha256()
-    if x.dtype == object:
-        digest.update(b"text")
-        for text in x:
-            encoded = str(text).encode("utf-8")
-            digest.update(len(encoded).to_bytes(8, "little"))
-            digest.update(encoded)
-    else:
-        digest.update(f"{x.dtype.str}{x.shape}".encode())
-        digest.update(np.ascontiguousarray(x).data)
-    if y is not None:
-        digest.update(b"labels")
-        digest.update(np.ascontiguousarray(y.astype(np.int64)).data)
-    return digest.hexdigest()
+    """sha256 of a split's content (inputs, dtype, shape and labels), hashed in chunks."""
+    return fingerprint_arrays(x, y)
 
 
 def load_split_file(path: Path, name: str, input: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -117,7 +118,9 @@ def load_split_file(path: Path, name: str, input: str, classes: list[str]) -> tu
         raise XDistillError(f"The split '{name}' file {str(path)!r} cannot be read ({reason}). Check 'splits.{name}' in task.yaml.")
     if not path.exists():
         raise XDistillError(f"The split '{name}' file '{path}' does not exist. Check 'splits.{name}' in task.yaml.")
-    if path.is_dir():
+    if path.is_dir() and (path / "x.npy").is_file():
+        x, y = _load_npy_folder(path, name)
+    elif path.is_dir():
         x, y = _load_image_folder(path, name, classes, require_labels)
     elif path.suffix == ".npz":
         x, y = _load_npz(path, name)
@@ -126,7 +129,7 @@ def load_split_file(path: Path, name: str, input: str, classes: list[str]) -> tu
     else:
         raise XDistillError(
             f"The split '{name}' file '{path}' has an unsupported format '{path.suffix}'. "
-            "Use .npz, an image folder, or .jsonl/.csv for text."
+            "Use .npz, a folder holding x.npy (and y.npy), an image folder, or .jsonl/.csv for text."
         )
     if input == "text" and x.dtype != object:
         raise XDistillError(f"The task input is 'text' but split '{name}' ('{path.name}') holds arrays. Use .jsonl or .csv with a 'text' column.")
@@ -170,35 +173,54 @@ def _load_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     return x, y
 
 
-def _load_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
+def _load_npy(path: Path, mmap: bool) -> np.ndarray:
     try:
-        with Image.open(path) as image:
-            if image.mode not in ("L", "RGB"):
-                image = image.convert("RGB")
-            return np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise XDistillError(f"Cannot read image '{path}' ({exc}). Remove it or replace it with a valid image.") from exc
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise XDistillError(
+                f"'{path}' holds object arrays, which would need unpickling; xdistill refuses to unpickle data files. "
+                "Save plain numeric arrays with numpy.save."
+            ) from exc
+        raise XDistillError(f"'{path}' is not a readable .npy file ({exc}). Re-create it with numpy.save.") from exc
+    except (OSError, EOFError) as exc:
+        raise XDistillError(f"'{path}' is not a readable .npy file ({exc}). Re-create it with numpy.save.") from exc
+    return array
 
 
-def _load_image_folder(path: Path, name: str, classes: list[str], require_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    subdirs = sorted(p for p in path.iterdir() if p.is_dir())
-    flat = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    files: list[Path] = []
+def _load_npy_folder(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x.npy`` memory-mapped (read on demand), ``y.npy`` (labels, small) read whole when present."""
+    x = _load_npy(path / "x.npy", mmap=True)
+    y = _load_npy(path / "y.npy", mmap=False) if (path / "y.npy").is_file() else None
+    return x, y
+
+
+_load_image = decode_image  # the decoder of image folders, kept under its former name
+
+
+def _image_names(folder: Path) -> list[str]:
+    """Sorted names of the image files directly in ``folder`` (read with scandir: no stat per file)."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+
+
+def _load_image_folder(path: Path, name: str, classes: list[str], require_labels: bool) -> tuple[ImageFolderArray, np.ndarray | None]:
+    with os.scandir(path) as entries:
+        subdirs = sorted(e.name for e in entries if e.is_dir())
+    flat = [] if subdirs else _image_names(path)
+    files: list[str] = []
     labels: list[int] = []
     if subdirs:
-        unknown = [d.name for d in subdirs if d.name not in classes]
+        unknown = [d for d in subdirs if d not in classes]
         if unknown:
             raise XDistillError(
                 f"The image folder '{path}' has sub-folders {unknown} that are not classes of the task "
                 f"({', '.join(classes)}). Rename them to class names."
             )
         for d in subdirs:
-            for f in sorted(d.iterdir()):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                    files.append(f)
-                    labels.append(classes.index(d.name))
+            names = _image_names(path / d)
+            files += [f"{d}/{f}" for f in names]
+            labels += [classes.index(d)] * len(names)
     elif flat:
         if require_labels:
             raise XDistillError(
@@ -208,17 +230,30 @@ def _load_image_folder(path: Path, name: str, classes: list[str], require_labels
         files = flat
     if not files:
         raise XDistillError(f"The image folder '{path}' for split '{name}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-    images = [_load_image(f) for f in files]
-    shapes = {img.shape for img in images}
-    if len(shapes) > 1:
-        first = images[0].shape
-        odd = next(f for f, img in zip(files, images) if img.shape != first)
-        raise XDistillError(
-            f"The images of '{path}' have mixed sizes ({', '.join(sorted(str(s) for s in shapes))}); "
-            f"'{odd.name}' differs from {first}. Resize them to one size."
-        )
-    x = np.stack(images)
+    x = ImageFolderArray(path, files, decode_image(path / files[0]).shape)
+    _check_image_sizes(path, x)
     return x, (np.asarray(labels, dtype=np.int64) if subdirs else None)
+
+
+def _check_image_sizes(path: Path, images: ImageFolderArray) -> None:
+    """Image sizes read from the headers of an evenly spaced sample of the files (no pixels decoded);
+    every image is also checked when it is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    first = images.image_shape
+    for i in evenly_spaced(len(images), VALIDATION_HEADERS).tolist():
+        file = images.path(i)
+        try:
+            with Image.open(file) as image:
+                shape = (image.size[1], image.size[0])
+                grey = image.mode == "L"
+        except (UnidentifiedImageError, OSError) as exc:
+            raise XDistillError(f"Cannot read image '{file}' ({exc}). Remove it or replace it with a valid image.") from exc
+        if shape != first[:2] or grey != (len(first) == 2):
+            raise XDistillError(
+                f"The images of '{path}' have mixed sizes: '{file.name}' is {shape[0]}x{shape[1]}"
+                f"{' grey' if grey else ''}, '{images.path(0).name}' is {first}. Resize them to one size."
+            )
 
 
 def _label_index(value: object, classes: list[str], where: str) -> int | None:
@@ -269,6 +304,37 @@ def _load_text_table(path: Path, name: str, classes: list[str]) -> tuple[np.ndar
         missing = labels.index(None) + 1
         raise XDistillError(f"{path.name} row {missing} has no label while others do. Label every row or none.")
     return x, np.asarray(labels, dtype=np.int64)
+
+
+def save_split_folder(path: Path, x, y: np.ndarray | None) -> Path:
+    """Write one split as a folder holding ``x.npy`` (and ``y.npy``), the form read memory-mapped.
+
+    ``x`` may itself be lazy (a memory map, an image folder): it is copied
+    :data:`WRITE_CHUNK_ROWS` rows at a time, each file written atomically.
+    """
+    path = Path(path)
+    if x.dtype == object:
+        raise XDistillError(f"A split folder holds arrays; split '{path.name}' holds text. Save it as .jsonl.")
+
+    def write_x(tmp: Path) -> None:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=x.dtype, shape=tuple(x.shape))
+        for start in range(0, len(x), WRITE_CHUNK_ROWS):
+            out[start:start + WRITE_CHUNK_ROWS] = x[start:start + WRITE_CHUNK_ROWS]
+            out.flush()
+            release_pages(out)
+            release_pages(x)
+        del out
+
+    def write_y(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.asarray(y, dtype=np.int64), allow_pickle=False)
+
+    atomic_write(path / "x.npy", write_x)
+    if y is not None:
+        atomic_write(path / "y.npy", write_y)
+    else:
+        (path / "y.npy").unlink(missing_ok=True)
+    return path
 
 
 def save_split_file(path: Path, x: np.ndarray, y: np.ndarray | None, input: str, classes: list[str]) -> Path:

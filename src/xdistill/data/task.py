@@ -11,10 +11,12 @@ import numpy as np
 import yaml
 
 from xdistill.config import load_yaml
+from xdistill.data.fingerprint import split_fingerprint
+from xdistill.data.lazy import is_lazy
 from xdistill.data.splits import (
-    fingerprint_split,
     load_split_file,
     save_split_file,
+    save_split_folder,
     validate_split_arrays,
 )
 from xdistill.errors import XDistillError, join_problems
@@ -30,15 +32,20 @@ class Split:
     """One split of a target task.
 
     x: images [N, H, W] or [N, H, W, C] (uint8, or float in [0, 1]); feature
-       vectors [N, D] (float); or texts (object array of str, length N).
+       vectors [N, D] (float); or texts (object array of str, length N). A
+       large split is lazy: a read-only memory map of ``x.npy`` or an
+       :class:`~xdistill.data.lazy.ImageFolderArray`; index it (``x[idx]``),
+       never convert it whole.
     y: int64 labels [N] in 0..C-1, or None for the unlabeled split.
     fingerprint: sha256 of the split's content, used to key the cache.
+    source: the file or folder it was read from (None when built in memory).
     """
 
     name: str
     x: np.ndarray
     y: np.ndarray | None
     fingerprint: str = ""
+    source: Path | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -169,7 +176,7 @@ def load_task(path: str | Path) -> Task:
         except XDistillError as exc:
             problems.append(str(exc))
             continue
-        splits[name] = Split(name, x, y)
+        splits[name] = Split(name, x, y, source=root / raw["splits"][name])
     if "labeled" in splits:
         problems += unlabeled_class_problems(classes, splits["labeled"].y)
     if problems:
@@ -253,15 +260,30 @@ def _finish(name: str, classes: list[str], input: str, splits: dict[str, Split],
         if len(set(dims.values())) > 1:
             raise XDistillError(f"All splits of task '{name}' must have the same feature dimension. Got {dims}.")
     for split in splits.values():
-        split.fingerprint = fingerprint_split(split.x, split.y)
+        # A lazy split's fingerprint is stored beside it, so a large pool is hashed once, not on every load.
+        split.fingerprint = split_fingerprint(split.source if is_lazy(split.x) else None, split.x, split.y)
     return Task(name=name, classes=classes, input=input, splits=splits, description=description, root=root)
 
 
-def save_task(task: Task, folder: str | Path) -> Path:
-    """Write a task as a folder: ``task.yaml`` plus one ``.npz`` (or ``.jsonl`` for text) per split."""
+SPLIT_LAYOUTS = ("npz", "npy")  # how save_task writes array splits: one .npz, or a folder of x.npy (+ y.npy)
+
+
+def save_task(task: Task, folder: str | Path, layout: str = "npz") -> Path:
+    """Write a task as a folder: ``task.yaml`` plus one ``.npz`` (or ``.jsonl`` for text) per split.
+
+    ``layout="npy"`` writes each array split as a folder ``<split>/`` holding ``x.npy`` (and
+    ``y.npy``), the form that is read memory-mapped; the inputs are copied in chunks, so a lazy
+    split is never held whole.
+    """
+    if layout not in SPLIT_LAYOUTS:
+        raise XDistillError(f"The 'layout' of save_task must be one of {', '.join(SPLIT_LAYOUTS)}. Got {layout!r}.")
     folder = Path(folder)
     names = {}
     for name, split in task.splits.items():
+        if task.input != "text" and layout == "npy":
+            save_split_folder(folder / name, split.x, split.y)
+            names[name] = name
+            continue
         filename = f"{name}.jsonl" if task.input == "text" else f"{name}.npz"
         save_split_file(folder / filename, split.x, split.y, task.input, task.classes)
         names[name] = filename

@@ -15,6 +15,8 @@ def images_to_tensor(x: np.ndarray) -> torch.Tensor:
     arr = np.asarray(x)
     if arr.ndim == 3:
         arr = arr[:, :, :, None]
+    if not arr.flags.writeable:  # rows of a read-only memory map: a tensor must never write through to the file
+        arr = np.array(arr)
     tensor = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
     if arr.dtype == np.uint8:
         return tensor.float().div_(255.0)

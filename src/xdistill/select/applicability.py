@@ -22,8 +22,8 @@ from xdistill.select.metrics import METRICS
 
 # Ranking quality measured on the demo targets (docs/selection.md, mean Kendall tau with
 # the teachers' bridged accuracy): gbc 0.85, knn 0.78, hscore 0.76, hscore_regularized 0.74,
-# logme 0.74, leep 0.48, nce 0.47, transrate -0.02; linear_probe_accuracy ranked with logme
-# against distilled students and costs most, so it comes after it.
+# logme 0.74, leep 0.48, nce 0.47, transrate -0.02; linear_probe_accuracy (then a logistic probe) ranked with
+# logme against distilled students and costs more, so it comes after it.
 FALLBACK_ORDER = (
     "gbc", "knn_loo_accuracy", "hscore", "hscore_regularized", "logme",
     "linear_probe_accuracy", "leep", "nce", "transrate",

@@ -7,16 +7,14 @@ directly as accuracies.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+import scipy.linalg
 from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits
 
 from xdistill.select._checks import check_metric_inputs, option_problems
 from xdistill.select.metrics import register_metric
 
 NEIGHBOUR_BLOCK = 1024  # rows per block of the pairwise-distance computation (memory ~ block^2)
 CANDIDATES_BEYOND_K = 2  # neighbour candidates kept per sample from float32 distances, beyond k
-LINEAR_PROBE_MAX_ITERATIONS = 1000  # L-BFGS steps per fit; plenty for features of unit scale
 # A held-out sample can only be predicted right when another sample of its class is left to learn from.
 HELD_OUT_CLASS_SIZE = 2
 
@@ -157,14 +155,81 @@ def knn_loo_accuracy(features, labels, k: int = 1) -> float:
     return float(np.mean(predictions[scored] == labels[scored]))
 
 
-@register_metric("linear_probe_accuracy", needs="features", citation="cross-validated logistic regression",
+def _row_keys(features: np.ndarray, labels: np.ndarray, columns: int) -> np.ndarray:
+    """One byte string per row whose byte order is the numeric order of (its first ``columns`` features,
+    then its label): each float64 mapped to an order-preserving unsigned integer, stored big-endian."""
+    bits = np.ascontiguousarray(features[:, :columns] + 0.0).view(np.uint64)  # + 0.0 makes -0.0 equal to 0.0
+    keys = np.where(bits >> np.uint64(63), ~bits, bits | np.uint64(1 << 63))
+    rows = np.ascontiguousarray(np.column_stack([keys, labels.astype(np.uint64)]).astype(">u8"))
+    return rows.view(np.dtype((np.void, rows.shape[1] * 8))).ravel()
+
+
+def canonical_order(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Positions that sort the samples lexicographically by (features [N, D], then label):
+    the order of ``np.lexsort(np.vstack([labels, features.T[::-1]]))``, computed from the first few
+    columns and extended to all of them only when those leave ties."""
+    for columns in (min(8, features.shape[1]), features.shape[1]):
+        keys = _row_keys(features, labels, columns)
+        order = np.argsort(keys, kind="stable")
+        if columns == features.shape[1] or not np.any(keys[order][1:] == keys[order][:-1]):
+            return order
+    raise AssertionError("unreachable")
+
+
+def _ridge_fold_predictions(features: np.ndarray, onehot: np.ndarray, train: np.ndarray, test: np.ndarray,
+                            gram: np.ndarray, test_gram: np.ndarray, sums: np.ndarray, cross: np.ndarray,
+                            C: float) -> np.ndarray:
+    """Predicted classes [len(test)] of the ridge classifier fitted on rows ``train``.
+
+    ``gram = X^T X [D, D]``, ``sums = X^T 1 [D]`` and ``cross = X^T Y [D, C]`` over every row, and
+    ``test_gram`` the test rows' X^T X; the training fold's centred statistics are those minus the
+    test rows' (the primal form, D <= N).
+    """
+    x_test = features[test]
+    n = len(train)
+    sums_t = sums - x_test.sum(axis=0)
+    class_counts = onehot[train].sum(axis=0)
+    scatter = gram - test_gram - np.outer(sums_t, sums_t) / n
+    target = cross - x_test.T @ onehot[test] - np.outer(sums_t, class_counts) / n
+    penalty = np.trace(scatter) / (n * features.shape[1]) / C
+    scatter[np.diag_indices_from(scatter)] += penalty
+    weights = scipy.linalg.cho_solve(scipy.linalg.cho_factor(scatter, check_finite=False), target, check_finite=False)
+    scores = (x_test - sums_t / n) @ weights + class_counts / n
+    return np.argmax(scores, axis=1)
+
+
+def _ridge_fold_predictions_dual(kernel: np.ndarray, onehot: np.ndarray, train: np.ndarray, test: np.ndarray,
+                                 dim: int, C: float) -> np.ndarray:
+    """The same predictions from ``kernel = X X^T [N, N]`` (the dual form, for D > N)."""
+    k_tt, k_st = kernel[np.ix_(train, train)], kernel[np.ix_(test, train)]
+    column_mean = k_tt.mean(axis=0)
+    centred = k_tt - column_mean[:, None] - column_mean[None, :] + column_mean.mean()
+    centred_st = k_st - k_st.mean(axis=1, keepdims=True) - column_mean[None, :] + column_mean.mean()
+    n = len(train)
+    class_mean = onehot[train].mean(axis=0)
+    penalty = np.trace(centred) / (n * dim) / C
+    centred[np.diag_indices_from(centred)] += penalty
+    dual = scipy.linalg.cho_solve(scipy.linalg.cho_factor(centred, check_finite=False), onehot[train] - class_mean,
+                                  check_finite=False)
+    return np.argmax(centred_st @ dual + class_mean, axis=1)
+
+
+@register_metric("linear_probe_accuracy", needs="features",
+                 citation="cross-validated ridge (least-squares) classifier accuracy",
                  min_in_one_class=HELD_OUT_CLASS_SIZE,
                  single_sample_class="keeps the sample of such a class in every training fold and does not score it")
 def linear_probe_accuracy(features, labels, folds: int = 5, C: float = 1.0, seed: int = 0) -> float:
-    """Stratified ``folds``-fold cross-validated accuracy of an L2-regularised
-    multinomial logistic regression (sklearn, inverse regularisation ``C``) on
-    ``features [N, D]``: correct held-out predictions over N. Returns a float in
-    [0, 1].
+    """Stratified ``folds``-fold cross-validated accuracy of a ridge classifier on
+    ``features [N, D]``: correct held-out predictions over N. Returns a float in [0, 1].
+
+    Each fold fits, on its training rows, the least-squares map from the centred
+    features to the centred one-hot labels with an L2 penalty,
+    ``W = (Xc^T Xc + lambda I)^-1 Xc^T Yc`` with ``lambda = mean feature variance / C``
+    (so the fit does not change when the features are rescaled; larger ``C``
+    regularises less), and predicts ``argmax((x - mean) W + class frequencies)``.
+    The closed form makes the probe fast: every fold's statistics come from the
+    ones over all rows minus the fold's test rows, one D x D solve per fold
+    (or one N x N kernel solve when D > N).
 
     With fewer than ``folds`` samples in some class, the number of folds drops to
     the smallest class count of at least 2. The only sample of a class is never
@@ -182,21 +247,30 @@ def linear_probe_accuracy(features, labels, folds: int = 5, C: float = 1.0, seed
         "linear_probe_accuracy", labels, features=features, parameter_problems=problems,
         min_in_one_class=HELD_OUT_CLASS_SIZE,
     )
-    canonical = np.lexsort(np.vstack([inputs.labels, inputs.features.T[::-1]]))
+    canonical = canonical_order(inputs.features, inputs.labels)
     features, labels = inputs.features[canonical], inputs.labels[canonical]
     counts = np.bincount(labels)
     held_out = np.flatnonzero(counts[labels] >= HELD_OUT_CLASS_SIZE)  # samples that take turns in the test fold
     always_trained = np.flatnonzero(counts[labels] < HELD_OUT_CLASS_SIZE)
     used_folds = min(folds, int(counts[counts >= HELD_OUT_CLASS_SIZE].min()))
     splitter = StratifiedKFold(n_splits=used_folds, shuffle=True, random_state=seed)
+    onehot = np.eye(inputs.num_classes)[labels]
+    n, dim = features.shape
+    primal = dim <= n
+    fold_rows = [(np.concatenate([held_out[train], always_trained]), held_out[test])
+                 for train, test in splitter.split(features[held_out], labels[held_out])]
+    if primal:
+        # X^T X as the sum of the test folds' (and the always-trained rows') products, each needed anyway.
+        test_grams = [features[test].T @ features[test] for _, test in fold_rows]
+        gram = sum(test_grams) + features[always_trained].T @ features[always_trained]
+        sums, cross = features.sum(axis=0), features.T @ onehot
+    else:
+        kernel = features @ features.T
     correct = 0
-    # L-BFGS makes many small matrix products, for which BLAS threads cost more than they
-    # save (several times more on a busy machine).
-    with threadpool_limits(limits=1, user_api="blas"):
-        for train, test in splitter.split(features[held_out], labels[held_out]):
-            train = np.concatenate([held_out[train], always_trained])
-            test = held_out[test]
-            model = LogisticRegression(C=C, max_iter=LINEAR_PROBE_MAX_ITERATIONS)
-            model.fit(features[train], labels[train])
-            correct += int(np.sum(model.predict(features[test]) == labels[test]))
+    for fold, (train, test) in enumerate(fold_rows):
+        if primal:
+            predicted = _ridge_fold_predictions(features, onehot, train, test, gram, test_grams[fold], sums, cross, C)
+        else:
+            predicted = _ridge_fold_predictions_dual(kernel, onehot, train, test, dim, C)
+        correct += int(np.sum(predicted == labels[test]))
     return correct / len(held_out)

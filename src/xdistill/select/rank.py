@@ -4,7 +4,11 @@ rank them, and turn the scores into teacher weights.
 Scores use the labeled split only (the labels are what the metrics need);
 features are first put on a common footing by :func:`prepare_features`,
 fitted on the labeled and unlabeled features together (no labels involved),
-so teachers of different feature dimension and scale compare fairly.
+so teachers of different feature dimension and scale compare fairly. On a
+large pool, the unlabeled side is a seeded sample of
+``SelectionConfig.unlabeled_sample`` samples (see
+:func:`xdistill.select.config.unlabeled_positions`), read from the cache
+shard by shard, so ranking's time and memory do not grow with the pool.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from xdistill.select.applicability import (
     not_applicable_reason,
     teacher_inputs,
 )
-from xdistill.select.config import AUTO_METRIC, SelectionConfig
+from xdistill.select.config import AUTO_METRIC, SelectionConfig, unlabeled_positions
 from xdistill.select.metrics import METRICS, compute_metric
 from xdistill.select.prepare import prepare_features
 from xdistill.select.weights import rank_order, teacher_weights
@@ -139,9 +143,10 @@ def rank_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCache,
         metrics = [metric, *metrics]
     rows = []
     reasons = {}
+    sample = unlabeled_positions(len(task.unlabeled), selection.unlabeled_sample)
     for teacher in teachers:
         labeled = cache.load(teacher, task.labeled)
-        unlabeled = cache.load(teacher, task.unlabeled)
+        unlabeled = cache.load_rows(teacher, task.unlabeled, sample)
         scores, reasons[teacher.name] = score_teacher(labeled, unlabeled, labels, metrics, selection)
         spec = getattr(teacher, "spec", None)
         rows.append(TeacherRanking(teacher.name, getattr(spec, "domain", ""), getattr(spec, "architecture", ""),

@@ -44,6 +44,7 @@ class DistillConfig:
     init: str = ""  # generic pretrained student (.safetensors, see xdistill pretrain) to start from
     seed: int = 0  # seeds data order, augmentation and initialisation
     epochs: int = 30  # passes over the unlabeled pool (steps per epoch = unlabeled / unlabeled batch)
+    max_steps_per_epoch: int = 0  # cap on an epoch's steps, for fixed-cost runs on large pools; 0 = a full pass
     batch_size: int = 16  # labeled samples per step (small batches: more steps for the same compute)
     unlabeled_ratio: int = 4  # unlabeled samples per labeled sample in a step (FixMatch's mu)
     lr: float = 1e-2  # peak learning rate of AdamW (linear warm-up, cosine decay to 0)
@@ -66,6 +67,7 @@ class DistillConfig:
     prepare_dim: int = _SELECTION.prepare_dim  # PCA components kept by 'pca'
     weight_temperature: float = _SELECTION.weight_temperature  # softmax temperature over standardised scores
     top_k: int = _SELECTION.top_k  # teachers a multi-teacher method mixes (0 = all)
+    unlabeled_sample: int = _SELECTION.unlabeled_sample  # unlabeled samples selection and bridges use; 0 = all
     mix: str = MIXES[0]  # how a multi-teacher method mixes them per sample: gated | average (see MIXES)
     device: str = "cpu"  # cpu | cuda (bf16 autocast on CUDA)
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -94,6 +96,8 @@ class DistillConfig:
             problems.append(f"'fixmatch_threshold' must lie in [0, 1]. Got {self.fixmatch_threshold}.")
         if self.views < 0:
             problems.append(f"'views' must be >= 0. Got {self.views}.")
+        if self.max_steps_per_epoch < 0:
+            problems.append(f"'max_steps_per_epoch' must be >= 0 (0 = a full pass). Got {self.max_steps_per_epoch}.")
         if self.mix not in MIXES:
             problems.append(f"'mix' must be one of {', '.join(MIXES)}. Got {self.mix!r}.")
         if not 0 <= self.threads <= 1024:

@@ -3,7 +3,9 @@ deterministic sampling order.
 
 Images are scaled to [0, 1], augmented, then normalised with mean 0.5 and
 std 0.5 per channel (recorded in student.json so exported students get the
-same preprocessing). Feature vectors are used as they are.
+same preprocessing). Feature vectors are used as they are. A lazy split is
+read per batch (only the rows of ``index``), and the pages of a memory map are
+released after each read so resident memory stays that of one batch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 
 from xdistill.data.augment import augment
+from xdistill.data.lazy import release_pages
 from xdistill.data.task import Split
 from xdistill.data.tensors import images_to_tensor
 
@@ -37,7 +40,9 @@ class StudentInputs:
 
     def raw_images(self, split: Split, index: np.ndarray) -> torch.Tensor:
         """Images [B, C, H, W] in [0, 1] (before normalisation)."""
-        return images_to_tensor(split.x[index])
+        images = images_to_tensor(split.x[index])
+        release_pages(split.x)
+        return images
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return (images - IMAGE_MEAN) / IMAGE_STD
@@ -48,7 +53,9 @@ class StudentInputs:
             return self.normalise(self.raw_images(split, index))
         if self.kind == "text":
             return self.tokenizer.encode([str(t) for t in split.x[index]])
-        return torch.as_tensor(np.asarray(split.x[index], dtype=np.float32))
+        vectors = torch.as_tensor(np.asarray(split.x[index], dtype=np.float32))
+        release_pages(split.x)
+        return vectors
 
     def encode_all(self, split: Split, batch_size: int = 1024) -> list[torch.Tensor]:
         return [self.encode(split, np.arange(i, min(i + batch_size, len(split)))) for i in range(0, len(split), batch_size)]

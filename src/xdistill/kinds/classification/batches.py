@@ -2,7 +2,10 @@
 that use them) unlabeled samples in a weak and a strong augmented view.
 
 Every method takes the same number of steps, one pass over the unlabeled pool
-per epoch, so baselines and distillation get the same compute.
+per epoch, so baselines and distillation get the same compute. A lazy split is
+indexed per step (only the batch's rows are read or decoded); teacher targets
+come from the combined, precomputed targets, one lookup per step whatever the
+number of teachers.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from xdistill.train.method import Method
 
 
 def steps_per_epoch(task: Task, config: DistillConfig) -> int:
-    """The same for every method: one pass over the unlabeled pool in unlabeled batches."""
+    """The same for every method: one pass over the unlabeled pool in unlabeled batches, at most
+    ``config.max_steps_per_epoch`` when that is set (fixed-cost runs on large pools)."""
     unlabeled_batch = config.batch_size * config.unlabeled_ratio
-    return max(1, math.ceil(len(task.unlabeled) / unlabeled_batch))
+    steps = max(1, math.ceil(len(task.unlabeled) / unlabeled_batch))
+    return min(steps, config.max_steps_per_epoch) if config.max_steps_per_epoch > 0 else steps
 
 
 @dataclass

@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from xdistill.cache.extract import TeacherCache, cache_task
 from xdistill.cache.store import CachedOutputs
 from xdistill.data.task import Task
 from xdistill.select.bridge import BridgeHead, BridgeSettings, bridge_inputs, fit_bridge
-from xdistill.select.config import SelectionConfig
+from xdistill.select.config import SelectionConfig, unlabeled_positions
 from xdistill.select.rank import Ranking, rank_teachers
 from xdistill.teachers.base import Teacher
 
@@ -37,6 +39,7 @@ class PreparedTeachers:
     cache: TeacherCache
     ranking: Ranking
     heads: dict[str, BridgeHead] = field(default_factory=dict)
+    unlabeled_sample: int = SelectionConfig.unlabeled_sample  # unlabeled samples the bridges standardise with; 0 = all
 
     def teacher(self, name: str) -> Teacher:
         return next(t for t in self.teachers if t.name == name)
@@ -49,12 +52,27 @@ class PreparedTeachers:
             outs[f"unlabeled@{v}"] = self.cache.load(teacher, task.unlabeled, v)
         return outs
 
+    def predictions(self, task: Task, name: str, views: int = 0) -> dict[str, np.ndarray]:
+        """The teacher's bridged target-space probabilities [N, C] (float32) on the labeled, unlabeled and
+        test splits and each view, computed one cache shard at a time."""
+        teacher, head = self.teacher(name), self.head(task, name)
+        jobs = {split: (task.splits[split], 0) for split in ("labeled", "unlabeled", "test")}
+        jobs.update({f"unlabeled@{v}": (task.unlabeled, v) for v in range(1, views + 1)})
+        out = {}
+        for key, (split, view) in jobs.items():
+            probs = np.empty((len(split), task.num_classes), dtype=np.float32)
+            for start, stop, arrays in self.cache.iter_shards(teacher, split, view):
+                probs[start:stop] = head.predict_proba(bridge_inputs(arrays.get("features"), arrays.get("logits"))[0])
+            out[key] = probs
+        return out
+
     def head(self, task: Task, name: str) -> BridgeHead:
         """The teacher's bridge to the target labels, fitted on the labeled split on first use."""
         if name not in self.heads:
             teacher = self.teacher(name)
             labeled = self.cache.load(teacher, task.labeled)
-            unlabeled = self.cache.load(teacher, task.unlabeled)
+            unlabeled = self.cache.load_rows(teacher, task.unlabeled,
+                                             unlabeled_positions(len(task.unlabeled), self.unlabeled_sample))
             x_lab, source = bridge_inputs(labeled.features, labeled.logits)
             x_unl, _ = bridge_inputs(unlabeled.features, unlabeled.logits)
             self.heads[name] = fit_bridge(x_lab, task.labeled.y, task.num_classes, source=source, fit_inputs=x_unl,
@@ -68,5 +86,6 @@ def prepare_teachers(task: Task, teachers: Sequence[Teacher], cache: TeacherCach
     """Cache what is missing, then rank and weight the teachers; bridges are fitted on demand."""
     teachers = list(teachers)
     cache_task(task, teachers, cache, views=views, runtime=log)
-    ranking = rank_teachers(task, teachers, cache, selection or SelectionConfig(), log=log)
-    return PreparedTeachers(teachers, cache, ranking)
+    selection = selection or SelectionConfig()
+    ranking = rank_teachers(task, teachers, cache, selection, log=log)
+    return PreparedTeachers(teachers, cache, ranking, unlabeled_sample=selection.unlabeled_sample)

@@ -25,7 +25,7 @@ import numpy as np
 
 from xdistill.data.task import Task
 from xdistill.kinds.classification.prepare import PreparedTeachers
-from xdistill.select.bridge import BridgeHead, bridge_inputs
+from xdistill.select.bridge import BridgeHead
 from xdistill.train.config import DistillConfig
 from xdistill.train.method import Method
 
@@ -111,13 +111,13 @@ def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, meth
     features: dict[str, dict[str, np.ndarray]] = {}
     oof = []
     for name in names:
-        outs = prepared.outputs(task, name, views)
-        head = prepared.head(task, name)
-        oof.append(head.oof_probs)
-        for key, out in outs.items():
-            per_teacher[key].append(head.predict_proba(bridge_inputs(out.features, out.logits)[0]))
-        if config.feature_weight > 0 and outs["labeled"].features is not None:
-            features[name] = {k: o.features for k, o in outs.items()}
+        oof.append(prepared.head(task, name).oof_probs)
+        for key, probs in prepared.predictions(task, name, views).items():  # shard by shard
+            per_teacher[key].append(probs)
+        if config.feature_weight > 0:
+            outs = prepared.outputs(task, name, views)
+            if outs["labeled"].features is not None:
+                features[name] = {k: o.features for k, o in outs.items()}
     stacked = {k: np.stack(v) for k, v in per_teacher.items()}
     combined = {k: method.combine(v, weights, config).astype(np.float32) for k, v in stacked.items()}
     reliability = held_out_accuracy(oof, method, weights, config, task.labeled.y)

@@ -1,0 +1,51 @@
+"""The scale sweep's pieces on tiny pools (the sweep itself runs 10k to 1M images)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xdistill.bench import sweep
+from xdistill.data import load_task
+from xdistill.data.lazy import ImageFolderArray
+from xdistill.teachers.base import create_teacher
+from xdistill.teachers.zoo import load_zoo
+
+
+@pytest.mark.parametrize("layout", ["npy", "png"])
+def test_sweep_task_is_written_in_the_lazy_form(tmp_path, layout, monkeypatch):
+    monkeypatch.setattr(sweep, "WRITE_CHUNK", 7)  # several chunks and a partial last one
+    task = load_task(sweep.write_sweep_task(tmp_path, 30, layout))
+    assert len(task.unlabeled) == 30 and task.input_shape == (1, 28, 28)
+    assert isinstance(task.unlabeled.x, np.memmap if layout == "npy" else ImageFolderArray)
+    assert len(task.labeled) == len(task.test) == sweep.SPLIT_SIZE
+    assert np.bincount(task.labeled.y).tolist() == [20] * 10
+
+
+def test_sweep_zoo_loads_the_synthetic_teacher_with_its_saved_weights(tmp_path):
+    teacher = create_teacher(load_zoo(sweep.write_sweep_zoo(tmp_path)).specs[0])
+    out = teacher.outputs(np.zeros((3, 28, 28), np.uint8))
+    assert out.features.shape == (3, 2 * sweep.SWEEP_TEACHER_WIDTH) and out.logits.shape == (3, 10)
+    again = create_teacher(load_zoo(sweep.write_sweep_zoo(tmp_path / "again")).specs[0])
+    assert again.fingerprint() == teacher.fingerprint()  # seeded weights: caches are shared across processes
+
+
+def test_ratios_and_table_compare_the_largest_pool_with_the_smallest():
+    def case(layout, n, rss, speed):
+        return {"layout": layout, "n": n,
+                "cache": {"peak_rss_bytes": rss, "images_per_s": speed, "bytes_per_image": 104.0},
+                "distill": {"peak_rss_bytes": 2 * rss, "images_per_s": speed / 10}}
+
+    cases = [case("npy", 10_000, 100, 1000.0), case("npy", 1_000_000, 110, 900.0), case("npy", 100_000, 1, 1.0),
+             case("png", 10_000, 100, 500.0)]
+    ratios = sweep.sweep_ratios(cases)
+    assert list(ratios) == ["npy 1,000,000 / 10,000"]  # one PNG size: nothing to compare
+    assert ratios["npy 1,000,000 / 10,000"] == pytest.approx(
+        {"cache peak RSS": 1.1, "cache images/s": 0.9, "distill peak RSS": 1.1, "distill images/s": 0.9}, rel=1e-12)
+    results = {"machine": {"cpu": "Test CPU", "usable_cores": 2, "logical_cores": 2, "torch": "2.x",
+                           "load_average": [1.0, 2.0, 3.0], "load_average_after": [4.0, 5.0, 6.0]},
+               "teacher_width": 8, "steps": 100, "cases": cases, "ratios": ratios}
+    text = sweep.sweep_markdown(results)
+    assert "load average 1.00, 2.00, 3.00 before, 4.00, 5.00, 6.00 after" in text
+    assert "| npy 1,000,000 / 10,000 | 1.100x | 0.900x | 1.100x | 0.900x |" in text
+    assert "| x.npy memmap | 1,000,000 |" in text and "| PNG folder | 10,000 |" in text
