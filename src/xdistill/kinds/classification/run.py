@@ -25,6 +25,8 @@ from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.prepare import PreparedTeachers, prepare_teachers
 from xdistill.kinds.classification.steps import FeaturesAndLogits, StepContext
 from xdistill.kinds.classification.targets import TeacherTargets, build_targets
+from xdistill.kinds.classification.trust import (agreement_decision, held_out_decision, held_out_labels,
+                                                  student_outputs)
 from xdistill.runtime import Runtime
 from xdistill.students import STUDENTS, build_student, count_flops, count_params
 from xdistill.students.io import adapt_state_dict, save_student
@@ -128,9 +130,39 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
         ctx.online_targets = online_targets(targets, prepared, config)
     reference = None if targets is None else targets.combined["test"]
     source = BatchSource(task, inputs, method, config)
+    before_epoch = None
+    if targets is not None and config.anneal:
+        source.labeled_pool, held = held_out_labels(task.labeled.y, task.num_classes, config.seed)
+        before_epoch = teachers_against_student(task, inputs, targets, ctx, config, held)
     return TrainPlan(step=method.step, context=ctx, steps_per_epoch=source.steps, batches=source.epoch,
                      forward=FeaturesAndLogits, modules=modules,
-                     evaluate=lambda m: evaluate_split(m, inputs, task, "test", reference, config.device))
+                     evaluate=lambda m: evaluate_split(m, inputs, task, "test", reference, config.device),
+                     before_epoch=before_epoch)
+
+
+def teachers_against_student(task: Task, inputs: StudentInputs, targets: TeacherTargets, ctx: StepContext,
+                             config: DistillConfig, held: np.ndarray):
+    """The loop's per-epoch hook: weigh the teachers against the student on the labels ``held`` out of its
+    training (see :mod:`xdistill.kinds.classification.trust`) and hand the decision to the step."""
+    if len(held) and targets.reliability is not None:
+        held_inputs = [inputs.encode(task.labeled, held)]
+
+        def before_epoch(student: nn.Module, epoch: int) -> dict:
+            _, probs = student_outputs(student, held_inputs, config.device)
+            ctx.decision = held_out_decision(probs, task.labeled.y[held], targets.reliability, task.num_classes,
+                                             config.anneal_margin)
+            return ctx.decision.to_json()
+
+        return before_epoch
+    labeled, unlabeled = inputs.encode_all(task.labeled), inputs.encode_all(task.unlabeled)
+
+    def agreement_fallback(student: nn.Module, epoch: int) -> dict:
+        ctx.decision = agreement_decision(student_outputs(student, labeled, config.device)[0], task.labeled.y,
+                                          student_outputs(student, unlabeled, config.device)[0],
+                                          targets.combined["unlabeled"], task.num_classes)
+        return ctx.decision.to_json()
+
+    return agreement_fallback
 
 
 def distill_classification(config: DistillConfig, task: Task, given: DistillInputs, runtime: Runtime) -> DistillResult:

@@ -1,0 +1,148 @@
+"""Teachers against the student: how much to distill, and from whom, per sample.
+
+Distillation helps only where the teachers know more than the student can
+learn without them. Two decisions follow from that (``anneal``, on by default):
+
+Per epoch, **the distillation weight** ``w``. A teacher's reliability
+``r_t`` is the out-of-fold accuracy of the combined targets on the labeled
+split (:mod:`xdistill.kinds.classification.targets`): its bridge head never
+saw the labels it is scored on. The student's ``r_s`` must be held out the
+same way, and cannot be estimated on labels it trains on (it memorises them:
+a linear head on its features scores 1.0 on them within a few epochs while its
+test accuracy stays at 0.2 on mnist-color). So teacher methods keep a share
+``HOLDOUT_SHARE`` of every class's labels (at least one, none from a class
+with a single label) out of the student's training, and ``r_s`` is the
+accuracy of the student's own predictions on them, measured at the start of
+every epoch. Then::
+
+    w = s(r_t) * clip(1 - (r_s - r_t) / anneal_margin, 0, 1),   s(r) = clip((r - 1/C) / (1 - 1/C), 0, 1)
+
+``s`` is the chance-corrected reliability of earlier releases, which scales
+the term while the teachers are at least as good as the student; the second
+factor removes them as the student overtakes them, linearly, down to 0 once
+it leads by ``anneal_margin``. With ``w = 0`` a teacher method trains exactly
+like FixMatch (on the labels it keeps).
+
+With one label in every class nothing can be held out (``r_t`` is None,
+see :mod:`xdistill.select.bridge`). The fallback measures agreement instead:
+the student's bridge head (fitted on all labeled features) predicts the
+unlabeled pool, ``g`` is the share of samples where it agrees with the
+teachers' targets, and ``w = clip((g - 1/C) / (1 - 1/C), 0, 1)`` (Cohen's
+kappa against a uniform chance rate): teachers that carry no class
+information agree with any student at chance rate and get no weight.
+
+Per sample, **teacher or self**. An unlabeled sample takes the student's own
+weak-view pseudo-label when the student is confident by FixMatch's rule
+(``max_c p_s(c|x) >= fixmatch_threshold``) and ``r_s * max_c p_s(c|x) >= w *
+r_t * max_c p_t(c|x)``; otherwise it takes the teachers' target, whose loss is
+scaled by ``w``. Bridged teacher probabilities are calibrated on held-out
+labels, a student's softmax is not (it is over-confident), so the student's
+confidence counts only above FixMatch's threshold; below it a sample goes to
+the teachers whenever ``w > 0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from xdistill.select.bridge import fit_bridge
+
+STUDENT_BRIDGE_SEED = 0  # the one-label fallback fits a head on the student's features like a teacher's (fixed seed)
+HOLDOUT_SHARE = 0.2  # share of each class's labels kept from the student to measure it (5-fold's held-out share)
+HOLDOUT_STREAM = 13  # random stream of the held-out draw, apart from the run's other streams
+
+
+def chance_corrected(accuracy: float, num_classes: int) -> float:
+    """(accuracy - 1/C) / (1 - 1/C), clipped to [0, 1]: 0 at chance level, 1 when perfect."""
+    chance = 1.0 / num_classes
+    return float(np.clip((accuracy - chance) / (1.0 - chance), 0.0, 1.0))
+
+
+def distill_weight(teacher_reliability: float, student_reliability: float, num_classes: int, margin: float) -> float:
+    """The distillation weight in [0, 1] from held-out accuracies of the teachers and of the student."""
+    lead = float(np.clip(1.0 - (student_reliability - teacher_reliability) / margin, 0.0, 1.0))
+    return chance_corrected(teacher_reliability, num_classes) * lead
+
+
+def held_out_labels(labels: np.ndarray, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions the student trains on, positions held out to measure it) in a labeled split ``labels [N]``:
+    ``HOLDOUT_SHARE`` of each class, at least one, none of a class with a single label."""
+    rng = np.random.default_rng([seed, HOLDOUT_STREAM])
+    held = []
+    for c in range(num_classes):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        if len(members) >= 2:
+            held.append(members[:max(1, int(round(HOLDOUT_SHARE * len(members))))])
+    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
+    return np.setdiff1d(np.arange(len(labels)), held_idx), held_idx
+
+
+def agreement(student_probs: np.ndarray, teacher_probs: np.ndarray) -> float:
+    """Share of samples where student [N, C] and teachers [N, C] predict the same class."""
+    return float((student_probs.argmax(axis=1) == teacher_probs.argmax(axis=1)).mean())
+
+
+@dataclass
+class Decision:
+    """One epoch's choice between the teachers and the student."""
+
+    weight: float  # distillation weight w in [0, 1]
+    teacher_reliability: float | None  # held-out labeled accuracy of the teachers' targets; None: no held-out label
+    student_reliability: float | None  # the same estimate for a head on the student's own features
+    estimate: str  # "held-out" (labels kept from the student) or "agreement" (one label per class)
+    agreement: float | None = None  # share of unlabeled samples where student and teachers agree (fallback)
+
+    def to_json(self) -> dict:
+        return {"distill_weight": self.weight, "teacher_reliability": self.teacher_reliability,
+                "student_reliability": self.student_reliability, "estimate": self.estimate,
+                "agreement": self.agreement}
+
+
+def held_out_decision(student_probs: np.ndarray, labels: np.ndarray, teacher_reliability: float,
+                      num_classes: int, margin: float) -> Decision:
+    """The epoch's decision from the student's predictions [H, C] on the held-out labels [H]."""
+    student_reliability = float((student_probs.argmax(axis=1) == labels).mean())
+    weight = distill_weight(teacher_reliability, student_reliability, num_classes, margin)
+    return Decision(weight, teacher_reliability, student_reliability, "held-out")
+
+
+def agreement_decision(student_labeled: np.ndarray, labels: np.ndarray, student_unlabeled: np.ndarray,
+                       teacher_unlabeled: np.ndarray, num_classes: int) -> Decision:
+    """The one-label fallback, from the student's features on the labeled [N_l, D] and unlabeled [N_u, D]
+    splits, the labels [N_l] and the teachers' targets on the unlabeled split [N_u, C]."""
+    head = fit_bridge(student_labeled, labels, num_classes, seed=STUDENT_BRIDGE_SEED, fit_inputs=student_unlabeled)
+    agree = agreement(head.predict_proba(student_unlabeled), teacher_unlabeled)
+    return Decision(chance_corrected(agree, num_classes), None, None, "agreement", agree)
+
+
+@torch.no_grad()
+def student_outputs(student: nn.Module, batches: list[Tensor], device: str) -> tuple[np.ndarray, np.ndarray]:
+    """The student's (features [N, D], probabilities [N, C]) on clean inputs, in eval mode (its mode is restored)."""
+    was_training = student.training
+    student.eval()
+    try:
+        features = [student.forward_features(x.to(device)) for x in batches]
+        probs = [torch.softmax(student.head(f).float(), dim=1) for f in features]
+        return (np.concatenate([f.float().cpu().numpy() for f in features]),
+                np.concatenate([p.cpu().numpy() for p in probs]))
+    finally:
+        student.train(was_training)
+
+
+def route(student_probs: Tensor, teacher_probs: Tensor, weight: float, teacher_reliability: float,
+          student_reliability: float, threshold: float) -> tuple[Tensor, Tensor]:
+    """Per unlabeled sample, (takes the student's own pseudo-label [U] bool, takes the teachers' target [U] bool).
+
+    student_probs: [U, C] softmax of the student on the weak view; teacher_probs: [U, C] the teachers' target.
+    A sample goes to the student when it is confident (>= threshold) and r_s * max p_s >= w * r_t * max p_t;
+    the others go to the teachers while w > 0 (and to nobody, as in FixMatch, at w = 0).
+    """
+    confidence_s = student_probs.max(dim=1).values
+    confidence_t = teacher_probs.max(dim=1).values
+    own = (confidence_s >= threshold) & (student_reliability * confidence_s >= weight * teacher_reliability * confidence_t)
+    teacher = ~own & (weight > 0)
+    return own, teacher
