@@ -18,8 +18,13 @@ from torch import nn
 
 from xdistill.cli.main import main
 from xdistill.data import save_task, task_from_arrays
-from xdistill.kinds.classification.trust import (agreement_decision, chance_corrected, distill_weight, held_out_labels,
-                                                  route)
+from xdistill.kinds.classification.trust import (
+    agreement_decision,
+    chance_corrected,
+    distill_weight,
+    held_out_labels,
+    route,
+)
 
 CLASSES = 3
 SIZE = 8

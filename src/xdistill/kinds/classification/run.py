@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,14 @@ from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.prepare import PreparedTeachers, prepare_teachers
 from xdistill.kinds.classification.steps import FeaturesAndLogits, StepContext
 from xdistill.kinds.classification.targets import TeacherTargets, build_targets
-from xdistill.kinds.classification.trust import (agreement_decision, held_out_decision, held_out_labels,
-                                                  student_outputs)
+from xdistill.kinds.classification.trust import (
+    Decision,
+    above_chance,
+    agreement_decision,
+    held_out_decision,
+    held_out_labels,
+    student_outputs,
+)
 from xdistill.runtime import Runtime
 from xdistill.students import STUDENTS, build_student, count_flops, count_params
 from xdistill.students.io import adapt_state_dict, save_student
@@ -132,8 +139,7 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
     source = BatchSource(task, inputs, method, config)
     before_epoch = None
     if targets is not None and config.anneal:
-        source.labeled_pool, held = held_out_labels(task.labeled.y, task.num_classes, config.seed)
-        before_epoch = teachers_against_student(task, inputs, targets, ctx, config, held)
+        before_epoch, source.labeled_pool = teachers_against_student(task, inputs, targets, ctx, config)
     return TrainPlan(step=method.step, context=ctx, steps_per_epoch=source.steps, batches=source.epoch,
                      forward=FeaturesAndLogits, modules=modules,
                      evaluate=lambda m: evaluate_split(m, inputs, task, "test", reference, config.device),
@@ -141,19 +147,28 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
 
 
 def teachers_against_student(task: Task, inputs: StudentInputs, targets: TeacherTargets, ctx: StepContext,
-                             config: DistillConfig, held: np.ndarray):
-    """The loop's per-epoch hook: weigh the teachers against the student on the labels ``held`` out of its
-    training (see :mod:`xdistill.kinds.classification.trust`) and hand the decision to the step."""
-    if len(held) and targets.reliability is not None:
+                             config: DistillConfig) -> tuple[Callable[[nn.Module, int], dict], np.ndarray | None]:
+    """The loop's per-epoch hook that weighs the teachers against the student and hands the decision to the
+    step (see :mod:`xdistill.kinds.classification.trust`), and the labeled positions the student trains on."""
+    reliability = targets.reliability
+    if reliability is not None and not above_chance(reliability, task.num_classes, len(task.labeled)):
+        ctx.decision = Decision(0.0, reliability, None, "chance")
+
+        def uninformative(student: nn.Module, epoch: int) -> dict:
+            return ctx.decision.to_json()
+
+        return uninformative, None
+    pool, held = held_out_labels(task.labeled.y, task.num_classes, config.seed)
+    if len(held) and reliability is not None:
         held_inputs = [inputs.encode(task.labeled, held)]
 
         def before_epoch(student: nn.Module, epoch: int) -> dict:
             _, probs = student_outputs(student, held_inputs, config.device)
-            ctx.decision = held_out_decision(probs, task.labeled.y[held], targets.reliability, task.num_classes,
+            ctx.decision = held_out_decision(probs, task.labeled.y[held], reliability, task.num_classes,
                                              config.anneal_margin)
             return ctx.decision.to_json()
 
-        return before_epoch
+        return before_epoch, pool
     labeled, unlabeled = inputs.encode_all(task.labeled), inputs.encode_all(task.unlabeled)
 
     def agreement_fallback(student: nn.Module, epoch: int) -> dict:
@@ -162,7 +177,7 @@ def teachers_against_student(task: Task, inputs: StudentInputs, targets: Teacher
                                           targets.combined["unlabeled"], task.num_classes)
         return ctx.decision.to_json()
 
-    return agreement_fallback
+    return agreement_fallback, None
 
 
 def distill_classification(config: DistillConfig, task: Task, given: DistillInputs, runtime: Runtime) -> DistillResult:

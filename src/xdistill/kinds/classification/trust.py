@@ -23,6 +23,11 @@ factor removes them as the student overtakes them, linearly, down to 0 once
 it leads by ``anneal_margin``. With ``w = 0`` a teacher method trains exactly
 like FixMatch (on the labels it keeps).
 
+Teachers whose ``r_t`` is not two binomial standard errors above chance
+(``1/C + 2 sqrt((1/C)(1 - 1/C) / N)`` over ``N`` held-out labels) carry no
+class information that ``N`` labels can show: they get ``w = 0`` from the
+start, no label is held out, and the run trains exactly like FixMatch.
+
 With one label in every class nothing can be held out (``r_t`` is None,
 see :mod:`xdistill.select.bridge`). The fallback measures agreement instead:
 the student's bridge head (fitted on all labeled features) predicts the
@@ -68,6 +73,12 @@ def distill_weight(teacher_reliability: float, student_reliability: float, num_c
     return chance_corrected(teacher_reliability, num_classes) * lead
 
 
+def above_chance(reliability: float, num_classes: int, n: int) -> bool:
+    """Whether a held-out accuracy over ``n`` labels is more than 2 binomial standard errors above chance."""
+    chance = 1.0 / num_classes
+    return reliability > chance + 2.0 * float(np.sqrt(chance * (1.0 - chance) / max(n, 1)))
+
+
 def held_out_labels(labels: np.ndarray, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(positions the student trains on, positions held out to measure it) in a labeled split ``labels [N]``:
     ``HOLDOUT_SHARE`` of each class, at least one, none of a class with a single label."""
@@ -76,7 +87,7 @@ def held_out_labels(labels: np.ndarray, num_classes: int, seed: int) -> tuple[np
     for c in range(num_classes):
         members = rng.permutation(np.flatnonzero(labels == c))
         if len(members) >= 2:
-            held.append(members[:max(1, int(round(HOLDOUT_SHARE * len(members))))])
+            held.append(members[:max(1, round(HOLDOUT_SHARE * len(members)))])
     held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
     return np.setdiff1d(np.arange(len(labels)), held_idx), held_idx
 
@@ -93,7 +104,7 @@ class Decision:
     weight: float  # distillation weight w in [0, 1]
     teacher_reliability: float | None  # held-out labeled accuracy of the teachers' targets; None: no held-out label
     student_reliability: float | None  # the same estimate for a head on the student's own features
-    estimate: str  # "held-out" (labels kept from the student) or "agreement" (one label per class)
+    estimate: str  # "held-out" (labels kept from the student), "chance" (uninformative teachers) or "agreement"
     agreement: float | None = None  # share of unlabeled samples where student and teachers agree (fallback)
 
     def to_json(self) -> dict:
