@@ -132,11 +132,11 @@ def coded(tmp_path_factory) -> dict[str, Path]:
     return write_world(tmp_path_factory.mktemp("coded"))
 
 
-def decisions(world: dict[str, Path], zoo: str, out: Path) -> list[dict]:
+def decisions(world: dict[str, Path], zoo: str, out: Path, *extra: str) -> list[dict]:
     with pytest.raises(SystemExit) as exit_:
         main(["distill", "--task", str(world["task"]), "--zoo", str(world[zoo]), "--cache", str(out.parent / "cache"),
               "--method", "weighted", "--out", str(out), "epochs=3", "batch_size=6", "unlabeled_ratio=2",
-              "progress=false"])
+              "progress=false", *extra])
     assert exit_.value.code == 0
     curves = json.loads((out / "metrics.json").read_text())["curves"]
     return [{**r["decisions"], "teacher_share": r["train"]["teacher_share"]} for r in curves]
@@ -153,8 +153,37 @@ def test_useless_teacher_gets_no_weight_and_no_sample(coded, tmp_path):
 
 def test_perfect_teacher_keeps_its_weight(coded, tmp_path):
     found = decisions(coded, "perfect", tmp_path / "perfect")
+    # Epochs 1-2 measure the student on held-out labels; in the last third (epoch 3) they rejoin the training
+    # and the last decision stands.
+    assert [e["labels"] for e in found] == ["held out", "held out", "all"]
+    assert found[2]["distill_weight"] == found[1]["distill_weight"]
     for epoch in found:
         assert epoch["teacher_reliability"] >= 0.9
         assert epoch["student_reliability"] < epoch["teacher_reliability"]
         assert epoch["distill_weight"] >= 0.5
         assert epoch["teacher_share"] >= 0.5
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_resumed_run_makes_the_same_decisions(coded, tmp_path, monkeypatch):
+    """Cut after epoch 2 of 3, the resumed run's last epoch reuses the decision its history holds."""
+    import xdistill.train.loop as loop
+
+    full = decisions(coded, "perfect", tmp_path / "full")
+    original = loop.save_checkpoint
+    calls = {"n": 0}
+
+    def dying_save(*args, **kwargs):
+        original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Interrupt()
+
+    monkeypatch.setattr(loop, "save_checkpoint", dying_save)
+    with pytest.raises(Interrupt):
+        decisions(coded, "perfect", tmp_path / "cut")
+    monkeypatch.setattr(loop, "save_checkpoint", original)
+    assert decisions(coded, "perfect", tmp_path / "cut", "--resume") == full

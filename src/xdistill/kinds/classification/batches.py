@@ -37,7 +37,8 @@ class BatchSource:
     inputs: StudentInputs
     method: Method
     config: DistillConfig
-    labeled_pool: np.ndarray | None = None  # labeled positions to train on; None = all (see trust.held_out_labels)
+    # epoch -> the labeled positions to train on in that epoch; None = all of them (see trust.held_out_labels)
+    labeled_pool: Callable[[int], np.ndarray] | None = None
 
     @property
     def steps(self) -> int:
@@ -48,7 +49,7 @@ class BatchSource:
         order (DistributedSampler's split)."""
         cfg, steps = self.config, self.steps
         b, u = cfg.batch_size, cfg.batch_size * cfg.unlabeled_ratio
-        pool = np.arange(len(self.task.labeled)) if self.labeled_pool is None else self.labeled_pool
+        pool = np.arange(len(self.task.labeled)) if self.labeled_pool is None else self.labeled_pool(epoch)
         order_l = pool[epoch_order(len(pool), steps * b * world_size, cfg.seed, epoch, 0)[rank::world_size]]
         order_u = epoch_order(len(self.task.unlabeled), steps * u * world_size, cfg.seed, epoch, 1)[rank::world_size]
         view_rng = np.random.default_rng([cfg.seed, epoch, 2])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from xdistill.kinds.classification.trust import (
     agreement_decision,
     held_out_decision,
     held_out_labels,
+    rejoin_epoch,
     student_outputs,
 )
 from xdistill.runtime import Runtime
@@ -147,31 +147,35 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
 
 
 def teachers_against_student(task: Task, inputs: StudentInputs, targets: TeacherTargets, ctx: StepContext,
-                             config: DistillConfig) -> tuple[Callable[[nn.Module, int], dict], np.ndarray | None]:
+                             config: DistillConfig):
     """The loop's per-epoch hook that weighs the teachers against the student and hands the decision to the
-    step (see :mod:`xdistill.kinds.classification.trust`), and the labeled positions the student trains on."""
+    step (see :mod:`xdistill.kinds.classification.trust`), and ``epoch -> labeled positions`` to train on."""
     reliability = targets.reliability
     if reliability is not None and not above_chance(reliability, task.num_classes, len(task.labeled)):
         ctx.decision = Decision(0.0, reliability, None, "chance")
 
-        def uninformative(student: nn.Module, epoch: int) -> dict:
+        def uninformative(student: nn.Module, epoch: int, history: list[dict]) -> dict:
             return ctx.decision.to_json()
 
         return uninformative, None
     pool, held = held_out_labels(task.labeled.y, task.num_classes, config.seed)
     if len(held) and reliability is not None:
-        held_inputs = [inputs.encode(task.labeled, held)]
+        held_inputs, rejoin = [inputs.encode(task.labeled, held)], rejoin_epoch(config.epochs)
+        everyone = np.arange(len(task.labeled))
 
-        def before_epoch(student: nn.Module, epoch: int) -> dict:
+        def before_epoch(student: nn.Module, epoch: int, history: list[dict]) -> dict:
+            if epoch >= rejoin:  # the held-out labels are trained on now: the last decision stands
+                ctx.decision = Decision.from_json(history[rejoin - 1]["decisions"])
+                return {**ctx.decision.to_json(), "labels": "all"}
             _, probs = student_outputs(student, held_inputs, config.device)
             ctx.decision = held_out_decision(probs, task.labeled.y[held], reliability, task.num_classes,
                                              config.anneal_margin)
-            return ctx.decision.to_json()
+            return {**ctx.decision.to_json(), "labels": "held out"}
 
-        return before_epoch, pool
+        return before_epoch, lambda epoch: everyone if epoch >= rejoin else pool
     labeled, unlabeled = inputs.encode_all(task.labeled), inputs.encode_all(task.unlabeled)
 
-    def agreement_fallback(student: nn.Module, epoch: int) -> dict:
+    def agreement_fallback(student: nn.Module, epoch: int, history: list[dict]) -> dict:
         ctx.decision = agreement_decision(student_outputs(student, labeled, config.device)[0], task.labeled.y,
                                           student_outputs(student, unlabeled, config.device)[0],
                                           targets.combined["unlabeled"], task.num_classes)

@@ -13,7 +13,8 @@ test accuracy stays at 0.2 on mnist-color). So teacher methods keep a share
 ``HOLDOUT_SHARE`` of every class's labels (at least one, none from a class
 with a single label) out of the student's training, and ``r_s`` is the
 accuracy of the student's own predictions on them, measured at the start of
-every epoch. Then::
+every epoch. For the last ``REJOIN_SHARE`` of the epochs the held-out labels
+rejoin the training and the last decision made stands. Then::
 
     w = s(r_t) * clip(1 - (r_s - r_t) / anneal_margin, 0, 1),   s(r) = clip((r - 1/C) / (1 - 1/C), 0, 1)
 
@@ -21,7 +22,7 @@ every epoch. Then::
 the term while the teachers are at least as good as the student; the second
 factor removes them as the student overtakes them, linearly, down to 0 once
 it leads by ``anneal_margin``. With ``w = 0`` a teacher method trains exactly
-like FixMatch (on the labels it keeps).
+like FixMatch.
 
 Teachers whose ``r_t`` is not two binomial standard errors above chance
 (``1/C + 2 sqrt((1/C)(1 - 1/C) / N)`` over ``N`` held-out labels) carry no
@@ -58,6 +59,7 @@ from xdistill.select.bridge import fit_bridge
 
 STUDENT_BRIDGE_SEED = 0  # the one-label fallback fits a head on the student's features like a teacher's (fixed seed)
 HOLDOUT_SHARE = 0.2  # share of each class's labels kept from the student to measure it (5-fold's held-out share)
+REJOIN_SHARE = 1 / 3  # share of the epochs, at the end, that train on every label with the last decision
 HOLDOUT_STREAM = 13  # random stream of the held-out draw, apart from the run's other streams
 
 
@@ -77,6 +79,11 @@ def above_chance(reliability: float, num_classes: int, n: int) -> bool:
     """Whether a held-out accuracy over ``n`` labels is more than 2 binomial standard errors above chance."""
     chance = 1.0 / num_classes
     return reliability > chance + 2.0 * float(np.sqrt(chance * (1.0 - chance) / max(n, 1)))
+
+
+def rejoin_epoch(epochs: int) -> int:
+    """The first epoch (0-based) in which the held-out labels rejoin the training; at least one epoch decides."""
+    return max(1, epochs - int(np.floor(REJOIN_SHARE * epochs)))
 
 
 def held_out_labels(labels: np.ndarray, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +118,11 @@ class Decision:
         return {"distill_weight": self.weight, "teacher_reliability": self.teacher_reliability,
                 "student_reliability": self.student_reliability, "estimate": self.estimate,
                 "agreement": self.agreement}
+
+    @classmethod
+    def from_json(cls, record: dict) -> Decision:
+        return cls(record["distill_weight"], record["teacher_reliability"], record["student_reliability"],
+                   record["estimate"], record.get("agreement"))
 
 
 def held_out_decision(student_probs: np.ndarray, labels: np.ndarray, teacher_reliability: float,
