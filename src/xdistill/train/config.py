@@ -53,7 +53,7 @@ class DistillConfig:
     kd_weight: float = 1.0  # weight of the distillation term before reliability scaling
     reliability: bool = True  # without anneal: scale the distillation term by the teachers' held-out labeled accuracy
     anneal: bool = True  # each epoch, weigh the teachers against the student's own held-out estimate (docs/design.md)
-    anneal_margin: float = 0.05  # held-out accuracy lead over the student at which teachers get full weight; 0.01..0.2
+    anneal_margin: float = 0.05  # held-out accuracy lead of teachers (student) for full (no) distillation; 0.01..0.2
     label_mix: float = 0.5  # share of the one-hot label in a labeled sample's distillation target; 0..1
     label_weight: float = 1.0  # weight of cross-entropy on the labeled split
     self_training: bool = True  # teacher methods also add FixMatch's consistency term (student pseudo-labels)

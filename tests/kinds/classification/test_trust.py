@@ -33,9 +33,10 @@ SIZE = 8
 def test_weight_falls_to_zero_as_the_student_overtakes_the_teachers():
     full = (0.80 - 0.1) / 0.9  # chance-corrected reliability of teachers at 0.80 with 10 classes
     assert distill_weight(0.80, 0.93, 10, margin=0.05) == 0.0  # the teachers lose: plain FixMatch
-    assert distill_weight(0.80, 0.85, 10, margin=0.05) == pytest.approx(0.0, abs=1e-12)  # float rounding of 0.05 / 0.05
-    assert distill_weight(0.80, 0.825, 10, margin=0.05) == pytest.approx(0.5 * full, rel=1e-12)
-    assert distill_weight(0.80, 0.80, 10, margin=0.05) == pytest.approx(full, rel=1e-12)
+    assert distill_weight(0.80, 0.85, 10, margin=0.05) == pytest.approx(0.0, abs=1e-12)
+    assert distill_weight(0.80, 0.825, 10, margin=0.05) == pytest.approx(0.25 * full, rel=1e-9)
+    assert distill_weight(0.80, 0.80, 10, margin=0.05) == pytest.approx(0.5 * full, rel=1e-12)  # a tie: half
+    assert distill_weight(0.80, 0.75, 10, margin=0.05) == pytest.approx(full, rel=1e-12)
     assert distill_weight(0.80, 0.30, 10, margin=0.05) == pytest.approx(full, rel=1e-12)
     assert chance_corrected(0.05, 10) == 0.0
 

@@ -31,6 +31,7 @@ from xdistill.kinds.classification.trust import (
     agreement_decision,
     held_out_decision,
     held_out_labels,
+    probe_decision,
     rejoin_epoch,
     student_outputs,
 )
@@ -167,9 +168,14 @@ def teachers_against_student(task: Task, inputs: StudentInputs, targets: Teacher
             if epoch >= rejoin:  # the held-out labels are trained on now: the last decision stands
                 ctx.decision = Decision.from_json(history[rejoin - 1]["decisions"])
                 return {**ctx.decision.to_json(), "labels": "all"}
-            _, probs = student_outputs(student, held_inputs, config.device)
-            ctx.decision = held_out_decision(probs, task.labeled.y[held], reliability, task.num_classes,
-                                             config.anneal_margin)
+            if epoch == 0:  # a fresh head: probe the starting features instead
+                features, _ = student_outputs(student, inputs.encode_all(task.labeled), config.device)
+                ctx.decision = probe_decision(features, task.labeled.y, reliability, task.num_classes,
+                                              config.anneal_margin)
+            else:
+                _, probs = student_outputs(student, held_inputs, config.device)
+                ctx.decision = held_out_decision(probs, task.labeled.y[held], reliability, task.num_classes,
+                                                 config.anneal_margin)
             return {**ctx.decision.to_json(), "labels": "held out"}
 
         return before_epoch, lambda epoch: everyone if epoch >= rejoin else pool

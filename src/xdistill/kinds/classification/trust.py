@@ -13,16 +13,24 @@ test accuracy stays at 0.2 on mnist-color). So teacher methods keep a share
 ``HOLDOUT_SHARE`` of every class's labels (at least one, none from a class
 with a single label) out of the student's training, and ``r_s`` is the
 accuracy of the student's own predictions on them, measured at the start of
-every epoch. For the last ``REJOIN_SHARE`` of the epochs the held-out labels
+every epoch. Before the first epoch the student's head has learnt nothing
+(a fresh head gives chance accuracy), while its features have seen no label
+either: there ``r_s`` is the out-of-fold accuracy of a bridge head (fitted
+like a teacher's) on the starting student's features of all the labels,
+what the labels alone give on the features the student starts from. For the
+last ``REJOIN_SHARE`` of the epochs the held-out labels
 rejoin the training and the last decision made stands. Then::
 
-    w = s(r_t) * clip(1 - (r_s - r_t) / anneal_margin, 0, 1),   s(r) = clip((r - 1/C) / (1 - 1/C), 0, 1)
+    w = s(r_t) * clip(1/2 + (r_t - r_s) / (2 anneal_margin), 0, 1),   s(r) = clip((r - 1/C) / (1 - 1/C), 0, 1)
 
 ``s`` is the chance-corrected reliability of earlier releases, which scales
-the term while the teachers are at least as good as the student; the second
-factor removes them as the student overtakes them, linearly, down to 0 once
-it leads by ``anneal_margin``. With ``w = 0`` a teacher method trains exactly
-like FixMatch.
+the term when the teachers lead the student by ``anneal_margin`` or more; the
+second factor gives them half of it when the two estimates tie (neither is
+shown to be better) and removes them, linearly, as the student overtakes
+them, down to 0 once it leads by ``anneal_margin``. Distilled errors do not
+stay small: FixMatch turns the student's confident mistakes into
+pseudo-labels, so a tie does not go to the teachers. With ``w = 0`` a teacher
+method trains exactly like FixMatch.
 
 Teachers whose ``r_t`` is not two binomial standard errors above chance
 (``1/C + 2 sqrt((1/C)(1 - 1/C) / N)`` over ``N`` held-out labels) carry no
@@ -57,7 +65,7 @@ from torch import Tensor, nn
 
 from xdistill.select.bridge import fit_bridge
 
-STUDENT_BRIDGE_SEED = 0  # the one-label fallback fits a head on the student's features like a teacher's (fixed seed)
+STUDENT_BRIDGE_SEED = 0  # heads on the student's features are fitted like a teacher's bridge (fixed seed)
 HOLDOUT_SHARE = 0.2  # share of each class's labels kept from the student to measure it (5-fold's held-out share)
 REJOIN_SHARE = 1 / 3  # share of the epochs, at the end, that train on every label with the last decision
 HOLDOUT_STREAM = 13  # random stream of the held-out draw, apart from the run's other streams
@@ -71,7 +79,7 @@ def chance_corrected(accuracy: float, num_classes: int) -> float:
 
 def distill_weight(teacher_reliability: float, student_reliability: float, num_classes: int, margin: float) -> float:
     """The distillation weight in [0, 1] from held-out accuracies of the teachers and of the student."""
-    lead = float(np.clip(1.0 - (student_reliability - teacher_reliability) / margin, 0.0, 1.0))
+    lead = float(np.clip(0.5 + (teacher_reliability - student_reliability) / (2.0 * margin), 0.0, 1.0))
     return chance_corrected(teacher_reliability, num_classes) * lead
 
 
@@ -111,7 +119,7 @@ class Decision:
     weight: float  # distillation weight w in [0, 1]
     teacher_reliability: float | None  # held-out labeled accuracy of the teachers' targets; None: no held-out label
     student_reliability: float | None  # the same estimate for a head on the student's own features
-    estimate: str  # "held-out" (labels kept from the student), "chance" (uninformative teachers) or "agreement"
+    estimate: str  # "held-out" (labels kept from the student), "probe" (first epoch), "chance" or "agreement"
     agreement: float | None = None  # share of unlabeled samples where student and teachers agree (fallback)
 
     def to_json(self) -> dict:
@@ -131,6 +139,16 @@ def held_out_decision(student_probs: np.ndarray, labels: np.ndarray, teacher_rel
     student_reliability = float((student_probs.argmax(axis=1) == labels).mean())
     weight = distill_weight(teacher_reliability, student_reliability, num_classes, margin)
     return Decision(weight, teacher_reliability, student_reliability, "held-out")
+
+
+def probe_decision(student_labeled: np.ndarray, labels: np.ndarray, teacher_reliability: float, num_classes: int,
+                   margin: float) -> Decision:
+    """The first epoch's decision, from the starting student's features [N, D] of the labels [N]."""
+    head = fit_bridge(student_labeled, labels, num_classes, seed=STUDENT_BRIDGE_SEED)
+    if head.cv_accuracy is None:
+        return Decision(chance_corrected(teacher_reliability, num_classes), teacher_reliability, None, "probe")
+    weight = distill_weight(teacher_reliability, head.cv_accuracy, num_classes, margin)
+    return Decision(weight, teacher_reliability, head.cv_accuracy, "probe")
 
 
 def agreement_decision(student_labeled: np.ndarray, labels: np.ndarray, student_unlabeled: np.ndarray,
