@@ -33,6 +33,7 @@ from xdistill.kinds.classification.trust import (
     held_out_labels,
     probe_decision,
     rejoin_epoch,
+    standing_decision,
     student_outputs,
 )
 from xdistill.runtime import Runtime
@@ -165,8 +166,9 @@ def teachers_against_student(task: Task, inputs: StudentInputs, targets: Teacher
         everyone = np.arange(len(task.labeled))
 
         def before_epoch(student: nn.Module, epoch: int, history: list[dict]) -> dict:
-            if epoch >= rejoin:  # the held-out labels are trained on now: the last decision stands
-                ctx.decision = Decision.from_json(history[rejoin - 1]["decisions"])
+            made = [Decision.from_json(record["decisions"]) for record in history[:rejoin]]
+            if epoch >= rejoin:  # the held-out labels are trained on now: the mean decision stands
+                ctx.decision = standing_decision(made)
                 return {**ctx.decision.to_json(), "labels": "all"}
             if epoch == 0:  # a fresh head: probe the starting features instead
                 features, _ = student_outputs(student, inputs.encode_all(task.labeled), config.device)
@@ -174,8 +176,9 @@ def teachers_against_student(task: Task, inputs: StudentInputs, targets: Teacher
                                               config.anneal_margin)
             else:
                 _, probs = student_outputs(student, held_inputs, config.device)
-                ctx.decision = held_out_decision(probs, task.labeled.y[held], reliability, task.num_classes,
-                                                 config.anneal_margin)
+                earlier = [d.held_out_accuracy for d in made if d.held_out_accuracy is not None]
+                ctx.decision = held_out_decision(probs, task.labeled.y[held], earlier, reliability,
+                                                 task.num_classes, config.anneal_margin)
             return {**ctx.decision.to_json(), "labels": "held out"}
 
         return before_epoch, lambda epoch: everyone if epoch >= rejoin else pool

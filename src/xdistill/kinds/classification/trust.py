@@ -13,13 +13,15 @@ test accuracy stays at 0.2 on mnist-color). So teacher methods keep a share
 ``HOLDOUT_SHARE`` of every class's labels (at least one, none from a class
 with a single label) out of the student's training, and ``r_s`` is the
 accuracy of the student's own predictions on them, measured at the start of
-every epoch. Before the first epoch the student's head has learnt nothing
+every epoch and averaged over the last ``SMOOTHING_EPOCHS`` measurements (a
+fifth of 10 labels a class is 20 samples: one epoch's figure moves by 0.1). Before the first epoch the student's head has learnt nothing
 (a fresh head gives chance accuracy), while its features have seen no label
 either: there ``r_s`` is the out-of-fold accuracy of a bridge head (fitted
 like a teacher's) on the starting student's features of all the labels,
 what the labels alone give on the features the student starts from. For the
 last ``REJOIN_SHARE`` of the epochs the held-out labels
-rejoin the training and the last decision made stands. Then::
+rejoin the training and the distillation weight is the mean of the weights
+decided so far. Then::
 
     w = s(r_t) * clip(1/2 + (r_t - r_s) / (2 anneal_margin), 0, 1),   s(r) = clip((r - 1/C) / (1 - 1/C), 0, 1)
 
@@ -67,7 +69,8 @@ from xdistill.select.bridge import fit_bridge
 
 STUDENT_BRIDGE_SEED = 0  # heads on the student's features are fitted like a teacher's bridge (fixed seed)
 HOLDOUT_SHARE = 0.2  # share of each class's labels kept from the student to measure it (5-fold's held-out share)
-REJOIN_SHARE = 1 / 3  # share of the epochs, at the end, that train on every label with the last decision
+SMOOTHING_EPOCHS = 3  # held-out measurements of the student averaged into r_s
+REJOIN_SHARE = 1 / 3  # share of the epochs, at the end, that train on every label with the mean decision
 HOLDOUT_STREAM = 13  # random stream of the held-out draw, apart from the run's other streams
 
 
@@ -121,24 +124,34 @@ class Decision:
     student_reliability: float | None  # the same estimate for a head on the student's own features
     estimate: str  # "held-out" (labels kept from the student), "probe" (first epoch), "chance" or "agreement"
     agreement: float | None = None  # share of unlabeled samples where student and teachers agree (fallback)
+    held_out_accuracy: float | None = None  # this epoch's accuracy of the student on the held-out labels
 
     def to_json(self) -> dict:
         return {"distill_weight": self.weight, "teacher_reliability": self.teacher_reliability,
                 "student_reliability": self.student_reliability, "estimate": self.estimate,
-                "agreement": self.agreement}
+                "agreement": self.agreement, "held_out_accuracy": self.held_out_accuracy}
 
     @classmethod
     def from_json(cls, record: dict) -> Decision:
         return cls(record["distill_weight"], record["teacher_reliability"], record["student_reliability"],
-                   record["estimate"], record.get("agreement"))
+                   record["estimate"], record.get("agreement"), record.get("held_out_accuracy"))
 
 
-def held_out_decision(student_probs: np.ndarray, labels: np.ndarray, teacher_reliability: float,
-                      num_classes: int, margin: float) -> Decision:
-    """The epoch's decision from the student's predictions [H, C] on the held-out labels [H]."""
-    student_reliability = float((student_probs.argmax(axis=1) == labels).mean())
+def held_out_decision(student_probs: np.ndarray, labels: np.ndarray, earlier: list[float],
+                      teacher_reliability: float, num_classes: int, margin: float) -> Decision:
+    """The epoch's decision from the student's predictions [H, C] on the held-out labels [H] and its held-out
+    accuracies of the earlier epochs (oldest first)."""
+    accuracy = float((student_probs.argmax(axis=1) == labels).mean())
+    student_reliability = float(np.mean([*earlier, accuracy][-SMOOTHING_EPOCHS:]))
     weight = distill_weight(teacher_reliability, student_reliability, num_classes, margin)
-    return Decision(weight, teacher_reliability, student_reliability, "held-out")
+    return Decision(weight, teacher_reliability, student_reliability, "held-out", held_out_accuracy=accuracy)
+
+
+def standing_decision(decisions: list[Decision]) -> Decision:
+    """The decision that stands once the held-out labels rejoin the training: the mean weight of ``decisions``."""
+    last = decisions[-1]
+    weight = float(np.mean([d.weight for d in decisions]))
+    return Decision(weight, last.teacher_reliability, last.student_reliability, "mean of held-out decisions")
 
 
 def probe_decision(student_labeled: np.ndarray, labels: np.ndarray, teacher_reliability: float, num_classes: int,
