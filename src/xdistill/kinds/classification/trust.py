@@ -34,10 +34,13 @@ stay small: FixMatch turns the student's confident mistakes into
 pseudo-labels, so a tie does not go to the teachers. With ``w = 0`` a teacher
 method trains exactly like FixMatch.
 
-Teachers whose ``r_t`` is not two binomial standard errors above chance
-(``1/C + 2 sqrt((1/C)(1 - 1/C) / N)`` over ``N`` held-out labels) carry no
+Teachers whose ``r_t`` is not three binomial standard errors above chance
+(``1/C + 3 sqrt((1/C)(1 - 1/C) / N)`` over ``N`` held-out labels) carry no
 class information that ``N`` labels can show: they get ``w = 0`` from the
-start, no label is held out, and the run trains exactly like FixMatch.
+start, no label is held out, and the run trains exactly like FixMatch. Three,
+not two: ``r_t`` is the best of many tries on the same labels (the ranking's
+teachers, the bridge's regularisation grid), and a one-sided test at the 5 %
+level corrected for about 36 of them (Bonferroni) needs z = 3.
 
 With one label in every class nothing can be held out (``r_t`` is None,
 see :mod:`xdistill.select.bridge`). The fallback measures agreement instead:
@@ -69,6 +72,7 @@ from xdistill.select.bridge import fit_bridge
 
 STUDENT_BRIDGE_SEED = 0  # heads on the student's features are fitted like a teacher's bridge (fixed seed)
 HOLDOUT_SHARE = 0.2  # share of each class's labels kept from the student to measure it (5-fold's held-out share)
+CHANCE_STANDARD_ERRORS = 3.0  # binomial standard errors above chance that teachers must reach (see above)
 SMOOTHING_EPOCHS = 3  # held-out measurements of the student averaged into r_s
 REJOIN_SHARE = 1 / 3  # share of the epochs, at the end, that train on every label with the mean decision
 HOLDOUT_STREAM = 13  # random stream of the held-out draw, apart from the run's other streams
@@ -87,9 +91,9 @@ def distill_weight(teacher_reliability: float, student_reliability: float, num_c
 
 
 def above_chance(reliability: float, num_classes: int, n: int) -> bool:
-    """Whether a held-out accuracy over ``n`` labels is more than 2 binomial standard errors above chance."""
+    """Whether a held-out accuracy over ``n`` labels is more than CHANCE_STANDARD_ERRORS above chance."""
     chance = 1.0 / num_classes
-    return reliability > chance + 2.0 * float(np.sqrt(chance * (1.0 - chance) / max(n, 1)))
+    return reliability > chance + CHANCE_STANDARD_ERRORS * float(np.sqrt(chance * (1.0 - chance) / max(n, 1)))
 
 
 def rejoin_epoch(epochs: int) -> int:
