@@ -130,7 +130,8 @@ def test_fuzzed_zoo(valid_inputs, document):
 
 # Paths and --resume are left out: they point the run at other files, which the other properties cover.
 OVERRIDE_KEYS = ["method", "seed", "epochs", "batch_size", "unlabeled_ratio", "lr", "weight_decay", "loss",
-                 "kd_temperature", "kd_weight", "reliability", "label_weight", "feature_weight", "feature_loss",
+                 "kd_temperature", "kd_weight", "reliability", "anneal", "anneal_margin", "label_mix", "label_weight",
+                 "feature_weight", "feature_loss",
                  "fixmatch_threshold", "fixmatch_weight", "augment_seed", "views", "online", "metric", "prepare",
                  "prepare_dim", "weight_temperature", "top_k", "device", "threads", "deterministic", "progress",
                  "teachers", "student", "student.name", "student.knobs", "student.width", "train.epochs", "epoch", "mix"]
@@ -161,8 +162,9 @@ overrides = st.lists(
 
 def assert_valid_distill_config(cfg) -> None:
     """Every numeric field finite and inside the range its comment documents."""
-    for key in ("lr", "kd_temperature", "weight_temperature"):
+    for key in ("lr", "kd_temperature", "weight_temperature", "anneal_margin"):
         assert math.isfinite(getattr(cfg, key)) and getattr(cfg, key) > 0, (key, getattr(cfg, key))
+    assert 0 <= cfg.label_mix <= 1
     for key in ("weight_decay", "kd_weight", "label_weight", "feature_weight", "fixmatch_weight"):
         assert math.isfinite(getattr(cfg, key)) and getattr(cfg, key) >= 0, (key, getattr(cfg, key))
     assert 0 <= cfg.fixmatch_threshold <= 1

@@ -84,3 +84,17 @@ def test_a_shortfall_with_no_visible_cause_says_so(tmp_path):
     metrics["curves"] = metrics["curves"][:1]
     text = write_run_report(tmp_path, metrics).read_text()
     assert "None of the checked causes (capacity, too few epochs, teacher weights) shows" in text
+
+
+def test_run_report_shows_each_epochs_decision_between_teachers_and_student(tmp_path):
+    metrics = copy.deepcopy(METRICS)
+    for record, (weight, student, share) in zip(metrics["curves"], ((0.6, 0.5, 0.8), (0.0, 0.9, 0.0))):
+        record["decisions"] = {"distill_weight": weight, "teacher_reliability": 0.75, "student_reliability": student,
+                               "estimate": "held-out", "agreement": None}
+        record["train"]["teacher_share"] = share
+    tables = tables_by_id(write_run_report(tmp_path, metrics).read_text())
+    decisions = tables["decisions"]
+    assert decisions["header"][:4] == ["epoch", "distillation weight", "teacher reliability", "student reliability"]
+    assert [cell_numbers(c)[0] for c in decisions["rows"][0] if cell_numbers(c)] == [1, 0.6, 0.75, 0.5, 0.8]
+    assert [cell_numbers(c)[0] for c in decisions["rows"][1] if cell_numbers(c)] == [2, 0.0, 0.75, 0.9, 0.0]
+    assert "decisions" not in tables_by_id(write_run_report(tmp_path / "plain", METRICS).read_text())

@@ -1,4 +1,6 @@
-"""The demo world's targets as a bench suite (``xdistill bench --suite demo``)."""
+"""The demo world's bench suites: ``xdistill bench --suite demo`` (the targets a
+teacher fits) and ``--suite robust`` (targets where the zoo does not fit, see
+:mod:`xdistill.demo.robust`)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,12 @@ from xdistill.bench.suite import BenchTarget
 from xdistill.home import xdistill_home
 from xdistill.train.config import DEFAULT_STUDENTS, StudentConfig
 
-SUITES = ("demo",)
+SUITES = ("demo", "robust")
 
 
 def demo_suite(home: Path | None = None, progress: bool = True,
-               log: Callable[[str], None] | None = print) -> tuple[list[BenchTarget], Path]:
-    """The demo world's targets (built first if needed) and the cache folder the demo uses."""
+               log: Callable[[str], None] | None = print, suite: str = SUITES[0]) -> tuple[list[BenchTarget], Path]:
+    """The suite's targets (the demo world built first if needed) and the cache folder the demo uses."""
     from xdistill.demo.run import ensure_generic_student
     from xdistill.demo.world import build_world
 
@@ -22,5 +24,10 @@ def demo_suite(home: Path | None = None, progress: bool = True,
     world = build_world(home, progress=progress, log=quiet)
     init = ensure_generic_student(world, StudentConfig(DEFAULT_STUDENTS["image"]), progress=progress,
                                   log=quiet)
-    targets = [BenchTarget(path, world.zoo_path, init, name) for name, path in world.task_paths.items()]
+    if suite == "robust":
+        from xdistill.demo.robust import build_robust
+
+        targets = [BenchTarget(task, zoo, init, name) for name, (task, zoo) in build_robust(world, quiet).items()]
+    else:
+        targets = [BenchTarget(path, world.zoo_path, init, name) for name, path in world.task_paths.items()]
     return targets, (Path(home) if home is not None else xdistill_home()) / "cache"

@@ -111,6 +111,24 @@ def _curves_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
                caption="Per epoch: mean training loss terms, then test accuracy after the epoch", table_id="curves")
 
 
+def _decisions_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
+    """Per epoch, how much the run trusted its teachers over the student (config 'anneal')."""
+    curves = [r for r in metrics.get("curves") or [] if r.get("decisions")]
+    if not curves:
+        return
+    page.heading("Teachers against the student")
+    rows = [[r.get("epoch"), r["decisions"].get("distill_weight"), r["decisions"].get("teacher_reliability"),
+             r["decisions"].get("student_reliability"), r["decisions"].get("agreement"),
+             r.get("train", {}).get("teacher_share")] for r in curves]
+    estimate = curves[-1]["decisions"].get("estimate")
+    how = ("accuracy on labels held out of the student's training" if estimate == "held-out" else
+           "one label per class: agreement of the student with the teachers on the unlabeled split")
+    page.table(["epoch", "distillation weight", "teacher reliability", "student reliability", "agreement",
+                "share of unlabeled samples taking the teachers' target"], rows,
+               caption=f"Decided at the start of each epoch; reliability: {how}. Weight 0 trains as FixMatch.",
+               table_id="decisions")
+
+
 def write_run_report(out_dir: Path, metrics: dict) -> Path:
     """Write ``out_dir/report.html`` for one distill run from its metrics; return its path."""
     out_dir = Path(out_dir)
@@ -126,6 +144,7 @@ def write_run_report(out_dir: Path, metrics: dict) -> Path:
     _student_vs_teachers(page, metrics)
     _teacher_section(page, metrics)
     _ranking_section(page, metrics)
+    _decisions_section(page, metrics)
     _curves_section(page, metrics)
     page.paragraph(f"Written by xdistill {metrics.get('xdistill', '')} from metrics.json.", note=True)
     return page.write(out_dir / REPORT_NAME)

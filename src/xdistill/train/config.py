@@ -52,7 +52,10 @@ class DistillConfig:
     loss: str = "kd"  # distillation loss on logits (a registered loss that consumes student logits)
     kd_temperature: float = 1.0  # temperature of the distillation loss (bridged targets are already calibrated)
     kd_weight: float = 1.0  # weight of the distillation term before reliability scaling
-    reliability: bool = True  # scale the distillation term by the teachers' held-out labeled accuracy
+    reliability: bool = True  # without anneal: scale the distillation term by the teachers' held-out labeled accuracy
+    anneal: bool = True  # each epoch, weigh the teachers against the student's own held-out estimate (docs/design.md)
+    anneal_margin: float = 0.05  # held-out accuracy lead of teachers (student) for full (no) distillation; 0.01..0.2
+    label_mix: float = 0.5  # share of the one-hot label in a labeled sample's distillation target; 0..1
     label_weight: float = 1.0  # weight of cross-entropy on the labeled split
     self_training: bool = True  # teacher methods also add FixMatch's consistency term (student pseudo-labels)
     feature_weight: float = 0.0  # > 0 adds feature distillation through learned projectors
@@ -92,6 +95,10 @@ class DistillConfig:
         for key in ("weight_decay", "kd_weight", "label_weight", "feature_weight", "fixmatch_weight"):
             if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
                 problems.append(f"'{key}' must be a finite number >= 0. Got {getattr(self, key)}.")
+        if not (math.isfinite(self.anneal_margin) and self.anneal_margin > 0):
+            problems.append(f"'anneal_margin' must be a finite number > 0. Got {self.anneal_margin}.")
+        if not 0 <= self.label_mix <= 1:
+            problems.append(f"'label_mix' must lie in [0, 1]. Got {self.label_mix}.")
         if not 0 <= self.fixmatch_threshold <= 1:
             problems.append(f"'fixmatch_threshold' must lie in [0, 1]. Got {self.fixmatch_threshold}.")
         if self.views < 0:

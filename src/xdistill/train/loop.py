@@ -57,6 +57,10 @@ class TrainPlan:
     forward: Callable[[nn.Module], nn.Module] = lambda student: student  # the module a step calls
     modules: dict[str, nn.Module] = field(default_factory=dict)  # trained beside the student, checkpointed
     evaluate: Callable[[nn.Module], dict] | None = None  # test metrics after each epoch (rank 0)
+    # Called with (student, epoch, the history's records so far) before each epoch, on every rank; what it
+    # returns is logged as the epoch's "decisions". It must depend only on those (checkpointed) arguments, so a
+    # resumed run decides the same.
+    before_epoch: Callable[[nn.Module, int, list[dict]], dict] | None = None
 
 
 def seed_of(*parts: int) -> int:
@@ -90,8 +94,11 @@ def train_student(student: nn.Module, plan: TrainPlan, config: DistillConfig, ou
     try:
         for epoch in range(start_epoch, config.epochs):
             started = time.perf_counter()
+            decisions = plan.before_epoch(student, epoch, history.epochs) if plan.before_epoch is not None else None
             means = _run_epoch(model, plan, config, optimizer, epoch, runtime, bar)
             record = {"epoch": epoch + 1, "train": means, "seconds": time.perf_counter() - started}
+            if decisions is not None:
+                record["decisions"] = decisions
             if plan.evaluate is not None and runtime.rank == 0:
                 record["test"] = plan.evaluate(student)
             history.epochs.append(to_jsonable(record))

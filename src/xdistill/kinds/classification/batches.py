@@ -42,6 +42,8 @@ class BatchSource:
     inputs: StudentInputs
     method: Method
     config: DistillConfig
+    # epoch -> the labeled positions to train on in that epoch; None = all of them (see trust.held_out_labels)
+    labeled_pool: Callable[[int], np.ndarray] | None = None
 
     @property
     def steps(self) -> int:
@@ -52,7 +54,8 @@ class BatchSource:
         order (DistributedSampler's split)."""
         cfg, steps = self.config, self.steps
         b, u = cfg.batch_size, cfg.batch_size * cfg.unlabeled_ratio
-        order_l = epoch_order(len(self.task.labeled), steps * b * world_size, cfg.seed, epoch, 0)[rank::world_size]
+        pool = np.arange(len(self.task.labeled)) if self.labeled_pool is None else self.labeled_pool(epoch)
+        order_l = pool[epoch_order(len(pool), steps * b * world_size, cfg.seed, epoch, 0)[rank::world_size]]
         order_u = epoch_order(len(self.task.unlabeled), steps * u * world_size, cfg.seed, epoch, 1)[rank::world_size]
         view_rng = np.random.default_rng([cfg.seed, epoch, 2])
         view_choice = view_rng.integers(0, cfg.views + 1, size=steps * u * world_size)[rank::world_size]

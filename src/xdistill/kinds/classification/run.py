@@ -25,6 +25,17 @@ from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.prepare import PreparedTeachers, prepare_teachers
 from xdistill.kinds.classification.steps import FeaturesAndLogits, StepContext
 from xdistill.kinds.classification.targets import TeacherTargets, build_targets
+from xdistill.kinds.classification.trust import (
+    Decision,
+    above_chance,
+    agreement_decision,
+    held_out_decision,
+    held_out_labels,
+    probe_decision,
+    rejoin_epoch,
+    standing_decision,
+    student_outputs,
+)
 from xdistill.runtime import Runtime
 from xdistill.students import STUDENTS, build_student, count_flops, count_params
 from xdistill.students.io import adapt_state_dict, save_student
@@ -127,9 +138,58 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
         ctx.online_targets = online_targets(targets, prepared, config)
     reference = None if targets is None else targets.combined["test"]
     source = BatchSource(task, inputs, method, config)
+    before_epoch = None
+    if targets is not None and config.anneal:
+        before_epoch, source.labeled_pool = teachers_against_student(task, inputs, targets, ctx, config)
     return TrainPlan(step=method.step, context=ctx, steps_per_epoch=source.steps, batches=source.epoch,
                      forward=FeaturesAndLogits, modules=modules,
-                     evaluate=lambda m: evaluate_split(m, inputs, task, "test", reference, config.device))
+                     evaluate=lambda m: evaluate_split(m, inputs, task, "test", reference, config.device),
+                     before_epoch=before_epoch)
+
+
+def teachers_against_student(task: Task, inputs: StudentInputs, targets: TeacherTargets, ctx: StepContext,
+                             config: DistillConfig):
+    """The loop's per-epoch hook that weighs the teachers against the student and hands the decision to the
+    step (see :mod:`xdistill.kinds.classification.trust`), and ``epoch -> labeled positions`` to train on."""
+    reliability = targets.reliability
+    if reliability is not None and not above_chance(reliability, task.num_classes, len(task.labeled)):
+        ctx.decision = Decision(0.0, reliability, None, "chance")
+
+        def uninformative(student: nn.Module, epoch: int, history: list[dict]) -> dict:
+            return ctx.decision.to_json()
+
+        return uninformative, None
+    pool, held = held_out_labels(task.labeled.y, task.num_classes, config.seed)
+    if len(held) and reliability is not None:
+        held_inputs, rejoin = [inputs.encode(task.labeled, held)], rejoin_epoch(config.epochs)
+        everyone = np.arange(len(task.labeled))
+
+        def before_epoch(student: nn.Module, epoch: int, history: list[dict]) -> dict:
+            made = [Decision.from_json(record["decisions"]) for record in history[:rejoin]]
+            if epoch >= rejoin:  # the held-out labels are trained on now: the mean decision stands
+                ctx.decision = standing_decision(made)
+                return {**ctx.decision.to_json(), "labels": "all"}
+            if epoch == 0:  # a fresh head: probe the starting features instead
+                features, _ = student_outputs(student, inputs.encode_all(task.labeled), config.device)
+                ctx.decision = probe_decision(features, task.labeled.y, reliability, task.num_classes,
+                                              config.anneal_margin)
+            else:
+                _, probs = student_outputs(student, held_inputs, config.device)
+                earlier = [d.held_out_accuracy for d in made if d.held_out_accuracy is not None]
+                ctx.decision = held_out_decision(probs, task.labeled.y[held], earlier, reliability,
+                                                 task.num_classes, config.anneal_margin)
+            return {**ctx.decision.to_json(), "labels": "held out"}
+
+        return before_epoch, lambda epoch: everyone if epoch >= rejoin else pool
+    labeled, unlabeled = inputs.encode_all(task.labeled), inputs.encode_all(task.unlabeled)
+
+    def agreement_fallback(student: nn.Module, epoch: int, history: list[dict]) -> dict:
+        ctx.decision = agreement_decision(student_outputs(student, labeled, config.device)[0], task.labeled.y,
+                                          student_outputs(student, unlabeled, config.device)[0],
+                                          targets.combined["unlabeled"], task.num_classes)
+        return ctx.decision.to_json()
+
+    return agreement_fallback, None
 
 
 def distill_classification(config: DistillConfig, task: Task, given: DistillInputs, runtime: Runtime) -> DistillResult:

@@ -9,10 +9,15 @@ the steps differ only in what they ask of the unlabeled data:
   augmented view;
 - :func:`distill_step`: cross-entropy on the labels plus the configured
   distillation loss towards the teachers' target-space predictions (see
-  :mod:`xdistill.kinds.classification.targets`), scaled by the teachers'
-  measured reliability, plus (``self_training``, on by default) FixMatch's
-  consistency term, optionally with feature distillation through learned
-  projectors.
+  :mod:`xdistill.kinds.classification.targets`), plus (``self_training``, on
+  by default) FixMatch's consistency term, optionally with feature
+  distillation through learned projectors. With ``anneal`` (the default) the
+  distillation term is weighted by the epoch's decision between teachers and
+  student, and each unlabeled sample takes either the teachers' target or the
+  student's own pseudo-label (:mod:`xdistill.kinds.classification.trust`);
+  without it, by the teachers' chance-corrected reliability alone. A labeled
+  sample's target mixes its one-hot label (share ``label_mix``) into the
+  teachers' prediction.
 
 The methods that use them are declared one per file in
 :mod:`xdistill.kinds.classification.methods`.
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xdistill.kinds.classification.targets import TeacherTargets
+from xdistill.kinds.classification.trust import Decision, route
 from xdistill.losses import call_loss
 from xdistill.train.config import DistillConfig
 
@@ -56,6 +62,7 @@ class StepContext:
     targets: TeacherTargets | None = None
     projectors: nn.ModuleDict | None = None
     online_targets: Callable[[Tensor, np.ndarray], tuple[np.ndarray, dict]] | None = None
+    decision: Decision | None = None  # this epoch's choice between teachers and student (config 'anneal')
 
 
 class FeaturesAndLogits(nn.Module):
@@ -107,32 +114,44 @@ def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str
         target_u, teacher_features = ctx.online_targets(batch.raw_unlabeled, batch.index_unlabeled)
     else:
         target_u, teacher_features = targets.unlabeled(batch.views, batch.index_unlabeled), None
-    target_l = targets.combined["labeled"][batch.index_labeled]
+    target_l = labeled_targets(targets.combined["labeled"][batch.index_labeled], batch.y_labeled.cpu().numpy(),
+                               ctx.num_classes, cfg.label_mix)
     soft = torch.as_tensor(np.concatenate([target_l, target_u]), dtype=torch.float32, device=logits.device)
+    with torch.no_grad():
+        student_probs = F.softmax(logits[b:].detach().float(), dim=1)
+    if cfg.anneal and ctx.decision is not None:
+        decision = ctx.decision
+        weight = decision.weight
+        r_t = 1.0 if decision.teacher_reliability is None else decision.teacher_reliability
+        r_s = 1.0 if decision.student_reliability is None else decision.student_reliability
+        own, to_teacher = route(student_probs, soft[b:], weight, r_t, r_s, cfg.fixmatch_threshold)
+    else:
+        weight = targets.scale(ctx.num_classes) if cfg.reliability else 1.0
+        own = student_probs.max(dim=1).values >= cfg.fixmatch_threshold
+        to_teacher = torch.ones(u, dtype=torch.bool, device=logits.device)
+    rows = torch.cat([torch.ones(b, dtype=torch.bool, device=logits.device), to_teacher])
     hard = torch.cat([batch.y_labeled, soft[b:].argmax(dim=1)])
-    inputs = {"student_logits": logits.float(), "teacher_probs": soft, "target_probs": soft, "labels": hard,
-              "temperature": cfg.kd_temperature}
-    terms = call_loss(cfg.loss, inputs, ctx.step, ctx.total_steps)
-    scale = cfg.kd_weight * (targets.scale(ctx.num_classes) if cfg.reliability else 1.0)
-    total = cfg.label_weight * ce + scale * terms["loss"]
-    extra: dict[str, Tensor] = {}
+    inputs = {"student_logits": logits[rows].float(), "teacher_probs": soft[rows], "target_probs": soft[rows],
+              "labels": hard[rows], "temperature": cfg.kd_temperature}
+    # The loss averages over the rows it sees; rescaled so each row weighs as in a batch of b + u rows.
+    kd = call_loss(cfg.loss, inputs, ctx.step, ctx.total_steps)["loss"] * (rows.sum() / (b + u))
+    total = cfg.label_weight * ce + cfg.kd_weight * weight * kd
+    extra: dict[str, Tensor] = {"teacher_share": to_teacher.float().mean()}
     if cfg.self_training:
-        extra["consistency"] = consistency_term(logits[b:], logits_all[b + u:], cfg.fixmatch_threshold)
+        pseudo = student_probs.argmax(dim=1)
+        extra["consistency"] = (F.cross_entropy(logits_all[b + u:], pseudo, reduction="none") * own.float()).mean()
         total = total + cfg.fixmatch_weight * extra["consistency"]
     if cfg.feature_weight > 0 and ctx.projectors is not None:
         extra["feature"] = feature_term(features, batch, ctx, teacher_features)
         total = total + cfg.feature_weight * extra["feature"]
-    return {"loss": total, "ce": ce.detach(), "kd": terms["loss"].detach(), **{k: v.detach() for k, v in extra.items()}}
+    return {"loss": total, "ce": ce.detach(), "kd": kd.detach(), **{k: v.detach() for k, v in extra.items()}}
 
 
-def consistency_term(logits_weak: Tensor, logits_strong: Tensor, threshold: float) -> Tensor:
-    """FixMatch's consistency on top of distillation: the student's own confident predictions on the
-    weak view [U, C] supervise the strong view [U, C], so it keeps improving past the teachers when
-    its labels and unlabeled data allow."""
-    with torch.no_grad():
-        confidence, pseudo = F.softmax(logits_weak.detach().float(), dim=1).max(dim=1)
-        mask = (confidence >= threshold).float()
-    return (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
+def labeled_targets(teacher_probs: np.ndarray, labels: np.ndarray, num_classes: int, label_mix: float) -> np.ndarray:
+    """[B, C] targets of labeled samples: (1 - label_mix) * the teachers' prediction [B, C] + label_mix * one-hot(labels [B])
+    (ground truth guides the teachers where it is known, as in "Even your teacher needs guidance")."""
+    onehot = np.eye(num_classes, dtype=np.float32)[labels]
+    return ((1.0 - label_mix) * teacher_probs + label_mix * onehot).astype(np.float32)
 
 
 def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict | None) -> Tensor:
