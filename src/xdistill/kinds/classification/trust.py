@@ -68,7 +68,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from xdistill.select.bridge import fit_bridge
+from xdistill.select.bridge import BridgeSettings, fit_bridge
 
 STUDENT_BRIDGE_SEED = 0  # heads on the student's features are fitted like a teacher's bridge (fixed seed)
 HOLDOUT_SHARE = 0.2  # share of each class's labels kept from the student to measure it (5-fold's held-out share)
@@ -161,7 +161,7 @@ def standing_decision(decisions: list[Decision]) -> Decision:
 def probe_decision(student_labeled: np.ndarray, labels: np.ndarray, teacher_reliability: float, num_classes: int,
                    margin: float) -> Decision:
     """The first epoch's decision, from the starting student's features [N, D] of the labels [N]."""
-    head = fit_bridge(student_labeled, labels, num_classes, seed=STUDENT_BRIDGE_SEED)
+    head = fit_bridge(student_labeled, labels, num_classes, settings=BridgeSettings(seed=STUDENT_BRIDGE_SEED))
     if head.cv_accuracy is None:
         return Decision(chance_corrected(teacher_reliability, num_classes), teacher_reliability, None, "probe")
     weight = distill_weight(teacher_reliability, head.cv_accuracy, num_classes, margin)
@@ -172,7 +172,8 @@ def agreement_decision(student_labeled: np.ndarray, labels: np.ndarray, student_
                        teacher_unlabeled: np.ndarray, num_classes: int) -> Decision:
     """The one-label fallback, from the student's features on the labeled [N_l, D] and unlabeled [N_u, D]
     splits, the labels [N_l] and the teachers' targets on the unlabeled split [N_u, C]."""
-    head = fit_bridge(student_labeled, labels, num_classes, seed=STUDENT_BRIDGE_SEED, fit_inputs=student_unlabeled)
+    head = fit_bridge(student_labeled, labels, num_classes, fit_inputs=student_unlabeled,
+                      settings=BridgeSettings(seed=STUDENT_BRIDGE_SEED))
     agree = agreement(head.predict_proba(student_unlabeled), teacher_unlabeled)
     return Decision(chance_corrected(agree, num_classes), None, None, "agreement", agree)
 
