@@ -197,12 +197,8 @@ def teacher_weight_rows(results: dict) -> list[dict]:
     return rows
 
 
-def write_bench_report(out_dir: Path, results: dict, summary: dict | None = None) -> Path:
-    """Write ``out_dir/report.html`` for a bench; return its path."""
-    summary = summary or summarise(results)
-    by_target = runs_by_target(results)
-    methods = methods_of(results)
-    page = HtmlPage(f"xdistill bench: {results.get('suite', '')}")
+def _setup_section(page: HtmlPage, results: dict, summary: dict, methods: list[str]) -> None:
+    """What was run: the suite, targets, methods (as their declarations describe them), seeds and budget."""
     page.heading("Setup")
     page.key_values({"suite": results.get("suite"), "targets": ", ".join(summary["per_target"]),
                      "methods": ", ".join(methods), "seeds": _seed_note(results), "epochs": results.get("epochs"),
@@ -216,6 +212,15 @@ def write_bench_report(out_dir: Path, results: dict, summary: dict | None = None
                    [[m, d["summary"], "yes" if d["teachers"] else "-", "yes" if d["unlabeled"] else "-", d["init"],
                      "yes" if d["baseline"] else "-"] for m, d in described.items()],
                    caption="The methods, as their declarations describe them", table_id="methods")
+
+
+def write_bench_report(out_dir: Path, results: dict, summary: dict | None = None) -> Path:
+    """Write ``out_dir/report.html`` for a bench; return its path."""
+    summary = summary or summarise(results)
+    by_target = runs_by_target(results)
+    methods = methods_of(results)
+    page = HtmlPage(f"xdistill bench: {results.get('suite', '')}")
+    _setup_section(page, results, summary, methods)
 
     page.heading("Accuracy per target and method")
     page.table(*accuracy_rows(results, summary), caption="Test accuracy (mean ± std over seeds)", table_id="accuracy")
