@@ -76,3 +76,36 @@ def tiny_task(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_zoo(tmp_path: Path) -> Path:
     return write_zoo(tmp_path / "zoo")
+
+
+def run_cli(*args: str) -> int:
+    """Run the real CLI in this process and return its exit status."""
+    from xdistill.cli.main import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+class Interrupt(Exception):
+    """Raised in place of a crash, right after a chosen checkpoint was written."""
+
+
+def interrupt_after_checkpoint(monkeypatch: pytest.MonkeyPatch, n: int):
+    """Make the training loop raise Interrupt right after writing its n-th checkpoint; returns a
+    function that restores the loop's own checkpoint writer."""
+    from xdistill.train import loop
+
+    original = loop.save_checkpoint
+    calls = {"n": 0}
+
+    def dying_save(*args, **kwargs):
+        original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise Interrupt()
+
+    monkeypatch.setattr(loop, "save_checkpoint", dying_save)
+    return lambda: monkeypatch.setattr(loop, "save_checkpoint", original)

@@ -10,15 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xdistill.cli.main import main
-
-
-def run_cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+from tests.conftest import run_cli
 
 
 def test_cache_rank_distill_eval_export(tiny_task, tiny_zoo, tmp_path, capsys):

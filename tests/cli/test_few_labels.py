@@ -11,18 +11,11 @@ import yaml
 from PIL import Image
 from safetensors.torch import save_file
 
-from tests.conftest import write_task, write_zoo
-from xdistill.cli.main import main
+from tests.conftest import run_cli, write_task, write_zoo
 from xdistill.kinds.classification.methods import METHODS
 from xdistill.students import build_student
 
 CLASSES = 3
-
-
-def run_cli(*args: str) -> int:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    return exit_.value.code
 
 
 @pytest.fixture(scope="module")

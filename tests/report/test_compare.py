@@ -9,21 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.report.helpers import cell_numbers, decode_images, external_references, tables_by_id
-from xdistill.cli.main import main
 from xdistill.errors import XDistillError
 from xdistill.report.compare import load_runs, plot_labels, write_compare_report
 
 # Cells show 4 significant digits: a value v reads back within half a unit of its 4th digit.
 FOUR_DIGITS_RTOL = 5e-4
-
-
-def run_cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _metrics(folder: Path) -> dict:

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from tests.conftest import Interrupt, interrupt_after_checkpoint
 from xdistill.errors import XDistillError
 from xdistill.pipeline.distill import distill
 from xdistill.runtime import Runtime
@@ -14,10 +15,6 @@ from xdistill.students.io import load_student
 from xdistill.train.config import DistillConfig
 
 QUIET = Runtime(log=None)
-
-
-class Interrupt(Exception):
-    pass
 
 
 def _config(task, zoo, out, method, cache):
@@ -28,22 +25,11 @@ def _config(task, zoo, out, method, cache):
 @pytest.mark.parametrize("method", ["weighted", "fixmatch"])
 def test_resume_matches_uninterrupted(tiny_task, tiny_zoo, tmp_path, method, monkeypatch):
     full = distill(_config(tiny_task, tiny_zoo, tmp_path / "full", method, tmp_path / "c"), runtime=QUIET)
-    import xdistill.train.loop as loop
-
-    original = loop.save_checkpoint
-    calls = {"n": 0}
-
-    def dying_save(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise Interrupt()
-
-    monkeypatch.setattr(loop, "save_checkpoint", dying_save)
+    restore = interrupt_after_checkpoint(monkeypatch, 2)
     cfg = _config(tiny_task, tiny_zoo, tmp_path / "cut", method, tmp_path / "c")
     with pytest.raises(Interrupt):
         distill(cfg, runtime=QUIET)
-    monkeypatch.setattr(loop, "save_checkpoint", original)
+    restore()
     with pytest.raises(XDistillError, match="--resume"):
         distill(cfg, runtime=QUIET)
     resumed = distill(dataclasses.replace(cfg, resume=True), runtime=QUIET)

@@ -16,6 +16,7 @@ import torch
 import yaml
 from torch import nn
 
+from tests.conftest import Interrupt, interrupt_after_checkpoint
 from xdistill.cli.main import main
 from xdistill.data import save_task, task_from_arrays
 from xdistill.kinds.classification.trust import (
@@ -166,26 +167,11 @@ def test_perfect_teacher_keeps_its_weight(coded, tmp_path):
         assert epoch["teacher_share"] >= 0.5
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_a_resumed_run_makes_the_same_decisions(coded, tmp_path, monkeypatch):
     """Cut after epoch 2 of 3, the resumed run's last epoch reuses the decision its history holds."""
-    from xdistill.train import loop
-
     full = decisions(coded, "perfect", tmp_path / "full")
-    original = loop.save_checkpoint
-    calls = {"n": 0}
-
-    def dying_save(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise Interrupt()
-
-    monkeypatch.setattr(loop, "save_checkpoint", dying_save)
+    restore = interrupt_after_checkpoint(monkeypatch, 2)
     with pytest.raises(Interrupt):
         decisions(coded, "perfect", tmp_path / "cut")
-    monkeypatch.setattr(loop, "save_checkpoint", original)
+    restore()
     assert decisions(coded, "perfect", tmp_path / "cut", "--resume") == full
