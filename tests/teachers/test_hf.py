@@ -117,14 +117,15 @@ def test_text_kinds_refuse_other_modalities(tiny_bert):
         _zoo(tiny_bert, [{"name": "t", "kind": "hf", "modality": "features", "path": "tiny-bert"}])
 
 
-def test_text_task_key_takes_classification_and_refuses_causal_lm(tiny_bert):
+def test_text_task_key_takes_classification_and_reads_causal_lm_as_a_language_model(tiny_bert):
     plain = _teacher(tiny_bert, kind="hf", path="tiny-bert")
     declared = _teacher(tiny_bert, kind="hf", path="tiny-bert", task="classification")
     assert type(declared) is type(plain) and declared.fingerprint() == plain.fingerprint()
     torch.testing.assert_close(declared.outputs(TEXTS).logits, plain.outputs(TEXTS).logits)
-    with pytest.raises(XDistillError, match="teacher 't': kind 'hf' reads text models as encoders for classification; "
-                                            "'task: causal-lm' is not supported"):
-        _teacher(tiny_bert, kind="hf", path="tiny-bert", task="causal-lm")
+    causal = _teacher(tiny_bert, kind="hf", path="tiny-bert", task="causal-lm")
+    assert getattr(causal, "language_model", False) and not getattr(plain, "language_model", False)
+    with pytest.raises(XDistillError, match="is a causal language model"):
+        causal.outputs(TEXTS)
 
 
 def test_missing_minilm_package_names_it(monkeypatch):

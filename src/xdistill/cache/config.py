@@ -18,9 +18,12 @@ class CacheConfig:
     batch_size: int = 256  # samples per teacher forward pass (32-1024)
     shard_size: int = 4096  # samples per safetensors shard (bounds extraction memory)
     device: str = "cpu"  # cpu or cuda
+    cache_top_k: int = 32  # language models: next-token ids kept per teacher position (8-128)
 
     def problems(self) -> list[str]:
         problems = seed_problems(augment_seed=self.augment_seed) + device_problems(self.device)
+        if self.cache_top_k < 1:
+            problems.append(f"'cache_top_k' must be >= 1. Got {self.cache_top_k}.")
         if self.views < 0:
             problems.append(f"'views' must be >= 0. Got {self.views}.")
         if self.batch_size < 1 or self.shard_size < 1:

@@ -244,7 +244,7 @@ def students_cmd(
 
 @app.command("pretrain")
 def pretrain_cmd(
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="A labeled task folder: its labeled split is the pool."),
+    task: Optional[list[str]] = typer.Option(None, "--task", "-t", help="A labeled task folder: its labeled split is the pool (language models: repeat --task to pool the train texts of several)."),
     images: Optional[str] = typer.Option(None, "--images", help="Or an image folder with one sub-folder per class."),
     student: Optional[str] = typer.Option(None, "--student", help="Student family (default: per the input; see xdistill students)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="The .safetensors file to write."),
@@ -255,25 +255,59 @@ def pretrain_cmd(
     overrides: Optional[list[str]] = OverridesArg,
 ) -> None:
     """Pretrain a generic student for `--method finetune` (and `init=` of any method) on a labeled pool."""
+    from xdistill.pipeline.pretrain import run_pretrain
     from xdistill.train.config import PretrainConfig
-    from xdistill.train.pretrain import pretrain
 
-    flags = {"task": task, "images": images, "out": out, "epochs": epochs, "seed": seed,
+    flags = {"task": task[0] if task else None, "tasks": list(task[1:]) if task and len(task) > 1 else None,
+             "images": images, "out": out, "epochs": epochs, "seed": seed,
              "student": {"name": student} if student else None}
     cfg = resolve(PretrainConfig, config, overrides or [], flags=flags)
-    path = pretrain(cfg, Runtime(log=console.print))
+    path = run_pretrain(cfg, Runtime(log=console.print))
     console.print(f"use it with: xdistill distill --method finetune init={path} ...")
     emit_json({"config": to_dict(cfg), "out": str(path)}, json_out)
 
 
+@app.command("generate")
+def generate_cmd(
+    source: Path = typer.Argument(..., help="A run folder (the --out of distill), a teacher folder or a pretrained .safetensors file."),
+    prompt: str = typer.Option("", "--prompt", "-p", help="Text to continue (language models)."),
+    n: int = typer.Option(1, "--n", help="Samples to draw."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Tokens to add to the prompt."),
+    temperature: float = typer.Option(0.8, "--temperature", help="Sampling temperature (0 = greedy)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the sampling."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the samples as JSONL here instead of printing them."),
+) -> None:
+    """Sample from a generative run or teacher: language models continue --prompt."""
+    import json
+
+    from xdistill.io import atomic_write_text
+    from xdistill.pipeline.generate import generate
+
+    samples = generate(source, prompt=prompt, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    if out is not None:
+        atomic_write_text(out, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+        console.print(f"wrote {len(samples)} samples to {out}")
+        return
+    for sample in samples:
+        console.print(sample["prompt"] + sample["continuation"], highlight=False, markup=False)
+
+
 @app.command("demo")
 def demo_cmd(
+    world: str = typer.Option("images", "--world", help="images (the digits world, default) or lm (language models)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the demo world (tasks + zoo) to this folder and stop."),
     home: Optional[Path] = typer.Option(None, "--home", help="Where the world is built (default: $XDISTILL_HOME)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where run outputs go (default: $XDISTILL_HOME/demo-runs)."),
     quick: bool = typer.Option(False, "--quick", help="One target and a short budget (a smoke run)."),
 ) -> None:
-    """Build the digits demo world and run the pipeline on it."""
+    """Build a demo world (digits images, or language models) and run the pipeline on it."""
+    if world == "lm":
+        from xdistill.demo.lm_world import run_lm_demo
+
+        run_lm_demo(export=export, home=home, out=out, quick=quick)
+        return
+    if world != "images":
+        raise XDistillError(f"--world must be images or lm. Got {world!r}.")
     from xdistill.demo.run import run_demo
 
     run_demo(export=export, home=home, out=out, quick=quick)

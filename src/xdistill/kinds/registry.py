@@ -57,6 +57,13 @@ class TaskKind:
     resolve: Callable[[Any, Any], Any] = lambda config, task: config
     students: Callable[[], list[str]] = list  # student families that fit the kind
     losses: Callable[[], list[str]] = list  # losses its methods accept
+    lower_is_better: bool = False  # the headline's direction (reports sort and compare by it)
+    # Verbs a kind may take over; None runs the generic implementation (the classification one).
+    cache: Callable[..., Any] | None = None  # (task, teachers, CacheConfig, log) -> summary dict
+    validate: Callable[..., Any] | None = None  # (task, prepared, RankConfig, log) -> validation dict
+    pretrain: Callable[..., Any] | None = None  # (PretrainConfig, runtime) -> path written
+    pretrain_problems: Callable[..., list[str]] | None = None  # (PretrainConfig) -> problems before pretraining
+    generate: Callable[..., Any] | None = None  # (source, prompt, n, max_new_tokens, temperature, seed) -> samples
 
 
 KINDS: Registry[TaskKind] = Registry("task kind")

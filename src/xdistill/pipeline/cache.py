@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from xdistill.cache.config import CacheConfig
@@ -9,7 +10,7 @@ from xdistill.cache.extract import CacheSummary, TeacherCache, cache_task
 from xdistill.config import ensure_valid
 from xdistill.errors import XDistillError, join_problems
 from xdistill.home import default_cache_dir
-from xdistill.kinds import load_task
+from xdistill.kinds import kind_of, load_task
 from xdistill.runtime import Runtime
 from xdistill.teachers.base import Teacher
 from xdistill.teachers.zoo import Zoo, load_zoo
@@ -40,5 +41,13 @@ def run_cache(config: CacheConfig, runtime: Runtime | None = None, progress: boo
     runtime = runtime or Runtime()
     ensure_valid(config, "cache config")
     task, _, teachers = load_inputs(config)
+    kind = kind_of(task)
+    if kind.cache is not None:  # a kind with outputs of its own shape (language models: top-k rows per token)
+        started = time.perf_counter()
+        entries = kind.cache(task, teachers, config, runtime.info)
+        return CacheSummary(queries={name: info["n"] for name, info in entries["entries"].items()},
+                            seconds=time.perf_counter() - started,
+                            entries={name: {k: v for k, v in info.items() if k != "doc_tokens"}
+                                     for name, info in entries["entries"].items()})
     cache = open_cache(config, progress)
     return cache_task(task, teachers, cache, views=config.views, runtime=runtime)

@@ -46,7 +46,9 @@ def run_rank(config: RankConfig, runtime: Runtime | None = None):
     cache = TeacherCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
     prepared = kind_of(task).prepare(task, teachers, cache, config.selection, log=runtime.info)
     validation = None
-    if config.validate:
+    if config.validate and kind_of(task).validate is not None:
+        validation = kind_of(task).validate(task, prepared, config, log=runtime.info)
+    elif config.validate:
         from xdistill.bench.validate import validate_selection
 
         validation = validate_selection(task, prepared, config, log=runtime.info)

@@ -28,9 +28,12 @@ class SelectionConfig:
     # Unlabeled samples (uniform without replacement, seed 0) that feature preparation, GBC's reference and the
     # bridges' standardisation use; bounds selection's time and memory on large pools (5,000-100,000); 0 = all.
     unlabeled_sample: int = 20_000
+    cache_top_k: int = 32  # language models: next-token ids the teacher cache keeps per position (8-128)
 
     def problems(self) -> list[str]:
         problems = []
+        if self.cache_top_k < 1:
+            problems.append(f"'cache_top_k' must be >= 1. Got {self.cache_top_k}.")
         if not (math.isfinite(self.weight_temperature) and self.weight_temperature > 0):
             problems.append(f"'weight_temperature' must be a finite number > 0. Got {self.weight_temperature}.")
         if self.top_k < 0:
@@ -62,6 +65,7 @@ class RankConfig:
     weight_temperature: float = _SELECTION.weight_temperature  # softmax temperature of standardised scores (> 0)
     top_k: int = _SELECTION.top_k  # teachers given weight; 0 = all
     unlabeled_sample: int = _SELECTION.unlabeled_sample  # unlabeled samples selection uses (seeded); 0 = all
+    cache_top_k: int = _SELECTION.cache_top_k  # language models: next-token ids cached per position (8-128)
     out: str = ""  # JSON output file
     validate: bool = False  # also distill a short-budget student per teacher and correlate
     validate_epochs: int = 20  # epochs of each validation student (shorter budgets blur the differences)
@@ -93,4 +97,5 @@ def selection_of(config: object) -> SelectionConfig:
     return SelectionConfig(metric=config.metric, metrics=list(getattr(config, "metrics", [])), prepare=config.prepare,
                            prepare_dim=config.prepare_dim, weight_temperature=config.weight_temperature,
                            top_k=config.top_k,
-                           unlabeled_sample=getattr(config, "unlabeled_sample", _SELECTION.unlabeled_sample))
+                           unlabeled_sample=getattr(config, "unlabeled_sample", _SELECTION.unlabeled_sample),
+                           cache_top_k=getattr(config, "cache_top_k", _SELECTION.cache_top_k))

@@ -160,10 +160,8 @@ class HFOptions:
         return _path_problems(self.path, base_dir)
 
     def text_problems(self) -> list[str]:
-        """What a text entry may not ask for."""
-        if self.task == "causal-lm":
-            return ["kind 'hf' reads text models as encoders for classification; 'task: causal-lm' is not "
-                    "supported. Write 'task: classification' or leave 'task' out."]
+        """What a text entry may not ask for: every text task (an encoder, or a causal LM with 'task: causal-lm')
+        is read."""
         return []
 
 

@@ -1,5 +1,6 @@
-"""The ``hf`` teacher kind: a Hugging Face folder read as a text encoder (:mod:`.hf`) or, with
-``modality: image``, as an image model (:mod:`.hf_image`)."""
+"""The ``hf`` teacher kind: a Hugging Face folder read as a text encoder (:mod:`.hf`), with
+``task: causal-lm`` as a language model (:mod:`.hf_causal`) or, with ``modality: image``, as an
+image model (:mod:`.hf_image`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from xdistill.teachers.base import TEACHER_KINDS, TeacherKind, TeacherSpec
 from xdistill.teachers.hf import HFOptions, HFTeacher
+from xdistill.teachers.hf_causal import HFCausalLMTeacher
 from xdistill.teachers.hf_image import HFImageTeacher, image_entry_problems
 
 
@@ -23,8 +25,11 @@ class HFEntryOptions(HFOptions):
 
 
 def build_hf_teacher(spec: TeacherSpec):
-    """Text models are read by :class:`HFTeacher`, image models by :class:`HFImageTeacher`."""
-    return HFImageTeacher(spec) if spec.modality == "image" else HFTeacher(spec)
+    """Text models are read by :class:`HFTeacher` (as encoders) or :class:`HFCausalLMTeacher` (``task: causal-lm``),
+    image models by :class:`HFImageTeacher`."""
+    if spec.modality == "image":
+        return HFImageTeacher(spec)
+    return HFCausalLMTeacher(spec) if spec.options.task == "causal-lm" else HFTeacher(spec)
 
 
 TEACHER_KINDS.register("hf", TeacherKind(options=HFEntryOptions, build=build_hf_teacher, modalities=("text", "image")))

@@ -71,6 +71,8 @@ class DistillConfig:
     weight_temperature: float = _SELECTION.weight_temperature  # softmax temperature over standardised scores
     top_k: int = _SELECTION.top_k  # teachers a multi-teacher method mixes (0 = all)
     unlabeled_sample: int = _SELECTION.unlabeled_sample  # unlabeled samples selection and bridges use; 0 = all
+    cache_top_k: int = _SELECTION.cache_top_k  # language models: next-token ids cached per teacher position (8-128)
+    tokenizer: str = ""  # language models: the student's tokenizer.json; empty = the init file's, else the top teacher's
     mix: str = MIXES[0]  # how a multi-teacher method mixes them per sample: gated | average (see MIXES)
     device: str = "cpu"  # cpu | cuda (bf16 autocast on CUDA)
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -128,6 +130,9 @@ class PretrainConfig:
     lr: float = 3e-3  # peak learning rate (cosine decay to 0)
     seed: int = 0  # seeds the order, augmentation and initialisation
     progress: bool = True  # show a progress bar
+    tasks: list[str] = field(default_factory=list)  # language models: more task folders whose train text joins the pool
+    tokenizer: str = ""  # language models: the student's tokenizer.json; empty = train a byte-level BPE on the pool
+    vocab_size: int = 2048  # language models: ids of the tokenizer trained when 'tokenizer' is empty
 
     def problems(self) -> list[str]:
         problems = [f"'{k}' must be >= 1. Got {getattr(self, k)}." for k in ("epochs", "batch_size")

@@ -1,0 +1,61 @@
+"""The student's training stream: the target's train text in the student's tokens, and the
+teachers' cached rows aligned with it.
+
+    stream = [BOS] doc_1 [BOS] doc_2 ...         (one int64 array)
+    rows[j] = the teacher row predicting stream[j], or -1 where stream[j] is BOS
+
+A training window is ``stream[a:a + C + 1]``: the student reads the first C ids and predicts the
+next id at each position. Windows start at offsets drawn from (seed, epoch, step), so a resumed
+run draws the same ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from xdistill.errors import XDistillError
+from xdistill.train.loop import seed_of
+
+
+@dataclass
+class TokenStream:
+    ids: np.ndarray  # [L] int64
+    rows: np.ndarray  # [L] int64 teacher row of each position (-1: no target)
+    doc_tokens: list[int]  # tokens of each document (without BOS)
+
+
+def token_stream(documents: list[str], tokenizer) -> TokenStream:
+    if tokenizer.bos_id is None:
+        raise XDistillError(f"The student's tokenizer ('{tokenizer.source}') has no BOS token '<|bos|>'. Use a "
+                            "tokenizer written by xdistill (xdistill pretrain or the LM demo world).")
+    ids, rows, counts, row = [], [], [], 0
+    for document in documents:
+        encoded = tokenizer.encode(document)[0]
+        ids.append(np.concatenate([[tokenizer.bos_id], encoded]))
+        rows.append(np.concatenate([[-1], np.arange(row, row + len(encoded))]))
+        counts.append(len(encoded))
+        row += len(encoded)
+    return TokenStream(np.concatenate(ids).astype(np.int64), np.concatenate(rows).astype(np.int64), counts)
+
+
+def window_batches(stream: TokenStream, context: int, batch_size: int, seed: int, epoch: int):
+    """``step -> {"ids", "targets", "rows"}``, each [B, C]: random windows of the stream."""
+    length = len(stream.ids)
+    width = min(context, length - 1)
+    ids, rows = torch.from_numpy(stream.ids), torch.from_numpy(stream.rows)
+
+    def batch(step: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng(seed_of(seed, epoch, step, 11))
+        starts = torch.from_numpy(rng.integers(0, length - width, size=batch_size))
+        index = starts[:, None] + torch.arange(width + 1)[None, :]
+        return {"ids": ids[index[:, :-1]], "targets": ids[index[:, 1:]], "rows": rows[index[:, 1:]]}
+
+    return batch
+
+
+def steps_per_epoch(stream: TokenStream, context: int, batch_size: int, cap: int = 0) -> int:
+    steps = max(1, int(np.ceil((len(stream.ids) - 1) / (batch_size * min(context, len(stream.ids) - 1)))))
+    return min(steps, cap) if cap else steps

@@ -1,0 +1,123 @@
+"""Tokenizers of causal language models, behind one small interface.
+
+    tokenizer = load_tokenizer("tokenizer.json")      # a `tokenizers` byte-level BPE file
+    ids, spans = tokenizer.encode("def f(x):")          # ids [n] int64, spans [n, 2] byte offsets
+    tokenizer.decode(ids) == "def f(x):"
+
+Every tokenizer reports, for each token, the byte span of the text it covers (UTF-8 offsets,
+end exclusive): the cache keeps them so that later stages can align tokenizations, and bits per
+byte never depend on them (they are counted on the text). ``identity`` names the vocabulary
+(a hash of the token -> id map), so two tokenizers are the same when their identities are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from xdistill.errors import XDistillError
+
+BOS = "<|bos|>"  # the document-start token of xdistill's own tokenizers
+
+
+def vocabulary_identity(vocab: dict[str, int]) -> str:
+    """A short hash of a token -> id map: equal for the same vocabulary, whatever file it came from."""
+    text = json.dumps(sorted(vocab.items(), key=lambda item: item[1]), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def byte_offsets(text: str) -> np.ndarray:
+    """[len(text) + 1] int64: the UTF-8 byte offset of each character position."""
+    lengths = np.fromiter((len(c.encode("utf-8", "surrogatepass")) for c in text), dtype=np.int64, count=len(text))
+    return np.concatenate([[0], np.cumsum(lengths)])
+
+
+@lru_cache(maxsize=1)
+def _byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's map from the printable stand-ins of byte-level BPE back to the bytes 0..255."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    codes, extra = list(printable), 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            codes.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, codes)}
+
+
+class BPETokenizer:
+    """A ``tokenizers.Tokenizer`` (byte-level BPE, as :func:`train_bpe` writes) with byte spans."""
+
+    def __init__(self, tokenizer, source: str = "") -> None:
+        self.tokenizer = tokenizer
+        self.source = source
+        vocab = tokenizer.get_vocab(with_added_tokens=True)
+        self.vocab_size = max(vocab.values()) + 1
+        self.bos_id = vocab.get(BOS)
+        self.identity = vocabulary_identity(vocab)
+        alphabet = _byte_level_alphabet()
+        self._byte_level = all(ch in alphabet for token in vocab if token != BOS for ch in token)
+        lengths = np.zeros(self.vocab_size, dtype=np.int64)
+        if self._byte_level:
+            for token, index in vocab.items():
+                lengths[index] = 0 if token == BOS else len(token)
+        self._token_bytes = lengths
+
+    def to_str(self) -> str:
+        return self.tokenizer.to_str()
+
+    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        ids = np.asarray(encoding.ids, dtype=np.int64)
+        if self._byte_level:
+            ends = np.cumsum(self._token_bytes[ids])
+            if len(ids) == 0 or ends[-1] == len(text.encode("utf-8")):
+                return ids, np.stack([ends - self._token_bytes[ids], ends], axis=1) if len(ids) else np.zeros((0, 2), np.int64)
+        offsets = byte_offsets(text)
+        chars = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+        return ids, offsets[chars]
+
+    def encode_many(self, texts: Iterable[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self.encode(t) for t in texts]
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+
+def load_tokenizer(path: str | Path) -> BPETokenizer:
+    """Read a ``tokenizers`` JSON file."""
+    from tokenizers import Tokenizer
+
+    path = Path(path)
+    if not path.is_file():
+        raise XDistillError(f"The tokenizer file '{path}' does not exist. Give a tokenizer.json written by the "
+                            "`tokenizers` library (xdistill pretrain and the LM demo world write one).")
+    try:
+        return BPETokenizer(Tokenizer.from_file(str(path)), str(path))
+    except Exception as exc:  # tokenizers raises plain Exceptions for malformed files
+        raise XDistillError(f"'{path}' is not a tokenizer file the `tokenizers` library can read ({exc}).") from None
+
+
+def tokenizer_from_string(text: str, source: str = "") -> BPETokenizer:
+    from tokenizers import Tokenizer
+
+    return BPETokenizer(Tokenizer.from_str(text), source)
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
+    """A byte-level BPE tokenizer of ``vocab_size`` ids (the 256 bytes, merges and ``<|bos|>``), lossless
+    on any UTF-8 text. Deterministic for the same texts."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    return BPETokenizer(tokenizer, "trained")
