@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from xdistill.errors import XDistillError
+
 
 @dataclass
 class Window:
@@ -39,6 +41,8 @@ def sequence_of(ids: np.ndarray, bos_id: int | None) -> np.ndarray:
 
 def windows(length: int, context: int, document: int = 0) -> list[Window]:
     """The windows that score every target of a sequence of ``length`` ids once: targets 1..length-1."""
+    if context < 2:
+        raise XDistillError(f"A language model's context must be >= 2 tokens to be scored. Got {context}.")
     if length < 2:
         return []
     stride = max(1, context // 2)
