@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from tests.conftest import run_cli
-from tests.kinds.language_modeling.conftest import STUDENT_KNOBS, lm_world  # noqa: F401  (a fixture)
+from tests.kinds.language_modeling.conftest import STUDENT_KNOBS, build_world
 from xdistill.kinds import load_task
 from xdistill.kinds.language_modeling.scoring import score_text
 from xdistill.models.tokenizer import BOS, train_bpe
@@ -30,6 +30,11 @@ def write_tiny_gpt2(folder, texts):
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def lm_world(tmp_path_factory):
+    return build_world(tmp_path_factory.mktemp("lm-world"))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,186 @@
+"""The language-model demo world's figures: methods x targets x seeds, rank on unseen domains, the
+time of one distillation on ~200 KB, the cost of a cached KD step against a plain one, and the
+cache's size and reconstruction error at several k.
+
+    python benchmarks/lm_bench.py methods --seeds 3      # test bits per byte, every method and target
+    python benchmarks/lm_bench.py probes                 # rank on text from domains the world never uses
+    python benchmarks/lm_bench.py timing                 # one nearest run on ~200 KB of target text
+    python benchmarks/lm_bench.py step-ratio             # cached KD step / plain next-token step
+    python benchmarks/lm_bench.py cache --k 8 32 128     # bytes per token and reconstruction KL
+
+Every command builds the world first if needed ($XDISTILL_HOME/lm-world-v1) and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xdistill.demo.lm_world import PROBES, STUDENT_KNOBS, TARGETS, build_lm_world, corpus, distill_config, split_target
+from xdistill.home import xdistill_home
+
+METHODS = ("supervised", "finetune", "nearest", "weighted")
+
+
+def methods(args) -> None:
+    from xdistill.pipeline.distill import distill
+
+    world = build_lm_world()
+    out = Path(args.out)
+    table = {}
+    for target in TARGETS:
+        for method in METHODS:
+            for seed in range(args.seeds):
+                folder = out / target / f"{method}-s{seed}"
+                path = folder / "metrics.json"
+                if not path.is_file():
+                    started = time.perf_counter()
+                    distill(distill_config(world, target, method, seed, folder, cache_dir=str(out / "cache")))
+                    print(f"{target} {method} seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
+                metrics = json.loads(path.read_text())
+                table.setdefault(target, {}).setdefault(method, []).append(metrics["test"]["bits_per_byte"])
+    print(f"\n| target | {' | '.join(METHODS)} | weighted vs supervised | nearest vs supervised |")
+    print("|---|" + "---|" * (len(METHODS) + 2))
+    verdict = True
+    for target, rows in table.items():
+        means = {m: statistics.mean(v) for m, v in rows.items()}
+        cells = [f"{means[m]:.4f} ± {statistics.stdev(v) if len(v) > 1 else 0:.4f}" for m, v in rows.items()]
+        gains = [1 - means[m] / means["supervised"] for m in ("weighted", "nearest")]
+        print(f"| {target} | {' | '.join(cells)} | {gains[0]:+.1%} | {gains[1]:+.1%} |")
+        verdict &= all(g >= 0.03 for g in gains) and all(means[m] < means["finetune"] for m in ("weighted", "nearest"))
+    print(f"\nweighted and nearest >= 3% below supervised and below finetune on every target: {verdict}")
+    Path(args.json).write_text(json.dumps(table, indent=2))
+
+
+def probes(args) -> None:
+    from xdistill.pipeline.rank import run_rank
+    from xdistill.select.config import RankConfig
+
+    world = build_lm_world()
+    print("| probe text | top teacher (its domain) | bits per byte of each teacher |\n|---|---|---|")
+    for probe in PROBES:
+        ranking, _ = run_rank(RankConfig(task=str(world.task(probe)), zoo=str(world.zoo), cache_dir=args.cache))
+        ordered = ranking.ordered()
+        scores = ", ".join(f"{t.name} {t.scores['bits_per_byte']:.3f}" for t in ordered)
+        print(f"| {probe} | {ordered[0].name} ({ordered[0].domain}) | {scores} |")
+
+
+def timing(args) -> None:
+    from xdistill.kinds.language_modeling.task import write_lm_task
+    from xdistill.pipeline.distill import distill
+
+    world = build_lm_world()
+    train, test = split_target(corpus("idle-code"), args.train_bytes, 20_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        task = write_lm_task(Path(tmp) / "task", "idle-code-200k", train, test)
+        config = distill_config(world, "idle-code", args.method, 0, Path(tmp) / "run", cache_dir=str(Path(tmp) / "cache"))
+        config.task = str(task)
+        started = time.perf_counter()
+        metrics = distill(config).metrics
+        seconds = time.perf_counter() - started
+    n_bytes = sum(len(d.encode()) for d in train)
+    print("| method | train text | epochs | teacher caching + training + evaluation | training alone | test bits/byte |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {args.method} | {n_bytes / 1000:.0f} KB ({metrics['train_tokens']} tokens) | {config.epochs} | "
+          f"{seconds:.0f} s | {metrics['train_seconds']:.0f} s | {metrics['test']['bits_per_byte']:.4f} |")
+
+
+def step_ratio(args) -> None:
+    from xdistill.cache.extract import TeacherCache
+    from xdistill.kinds import load_task
+    from xdistill.kinds.language_modeling.data import token_stream, window_batches
+    from xdistill.kinds.language_modeling.prepare import prepare_lm
+    from xdistill.kinds.language_modeling.steps import StepContext, distill_step, next_token_step
+    from xdistill.kinds.language_modeling.student import build_lm_student
+    from xdistill.models.tokenizer import load_tokenizer
+    from xdistill.select.config import SelectionConfig
+    from xdistill.teachers import load_zoo
+
+    torch.set_num_threads(1)
+    world = build_lm_world()
+    task = load_task(world.task("idle-code"))
+    cache_root = Path(args.cache) if args.cache else xdistill_home() / "cache"
+    prepared = prepare_lm(task, load_zoo(world.zoo).teachers(), TeacherCache(cache_root), SelectionConfig())
+    tokenizer = load_tokenizer(world.tokenizer)
+    stream = token_stream(task.splits["train"].documents, tokenizer)
+    targets = prepared.cache.load(prepared.teacher(prepared.ranking.top), task.splits["train"])
+    torch.manual_seed(0)
+    student = build_lm_student("gpt", tokenizer, dict(STUDENT_KNOBS))
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
+    batches = window_batches(stream, STUDENT_KNOBS["context"], 16, 0, 0)
+    ctx = StepContext(targets=targets)
+
+    def run(step_fn, index):
+        batch = batches(index)
+        started = time.perf_counter()
+        terms = step_fn(student, batch, ctx)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        return time.perf_counter() - started
+
+    for i in range(3):  # warm-up
+        run(next_token_step, i), run(distill_step, i)
+    ratios, plain, kd = [], [], []
+    for repeat in range(args.repeats):
+        p = statistics.median(run(next_token_step, 10 + repeat * 20 + i) for i in range(args.steps))
+        d = statistics.median(run(distill_step, 10 + repeat * 20 + i) for i in range(args.steps))
+        plain.append(p), kd.append(d), ratios.append(d / p)
+    print("| plain next-token step | cached KD step (forward KL, k=32) + cross-entropy | ratio (median of "
+          f"{args.repeats} paired repeats) | spread |\n|---|---|---|---|")
+    print(f"| {statistics.median(plain) * 1000:.1f} ms | {statistics.median(kd) * 1000:.1f} ms | "
+          f"{statistics.median(ratios):.3f} | {min(ratios):.3f}-{max(ratios):.3f} |")
+
+
+def cache_table(args) -> None:
+    from xdistill.kinds import load_task
+    from xdistill.kinds.language_modeling.topk import TopKCache
+    from xdistill.teachers import load_zoo
+
+    world = build_lm_world()
+    task = load_task(world.task(args.target))
+    teachers = load_zoo(world.zoo).teachers()
+    print("| teacher | k | bytes per token on disk | bytes per kept entry | reconstruction KL (nats/token) | "
+          "teacher bits/byte |\n|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for teacher in teachers:
+            for k in args.k:
+                info = TopKCache(Path(tmp) / f"k{k}", k=k, progress=False).ensure(teacher, task.splits["train"])
+                per_token = info["bytes_on_disk"] / info["n"]
+                print(f"| {teacher.name} | {k} | {per_token:.1f} | {per_token / k:.2f} | "
+                      f"{info['reconstruction_kl']:.2e} | {info['bits_per_byte']:.4f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("methods")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--out", default=str(xdistill_home() / "lm-bench-runs"))
+    p.add_argument("--json", default="lm-bench.json")
+    p = sub.add_parser("probes")
+    p.add_argument("--cache", default="")
+    p = sub.add_parser("timing")
+    p.add_argument("--train-bytes", type=int, default=200_000)
+    p.add_argument("--method", default="nearest")
+    p = sub.add_parser("step-ratio")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--cache", default="")
+    p = sub.add_parser("cache")
+    p.add_argument("--k", type=int, nargs="+", default=[8, 32, 128])
+    p.add_argument("--target", default="idle-code")
+    args = parser.parse_args()
+    {"methods": methods, "probes": probes, "timing": timing, "step-ratio": step_ratio, "cache": cache_table}[args.command](args)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
