@@ -8,7 +8,7 @@ cache's size and reconstruction error at several k.
     python benchmarks/lm_bench.py step-ratio             # cached KD step / plain next-token step
     python benchmarks/lm_bench.py cache --k 8 32 128     # bytes per token and reconstruction KL
 
-Every command builds the world first if needed ($XDISTILL_HOME/lm-world-v1) and prints a Markdown table.
+Every command builds the world first if needed ($XDISTILL_HOME/lm-world-v<N>) and prints a Markdown table.
 """
 
 from __future__ import annotations

@@ -59,19 +59,24 @@ def pretrain_lm(config, runtime=None) -> Path:
 
 
 def train_language_model(documents: list[str], tokenizer, knobs: dict, epochs: int = 1, batch_size: int = 16,
-                         lr: float = 3e-3, seed: int = 0, family: str = "", max_steps_per_epoch: int = 0,
+                         lr: float = 3e-3, seed: int = 0, family: str = "", steps: int = 0,
                          progress: bool = True, runtime=None):
-    """A GPT trained from scratch with next-token cross-entropy on ``documents`` (pretraining, the demo's teachers)."""
+    """A GPT trained from scratch with next-token cross-entropy on ``documents`` (pretraining, the demo's teachers):
+    ``epochs`` passes over them, or with ``steps`` > 0 that many steps (as many passes as they take)."""
     from xdistill.runtime import Runtime
 
     torch.manual_seed(seed)
     student = build_lm_student(family, tokenizer, knobs)
     stream = token_stream(documents, tokenizer)
     context = student.gpt.config.context
+    per_epoch = steps_per_epoch(stream, context, batch_size)
+    if steps:
+        epochs, per_epoch = math.ceil(steps / per_epoch), min(per_epoch, steps)
+        per_epoch = math.ceil(steps / epochs)
     train_config = DistillConfig(method="pretrain", epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.01,
                                  seed=seed, progress=progress)
     plan = TrainPlan(step=next_token_step, context=StepContext(),
-                     steps_per_epoch=steps_per_epoch(stream, context, batch_size, max_steps_per_epoch),
+                     steps_per_epoch=per_epoch,
                      batches=lambda epoch, rank, world: window_batches(stream, context, batch_size, seed, epoch))
     train_student(student, plan, train_config, None, runtime or Runtime(log=None))
     return student.eval()
