@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
 
         path, records = compare_runs(runs, out)
         columns, rows = method_rows(records)
-        keep = ["run", "test accuracy", "macro F1", "ECE", "params"]
+        keep = (["run", "test accuracy", "macro F1", "ECE", "params"] if "test accuracy" in columns
+                else [c for c in columns if c not in ("method", "seed", "epochs", "wall time (s)")])
         print_table(f"{records[0].metrics.get('task')}: {len(records)} runs", keep,
                     [[row[columns.index(c)] for c in keep] for row in rows])
         console.print(f"report written to {path}")

@@ -135,8 +135,34 @@ def compare_runs(folders: Sequence[str | Path], out: str | Path) -> tuple[Path, 
     return write_compare_report(runs, out), runs
 
 
+def headline_of(metrics: Mapping[str, Any]) -> tuple[str, bool]:
+    """(the metrics.json key that summarises a run, whether lower is better): a run of a kind other than
+    classification names its own under ``headline``."""
+    headline = metrics.get("headline")
+    if isinstance(headline, Mapping) and isinstance(headline.get("key"), str):
+        return headline["key"], bool(headline.get("lower_is_better"))
+    return "accuracy", False
+
+
+def headline_rows(runs: Sequence[RunRecord]) -> tuple[list[str], list[list[Any]]]:
+    """The method table of a kind with its own headline: the headline, then every other scalar test score."""
+    key, lower = headline_of(runs[0].metrics)
+    others = sorted({k for r in runs for k, v in (r.metrics.get("test") or {}).items()
+                     if k != key and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    columns = ["run", "method", "seed", "epochs", f"test {key} ({'lower' if lower else 'higher'} is better)",
+               *[f"test {k}" for k in others], "params", "wall time (s)"]
+    rows = []
+    for r in runs:
+        test = r.metrics.get("test") or {}
+        rows.append([r.label, r.metrics.get("method"), r.metrics.get("seed"), r.config.get("epochs"), test.get(key),
+                     *[test.get(k) for k in others], r.metrics.get("params"), r.metrics.get("seconds")])
+    return columns, rows
+
+
 def method_rows(runs: Sequence[RunRecord]) -> tuple[list[str], list[list[Any]]]:
     """The method table: one row per run, test scores and student cost."""
+    if headline_of(runs[0].metrics)[0] != "accuracy":
+        return headline_rows(runs)
     columns = ["run", "method", "seed", "epochs", "test accuracy", "macro F1", "ECE", "NLL", "params", "FLOPs",
                "latency (ms)"]
     rows = []
@@ -235,10 +261,41 @@ def _curves_section(page: HtmlPage, runs: Sequence[RunRecord]) -> None:
                caption="Test accuracy after each epoch", table_id="curves")
 
 
+def write_headline_report(runs: Sequence[RunRecord], page: HtmlPage) -> None:
+    """The sections of a kind with its own headline: methods, learning curves (``history``), samples."""
+    key, lower = headline_of(runs[0].metrics)
+    page.heading("Methods")
+    columns, rows = headline_rows(runs)
+    best = (min if lower else max)((r.metrics.get("test") or {}).get(key, math.nan) for r in runs)
+    page.table(columns, rows, caption=f"Test scores at each run's last epoch; the best {key} is {best:.4g}",
+               table_id="methods")
+    curves = {r.label: list(r.metrics.get("history") or []) for r in runs if r.metrics.get("history")}
+    if curves:
+        page.heading("Learning curves")
+        page.image(plots.learning_curves({r.plot_label: curves[r.label] for r in runs if r.label in curves}, metric=key),
+                   f"training loss and test {key} per epoch, one line per run")
+        epochs = sorted({rec.get("epoch") for c in curves.values() for rec in c if rec.get("epoch") is not None})
+        by_epoch = {label: {rec.get("epoch"): (rec.get("test") or {}).get(key) for rec in c} for label, c in curves.items()}
+        page.table(["epoch", *curves], [[e, *[by_epoch[label].get(e) for label in curves]] for e in epochs],
+                   caption=f"Test {key} after each epoch", table_id="curves")
+    samples = [[r.label, s.get("prompt"), s.get("continuation")] for r in runs for s in r.metrics.get("samples") or []
+               if isinstance(s, Mapping)]
+    if samples:
+        page.heading("Samples")
+        page.table(["run", "prompt (the start of a test document)", "continuation"], samples,
+                   caption="Each student continues the same prompts (temperature 0.8)", table_id="samples")
+
+
 def write_compare_report(runs: Sequence[RunRecord], out: str | Path) -> Path:
     """Write the side-by-side report of ``runs`` (from :func:`load_runs`) to ``out`` atomically; return its path."""
     task = runs[0].metrics.get("task")
     page = HtmlPage(f"xdistill runs compared: {task} ({len(runs)} runs)")
+    if headline_of(runs[0].metrics)[0] != "accuracy":
+        write_headline_report(runs, page)
+        page.heading("Runs")
+        page.table(["run", "folder", "task"], [[r.label, str(r.folder), r.metrics.get("task")] for r in runs],
+                   caption="Where each run's metrics.json came from", table_id="runs")
+        return page.write(out)
     for i, run in enumerate(runs):
         shortfall_flag(page, run.metrics, f"shortfall-{i}", subject=f"{run.label}: the student")
     page.heading("Methods")

@@ -49,8 +49,8 @@ def _grid(panels: int, columns: int = 3, size: tuple[float, float] = (4.2, 3.2),
     return fig, flat[:panels]
 
 
-def learning_curves(runs: Mapping[str, Sequence[dict]], title: str = "") -> bytes:
-    """Training loss terms and test accuracy per epoch.
+def learning_curves(runs: Mapping[str, Sequence[dict]], title: str = "", metric: str = "accuracy") -> bytes:
+    """Training loss terms and a test metric (``metric``, accuracy by default) per epoch.
 
     runs: label -> curves, each curve a list of epoch records
     ``{"epoch": int, "train": {term: float}, "test": {"accuracy": float, ...}}``
@@ -65,11 +65,12 @@ def learning_curves(runs: Mapping[str, Sequence[dict]], title: str = "") -> byte
         for term in terms:
             values = [r.get("train", {}).get(term, np.nan) for r in curve]
             loss_ax.plot(epochs, values, marker="o", markersize=3, label=term if single else label)
-        accuracy = [(r.get("test") or {}).get("accuracy", np.nan) for r in curve]
+        accuracy = [(r.get("test") or {}).get(metric, np.nan) for r in curve]
         acc_ax.plot(epochs, accuracy, marker="o", markersize=3, label=label)
     loss_ax.set(xlabel="epoch", ylabel="training loss (mean over steps)",
                 title="training loss terms" if single else "training loss")
-    acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
+    shown = metric.replace("_", " ")
+    acc_ax.set(xlabel="epoch", ylabel=f"test {shown}", title=f"test {shown}")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

@@ -107,3 +107,15 @@ def test_a_teacher_with_another_tokenizer_is_refused_by_name(lm_world, tmp_path,
     assert code == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "Teacher 'code' uses tokenizer" in err and "distilling across tokenizers is not supported" in err
+
+
+def test_report_compares_lm_runs_by_bits_per_byte_with_curves_and_samples(lm_world, tmp_path):
+    runs = []
+    for method in ("supervised", "nearest"):
+        out = tmp_path / method
+        extra = [f"tokenizer={lm_world.tokenizer}"] if method == "supervised" else []
+        assert run_cli(*distill_args(lm_world, method, out, *KNOBS, *extra)) == 0
+        runs.append(str(out))
+    assert run_cli("report", *runs, "--out", str(tmp_path / "compare.html")) == 0
+    html = (tmp_path / "compare.html").read_text()
+    assert "(lower is better)" in html and "Learning curves" in html and "Samples" in html and "continuation" in html

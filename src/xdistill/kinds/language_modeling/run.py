@@ -185,6 +185,7 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
     score = score_text(lm, test_docs, batch_size=32)
     metrics = {
         "kind": KIND, "task": task.name, "method": config.method, "seed": config.seed,
+        "headline": {"key": "bits_per_byte", "lower_is_better": True},
         "test": score.to_json(), "params": count_params(gpt), "epoch_reported": "last",
         "train_tokens": int(len(stream.ids)), "train_seconds": train_seconds,
         "seconds": time.perf_counter() - started, "tokenizer": tokenizer.identity,
