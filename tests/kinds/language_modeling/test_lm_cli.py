@@ -119,3 +119,12 @@ def test_report_compares_lm_runs_by_bits_per_byte_with_curves_and_samples(lm_wor
     assert run_cli("report", *runs, "--out", str(tmp_path / "compare.html")) == 0
     html = (tmp_path / "compare.html").read_text()
     assert "(lower is better)" in html and "Learning curves" in html and "Samples" in html and "continuation" in html
+
+
+def test_rank_validate_correlates_teacher_and_student_bits_per_byte(lm_world, tmp_path):
+    assert run_cli("rank", "--task", str(lm_world.task), "--zoo", str(lm_world.zoo), "--cache", str(lm_world.cache),
+                   "--validate", "validate_epochs=1", "--out", str(tmp_path / "rank.json")) == 0
+    validation = json.loads((tmp_path / "rank.json").read_text())["validation"]
+    assert set(validation["student_bits_per_byte"]) == {"code", "prose"}
+    scores = validation["metrics"]["bits_per_byte"]
+    assert -1 <= scores["kendall_tau"] <= 1 and scores["top1_regret"] >= 0
