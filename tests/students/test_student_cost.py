@@ -53,7 +53,7 @@ def test_describe_students_lists_the_families_for_the_input():
     assert set(rows["vit"]["knob_help"]) == set(rows["vit"]["knobs"])
 
     text = {row["name"]: row for row in describe_students((16,), 2, vocab_size=100, dim=16)}
-    assert set(text) == {"text-cnn", "text-transformer"}
+    assert set(text) == {"text-cnn", "text-transformer", "gpt"}
     assert text["text-cnn"]["knobs"]["dim"] == 16
     assert {row["name"] for row in describe_students((16,), 2)} == {"mlp", "linear"}
 
