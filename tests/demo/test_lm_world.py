@@ -29,3 +29,30 @@ def test_teachers_are_at_least_four_times_the_student():
         return sum(p.numel() for p in GPT(GPTConfig(vocab_size=2048, **knobs)).parameters())
 
     assert size(TEACHER_KNOBS) >= 4 * size(STUDENT_KNOBS)
+
+
+def test_demo_world_lm_exports_a_zoo_tokenizer_generic_student_and_tasks(tmp_path, monkeypatch):
+    """The build recipe at a toy budget (the real one takes minutes): everything the export promises is there."""
+    import yaml
+
+    from tests.conftest import run_cli
+    from xdistill.demo import lm_world
+    from xdistill.kinds import load_task
+    from xdistill.teachers import load_zoo
+
+    monkeypatch.setattr(lm_world, "CORPUS_BYTES", 20_000)
+    monkeypatch.setattr(lm_world, "VOCAB_SIZE", 300)
+    monkeypatch.setattr(lm_world, "TEACHER_STEPS", 2)
+    monkeypatch.setattr(lm_world, "GENERIC_STEPS", 2)
+    monkeypatch.setattr(lm_world, "BUILD_WORKERS", 1)
+    monkeypatch.setattr(lm_world, "TEACHER_KNOBS", {"d_model": 16, "n_layer": 1, "n_head": 2, "context": 32})
+    monkeypatch.setattr(lm_world, "STUDENT_KNOBS", {"d_model": 8, "n_layer": 1, "n_head": 2, "context": 32})
+    assert run_cli("demo", "--world", "lm", "--home", str(tmp_path / "home"), "--export", str(tmp_path / "out")) == 0
+    out = tmp_path / "out"
+    zoo = yaml.safe_load((out / "zoo.yaml").read_text())
+    assert [t["domain"] for t in zoo["teachers"]] == list(DOMAINS.values())
+    assert all(getattr(t, "language_model", False) for t in load_zoo(out / "zoo.yaml").teachers())
+    assert (out / "tokenizer.json").is_file() and (out / "generic-student.safetensors").is_file()
+    for name in (*TARGETS, *PROBES):
+        assert load_task(out / "tasks" / name).kind == "language-modeling"
+    assert run_cli("demo", "--world", "lm", "--home", str(tmp_path / "home"), "--export", str(out)) == 2  # not empty

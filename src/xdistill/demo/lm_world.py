@@ -46,6 +46,7 @@ STUDENT_KNOBS = {"d_model": 64, "n_layer": 2, "n_head": 4, "context": 128}
 TEACHER_KNOBS = {"d_model": 128, "n_layer": 4, "n_head": 4, "context": 128}
 TEACHER_STEPS = 1000  # 16 windows of 128 tokens a step: about 2 M tokens, 4-12 passes over a corpus
 GENERIC_STEPS = 400
+BUILD_WORKERS = 2  # teachers trained side by side (one torch thread each)
 TARGETS = ("idle-code", "idle-news")
 PROBES = ("numpy-headers", "python-license")
 DOMAINS = {"python-code": "Python source code", "english-docs": "English technical prose",
@@ -177,7 +178,7 @@ def _train_teacher(job) -> tuple[str, float]:
 
 
 def build_lm_world(home: Path | None = None, log: Callable[[str], None] | None = print, progress: bool = True,
-                   workers: int = 2) -> LMWorld:
+                   workers: int | None = None) -> LMWorld:
     """Build the world once (about 25 CPU-minutes, teachers two at a time); later calls return it as it is."""
     from xdistill.kinds.language_modeling.student import save_lm_file
     from xdistill.kinds.language_modeling.task import write_lm_task
@@ -191,6 +192,7 @@ def build_lm_world(home: Path | None = None, log: Callable[[str], None] | None =
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     say = log or (lambda message: None)
+    workers = BUILD_WORKERS if workers is None else workers
     started = time.perf_counter()
     sources = {name: corpus(name) for name in DOMAINS}
     tokenizer = train_bpe([d for docs in sources.values() for d in docs], VOCAB_SIZE)
