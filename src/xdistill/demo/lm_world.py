@@ -160,74 +160,93 @@ def world_root(home: Path | None = None) -> Path:
     return (home or xdistill_home()) / f"lm-world-v{RECIPE_VERSION}"
 
 
-def _train_teacher(job) -> tuple[str, float]:
-    """Train and save one teacher (a process of its own when the build runs teachers side by side)."""
-    from xdistill.kinds.language_modeling.student import save_lm_folder
+def _recipe() -> dict:
+    return {"recipe_version": RECIPE_VERSION, "corpus_bytes": CORPUS_BYTES, "vocab_size": VOCAB_SIZE,
+            "teacher_knobs": TEACHER_KNOBS, "student_knobs": STUDENT_KNOBS, "teacher_steps": TEACHER_STEPS,
+            "generic_steps": GENERIC_STEPS}
+
+
+def _train_model(job) -> tuple[str, float]:
+    """Train and save one teacher, or the generic student (a process of its own when jobs run side by side).
+    A finished job leaves ``<name>.done.json``, so an interrupted build resumes with the jobs still to do."""
+    from xdistill.kinds.language_modeling.student import save_lm_file, save_lm_folder
     from xdistill.kinds.language_modeling.verbs import train_language_model
     from xdistill.models.tokenizer import tokenizer_from_string
 
-    name, documents, building, tokenizer_text = job
+    name, documents, building, tokenizer_text, recipe = job
     torch.set_num_threads(1)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     tokenizer = tokenizer_from_string(tokenizer_text)
-    teacher = train_language_model(documents, tokenizer, TEACHER_KNOBS, batch_size=16, lr=4e-3, steps=TEACHER_STEPS,
-                                   progress=False, seed=1)
-    save_lm_folder(building / "teachers" / name, teacher, tokenizer, {"context": TEACHER_KNOBS["context"],
-                                                                       "domain": DOMAINS[name]})
-    return name, time.perf_counter() - started
+    if name == GENERIC:
+        model = train_language_model(documents, tokenizer, recipe["student_knobs"], batch_size=16, lr=3e-3,
+                                     steps=recipe["generic_steps"], progress=False, seed=2)
+        save_lm_file(building / "generic-student.safetensors", model, tokenizer)
+    else:
+        model = train_language_model(documents, tokenizer, recipe["teacher_knobs"], batch_size=16, lr=4e-3,
+                                     steps=recipe["teacher_steps"], progress=False, seed=1)
+        save_lm_folder(building / "teachers" / name, model, tokenizer, {"context": recipe["teacher_knobs"]["context"],
+                                                                         "domain": DOMAINS[name]})
+    seconds = time.perf_counter() - started
+    atomic_write_text(building / f"{name}.done.json",
+                      json.dumps({"seconds": seconds, "cpu_seconds": time.process_time() - cpu}) + "\n")
+    return name, seconds
+
+
+GENERIC = "generic-student"
 
 
 def build_lm_world(home: Path | None = None, log: Callable[[str], None] | None = print, progress: bool = True,
                    workers: int | None = None) -> LMWorld:
-    """Build the world once (about 25 CPU-minutes, teachers two at a time); later calls return it as it is."""
-    from xdistill.kinds.language_modeling.student import save_lm_file
+    """Build the world once (about 25 CPU-minutes: three teachers and the generic student, two at a time);
+    later calls return it as it is, and an interrupted build resumes where it stopped."""
     from xdistill.kinds.language_modeling.task import write_lm_task
-    from xdistill.kinds.language_modeling.verbs import train_language_model
-    from xdistill.models.tokenizer import train_bpe
+    from xdistill.models.tokenizer import load_tokenizer, train_bpe
 
     root = world_root(home)
     if (root / "world.json").is_file():
         return LMWorld(root)
     building = root.with_name(root.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
+    recipe = _recipe()
+    recipe_file = building / "recipe.json"
+    if not (recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe):
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        atomic_write_text(recipe_file, json.dumps(recipe) + "\n")
     say = log or (lambda message: None)
     workers = BUILD_WORKERS if workers is None else workers
     started = time.perf_counter()
     sources = {name: corpus(name) for name in DOMAINS}
-    tokenizer = train_bpe([d for docs in sources.values() for d in docs], VOCAB_SIZE)
-    atomic_write_text(building / "tokenizer.json", tokenizer.to_str())
-    timings = {"tokenizer": time.perf_counter() - started}
-    say(f"LM demo world: training {len(sources)} teachers ({', '.join(DOMAINS.values())}), {workers} at a time")
-    jobs = [(name, documents, building, tokenizer.to_str()) for name, documents in sources.items()]
-    if workers > 1:
+    if (building / "tokenizer.json").is_file():
+        tokenizer = load_tokenizer(building / "tokenizer.json")
+    else:
+        tokenizer = train_bpe([d for docs in sources.values() for d in docs], VOCAB_SIZE)
+        atomic_write_text(building / "tokenizer.json", tokenizer.to_str())
+    pool_documents = [d for docs in sources.values() for d in docs]
+    jobs = [(name, documents, building, tokenizer.to_str(), recipe)
+            for name, documents in [*sources.items(), (GENERIC, pool_documents)]
+            if not (building / f"{name}.done.json").is_file()]
+    say(f"LM demo world: training {', '.join(j[0] for j in jobs) or 'nothing'} ({workers} at a time) into {building}")
+    if workers > 1 and len(jobs) > 1:
         import multiprocessing
 
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for name, seconds in pool.imap_unordered(_train_teacher, jobs):
-                timings[f"teacher {name}"] = seconds
-                say(f"LM demo world: teacher '{name}' trained in {seconds:.0f} s")
+        with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+            for name, seconds in pool.imap_unordered(_train_model, jobs):
+                say(f"LM demo world: {name} trained in {seconds:.0f} s")
     else:
         for job in jobs:
-            name, seconds = _train_teacher(job)
-            timings[f"teacher {name}"] = seconds
-    t0 = time.perf_counter()
-    say("LM demo world: pretraining the generic student on the union of the source corpora")
-    pool = [d for docs in sources.values() for d in docs]
-    generic = train_language_model(pool, tokenizer, STUDENT_KNOBS, batch_size=16, lr=3e-3,
-                                   steps=GENERIC_STEPS, progress=progress, seed=2)
-    save_lm_file(building / "generic-student.safetensors", generic, tokenizer)
-    timings["generic student"] = time.perf_counter() - t0
+            _train_model(job)
+    timings = {name: json.loads((building / f"{name}.done.json").read_text()) for name in [*DOMAINS, GENERIC]}
     for name in (*TARGETS, *PROBES):
         train, test = split_target(corpus(name))
         write_lm_task(building / "tasks" / name, name, train, test)
     zoo = {"teachers": [{"name": name, "kind": "gpt", "path": f"teachers/{name}", "domain": domain,
                          "architecture": "gpt"} for name, domain in DOMAINS.items()]}
     atomic_write_text(building / "zoo.yaml", yaml.safe_dump(zoo, sort_keys=False))
-    manifest = {"recipe_version": RECIPE_VERSION, "targets": list(TARGETS), "probes": list(PROBES),
-                "teacher_knobs": TEACHER_KNOBS, "student_knobs": STUDENT_KNOBS, "vocab_size": VOCAB_SIZE,
-                "seconds": timings, "python": sys.version.split()[0]}
+    manifest = {**recipe, "targets": list(TARGETS), "probes": list(PROBES), "seconds": timings,
+                "python": sys.version.split()[0]}
     atomic_write_text(building / "world.json", json.dumps(manifest, indent=2) + "\n")
+    for marker in building.glob("*.done.json"):
+        marker.unlink()
     if root.exists():
         shutil.rmtree(root)
     building.rename(root)
