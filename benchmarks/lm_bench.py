@@ -23,10 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xdistill.demo.lm_world import PROBES, STUDENT_KNOBS, TARGETS, build_lm_world, corpus, distill_config, split_target
+from xdistill.demo import lm_world
+from xdistill.demo.lm_world import PROBES, STUDENT_KNOBS, TARGETS, LMWorld, corpus, distill_config, split_target
 from xdistill.home import xdistill_home
 
 METHODS = ("supervised", "finetune", "nearest", "weighted")
+WORLD: list[Path] = []  # --world DIR: an existing world folder instead of $XDISTILL_HOME's
+
+
+def build_lm_world() -> LMWorld:
+    return LMWorld(WORLD[0]) if WORLD else lm_world.build_lm_world()
 
 
 def methods(args) -> None:
@@ -162,6 +168,7 @@ def cache_table(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", default="", help="an existing LM world folder (default: build or reuse $XDISTILL_HOME's)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("methods")
     p.add_argument("--seeds", type=int, default=3)
@@ -180,6 +187,8 @@ def main() -> None:
     p.add_argument("--k", type=int, nargs="+", default=[8, 32, 128])
     p.add_argument("--target", default="idle-code")
     args = parser.parse_args()
+    if args.world:
+        WORLD.append(Path(args.world))
     {"methods": methods, "probes": probes, "timing": timing, "step-ratio": step_ratio, "cache": cache_table}[args.command](args)
 
 

@@ -99,3 +99,14 @@ def test_a_student_equal_to_the_teacher_has_zero_loss():
 def test_ids_outside_the_students_vocabulary_name_the_tokenizer_mismatch():
     with pytest.raises(XDistillError, match="tokenizer differs from the student's"):
         topk_forward_kl(torch.zeros(2, 5), torch.tensor([[0, 7], [1, 2]]), torch.zeros(2, 2), torch.zeros(2))
+
+
+@pytest.mark.parametrize("name", TOPK_LOSSES.names())
+def test_log_probabilities_given_as_normalized_give_the_same_loss(name):
+    logits, ids, logp, tail = random_rows(np.random.default_rng(5))
+    inputs = {"teacher_ids": torch.tensor(ids), "teacher_logp": torch.tensor(logp), "teacher_tail_logp": torch.tensor(tail)}
+    kwargs = {"t": 0.7} if name == "taid" else {}
+    fn = TOPK_LOSSES.get(name)
+    raw = fn(student_logits=torch.tensor(logits), **inputs, **kwargs)["loss"]
+    given = fn(student_logits=torch.log_softmax(torch.tensor(logits), dim=1), normalized=True, **inputs, **kwargs)["loss"]
+    assert float(given) == pytest.approx(float(raw), rel=1e-12)

@@ -11,7 +11,8 @@ probabilities and tail mass, renormalised (the cache rounds them to float16).
     taid:        KL(p_t || q), p_t = softmax((1 - t) stopgrad(log q) + t log p)   (Shing et al. 2025)
 
 Shapes: student_logits [N, V], teacher_ids [N, k] int64, teacher_logp [N, k], teacher_tail_logp [N],
-optional weight [N]; each returns {"loss": sum_n weight_n * loss_n / N}. Registered in
+optional weight [N]; each returns {"loss": sum_n weight_n * loss_n / N}. With ``normalized=True`` the
+student side is given as log-probabilities (its log-softmax), which a step shares with its cross-entropy. Registered in
 :data:`TOPK_LOSSES` (a registry of their own: they consume cached top-k rows, not the target-space
 probabilities of :data:`xdistill.losses.LOSSES`).
 """
@@ -51,10 +52,13 @@ def _check(student_logits: Tensor, teacher_ids: Tensor, teacher_logp: Tensor, te
         raise XDistillError(" ".join(problems))
 
 
-def bins(student_logits: Tensor, teacher_ids: Tensor, teacher_logp: Tensor,
-         teacher_tail_logp: Tensor) -> tuple[Tensor, Tensor]:
-    """(log q [N, k + 1], log p [N, k + 1]): student and teacher log-probabilities on the k ids and the rest."""
-    student_top = F.log_softmax(student_logits, dim=1).gather(1, teacher_ids)
+def bins(student_logits: Tensor, teacher_ids: Tensor, teacher_logp: Tensor, teacher_tail_logp: Tensor,
+         normalized: bool = False) -> tuple[Tensor, Tensor]:
+    """(log q [N, k + 1], log p [N, k + 1]): student and teacher log-probabilities on the k ids and the rest.
+    ``normalized``: ``student_logits`` are already log-probabilities (a step that also needs the cross-entropy
+    computes the log-softmax once and hands it to both)."""
+    student_log_probs = student_logits if normalized else F.log_softmax(student_logits, dim=1)
+    student_top = student_log_probs.gather(1, teacher_ids)
     student_tail = torch.log((1 - student_top.exp().sum(dim=1)).clamp(min=TAIL_FLOOR))
     log_q = torch.cat([student_top, student_tail[:, None]], dim=1)
     log_p = torch.log_softmax(torch.cat([teacher_logp, teacher_tail_logp[:, None]], dim=1).to(log_q.dtype), dim=1)
@@ -66,29 +70,32 @@ def _mean(per_row: Tensor, weight: Tensor | None) -> Tensor:
 
 
 @TOPK_LOSSES.register("forward_kl")
-def topk_forward_kl(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, weight=None) -> dict[str, Tensor]:
+def topk_forward_kl(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, weight=None,
+                    normalized: bool = False) -> dict[str, Tensor]:
     """KL(teacher || student) on the teacher's top k and the tail: the cached form of KD at T = 1."""
     _check(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, weight)
-    log_q, log_p = bins(student_logits, teacher_ids, teacher_logp, teacher_tail_logp)
+    log_q, log_p = bins(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, normalized)
     return {"loss": _mean((log_p.exp() * (log_p - log_q)).sum(dim=1), weight)}
 
 
 @TOPK_LOSSES.register("reverse_kl")
-def topk_reverse_kl(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, weight=None) -> dict[str, Tensor]:
+def topk_reverse_kl(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, weight=None,
+                    normalized: bool = False) -> dict[str, Tensor]:
     """KL(student || teacher) on the teacher's top k and the tail: mode-seeking."""
     _check(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, weight)
-    log_q, log_p = bins(student_logits, teacher_ids, teacher_logp, teacher_tail_logp)
+    log_q, log_p = bins(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, normalized)
     return {"loss": _mean((log_q.exp() * (log_q - log_p)).sum(dim=1), weight)}
 
 
 @TOPK_LOSSES.register("taid")
-def topk_taid(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, t: float, weight=None) -> dict[str, Tensor]:
+def topk_taid(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, t: float, weight=None,
+              normalized: bool = False) -> dict[str, Tensor]:
     """TAID on the k + 1 bins: KL(p_t || q) towards p_t = softmax((1 - t) stopgrad(log q) + t log p);
     t = 1 is :func:`topk_forward_kl`, t = 0 is 0."""
     _check(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, weight)
     if not 0 <= t <= 1:
         raise XDistillError(f"The 't' of the top-k TAID loss must lie in [0, 1]. Got {t}.")
-    log_q, log_p = bins(student_logits, teacher_ids, teacher_logp, teacher_tail_logp)
+    log_q, log_p = bins(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, normalized)
     log_target = F.log_softmax((1 - t) * log_q.detach() + t * log_p, dim=1)
     return {"loss": _mean((log_target.exp() * (log_target - log_q)).sum(dim=1), weight)}
 

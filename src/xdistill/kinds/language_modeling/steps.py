@@ -27,23 +27,34 @@ class StepContext:
     total_steps: int = 1
 
 
-def _scored(model, batch):
+IGNORE = -100  # the target of a position that is not scored (its target is a document's BOS)
+
+
+def _log_probs(model, batch):
+    """(log-probabilities [N, V] of every position, targets [N] with IGNORE where not scored, scored mask [N]).
+
+    One log-softmax serves the cross-entropy and the distillation loss; masked positions are ignored by
+    index and by weight rather than copied out, so a step touches the [N, V] logits as few times as it can."""
     logits = model.token_logits(batch["ids"])
+    log_probs = F.log_softmax(logits.reshape(-1, logits.shape[-1]).float(), dim=-1)
     keep = batch["rows"].reshape(-1) >= 0
-    return logits.reshape(-1, logits.shape[-1])[keep], batch["targets"].reshape(-1)[keep], batch["rows"].reshape(-1)[keep]
+    targets = torch.where(keep, batch["targets"].reshape(-1), torch.full_like(keep, IGNORE, dtype=torch.long))
+    return log_probs, targets, keep
 
 
 def next_token_step(model, batch, ctx: StepContext) -> dict[str, torch.Tensor]:
-    logits, targets, _ = _scored(model, batch)
-    ce = F.cross_entropy(logits, targets)
+    log_probs, targets, _ = _log_probs(model, batch)
+    ce = F.nll_loss(log_probs, targets, ignore_index=IGNORE)
     return {"loss": ce, "ce": ce.detach()}
 
 
 def distill_step(model, batch, ctx: StepContext) -> dict[str, torch.Tensor]:
-    logits, targets, rows = _scored(model, batch)
+    log_probs, targets, keep = _log_probs(model, batch)
+    rows = batch["rows"].reshape(-1).clamp(min=0)
+    weight = keep.to(log_probs.dtype) * (len(keep) / keep.sum().clamp(min=1))  # the mean over scored positions
     teacher = ctx.targets
-    kd = call_topk_loss(ctx.loss, {"student_logits": logits, "teacher_ids": teacher.ids[rows],
-                                   "teacher_logp": teacher.logp[rows], "teacher_tail_logp": teacher.tail_logp[rows]},
-                        ctx.step, ctx.total_steps)["loss"]
-    ce = F.cross_entropy(logits, targets)
+    kd = call_topk_loss(ctx.loss, {"student_logits": log_probs, "teacher_ids": teacher.ids[rows],
+                                   "teacher_logp": teacher.logp[rows], "teacher_tail_logp": teacher.tail_logp[rows],
+                                   "weight": weight, "normalized": True}, ctx.step, ctx.total_steps)["loss"]
+    ce = F.nll_loss(log_probs, targets, ignore_index=IGNORE)
     return {"loss": ctx.kd_weight * kd + ctx.label_weight * ce, "kd": kd.detach(), "ce": ce.detach()}
