@@ -47,8 +47,10 @@ TEACHER_KNOBS = {"d_model": 128, "n_layer": 4, "n_head": 4, "context": 128}
 TEACHER_STEPS = 1000  # 16 windows of 128 tokens a step: about 2 M tokens, 4-12 passes over a corpus
 GENERIC_STEPS = 400
 BUILD_WORKERS = 2  # teachers trained side by side (one torch thread each)
-TARGETS = ("idle-code", "idle-news")
-PROBES = ("numpy-headers", "python-license")
+TARGETS = ("stdlib-packages", "stdlib-tests")
+PROBES = ("idle-code", "python-license", "numpy-headers")
+# Standard-library packages whose modules (none of them top-level, so none in the python-code corpus) make a target.
+STDLIB_PACKAGES = ("email", "http", "json", "logging", "urllib", "xml")
 DOMAINS = {"python-code": "Python source code", "english-docs": "English technical prose",
            "cpp-headers": "C++ header files"}
 # What the demo's runs use (the bench reuses it): every method gets the same student, tokenizer and budget.
@@ -105,11 +107,12 @@ def corpus(name: str) -> list[str]:
     if name == "cpp-headers":
         return documents_of([read_text(p) for p in sorted((package_dir("torch") / "include" / "c10").rglob("*.h"))],
                             CORPUS_BYTES)
+    if name == "stdlib-packages":
+        return documents_of([read_text(p) for package in STDLIB_PACKAGES for p in sorted((lib / package).rglob("*.py"))])
+    if name == "stdlib-tests":
+        return documents_of([read_text(p) for p in sorted((lib / "test").glob("test_*.py"))], 400_000)
     if name == "idle-code":
         return documents_of([read_text(p) for p in sorted((lib / "idlelib").glob("*.py"))])
-    if name == "idle-news":
-        files = ("NEWS.txt", "NEWS2x.txt", "HISTORY.txt", "README.txt", "TODO.txt", "CREDITS.txt", "extend.txt")
-        return documents_of([read_text(lib / "idlelib" / f) for f in files if (lib / "idlelib" / f).is_file()])
     if name == "numpy-headers":
         numpy = package_dir("numpy")
         include = next((p for p in (numpy / "_core" / "include" / "numpy", numpy / "core" / "include" / "numpy") if p.is_dir()))
@@ -160,6 +163,17 @@ def world_root(home: Path | None = None) -> Path:
     return (home or xdistill_home()) / f"lm-world-v{RECIPE_VERSION}"
 
 
+def write_tasks(root: Path, only_missing: bool = False) -> None:
+    """The target and probe task folders (deterministic from the corpora, so a world gains any it lacks)."""
+    from xdistill.kinds.language_modeling.task import write_lm_task
+
+    for name in (*TARGETS, *PROBES):
+        if only_missing and (root / "tasks" / name / "task.yaml").is_file():
+            continue
+        train, test = split_target(corpus(name))
+        write_lm_task(root / "tasks" / name, name, train, test)
+
+
 def _recipe() -> dict:
     return {"recipe_version": RECIPE_VERSION, "corpus_bytes": CORPUS_BYTES, "vocab_size": VOCAB_SIZE,
             "teacher_knobs": TEACHER_KNOBS, "student_knobs": STUDENT_KNOBS, "teacher_steps": TEACHER_STEPS,
@@ -199,11 +213,11 @@ def build_lm_world(home: Path | None = None, log: Callable[[str], None] | None =
                    workers: int | None = None) -> LMWorld:
     """Build the world once (about 25 CPU-minutes: three teachers and the generic student, two at a time);
     later calls return it as it is, and an interrupted build resumes where it stopped."""
-    from xdistill.kinds.language_modeling.task import write_lm_task
     from xdistill.models.tokenizer import load_tokenizer, train_bpe
 
     root = world_root(home)
     if (root / "world.json").is_file():
+        write_tasks(root, only_missing=True)
         return LMWorld(root)
     building = root.with_name(root.name + ".building")
     recipe = _recipe()
@@ -236,9 +250,7 @@ def build_lm_world(home: Path | None = None, log: Callable[[str], None] | None =
         for job in jobs:
             _train_model(job)
     timings = {name: json.loads((building / f"{name}.done.json").read_text()) for name in [*DOMAINS, GENERIC]}
-    for name in (*TARGETS, *PROBES):
-        train, test = split_target(corpus(name))
-        write_lm_task(building / "tasks" / name, name, train, test)
+    write_tasks(building)
     zoo = {"teachers": [{"name": name, "kind": "gpt", "path": f"teachers/{name}", "domain": domain,
                          "architecture": "gpt"} for name, domain in DOMAINS.items()]}
     atomic_write_text(building / "zoo.yaml", yaml.safe_dump(zoo, sort_keys=False))
