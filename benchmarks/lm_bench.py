@@ -83,10 +83,10 @@ def timing(args) -> None:
     from xdistill.pipeline.distill import distill
 
     world = build_lm_world()
-    train, test = split_target(corpus("idle-code"), args.train_bytes, 20_000)
+    train, test = split_target(corpus("stdlib-tests"), args.train_bytes, 20_000)
     with tempfile.TemporaryDirectory() as tmp:
-        task = write_lm_task(Path(tmp) / "task", "idle-code-200k", train, test)
-        config = distill_config(world, "idle-code", args.method, 0, Path(tmp) / "run", cache_dir=str(Path(tmp) / "cache"))
+        task = write_lm_task(Path(tmp) / "task", "stdlib-tests-200k", train, test)
+        config = distill_config(world, "stdlib-tests", args.method, 0, Path(tmp) / "run", cache_dir=str(Path(tmp) / "cache"))
         config.task = str(task)
         started, cpu = time.perf_counter(), time.process_time()
         metrics = distill(config).metrics
@@ -113,7 +113,7 @@ def step_ratio(args) -> None:
 
     torch.set_num_threads(1)
     world = build_lm_world()
-    task = load_task(world.task("idle-code"))
+    task = load_task(world.task("stdlib-tests"))
     cache_root = Path(args.cache) if args.cache else xdistill_home() / "cache"
     prepared = prepare_lm(task, load_zoo(world.zoo).teachers(), TeacherCache(cache_root), SelectionConfig())
     tokenizer = load_tokenizer(world.tokenizer)
@@ -188,7 +188,7 @@ def main() -> None:
     p.add_argument("--cache", default="")
     p = sub.add_parser("cache")
     p.add_argument("--k", type=int, nargs="+", default=[8, 32, 128])
-    p.add_argument("--target", default="idle-code")
+    p.add_argument("--target", default="stdlib-tests")
     args = parser.parse_args()
     if args.world:
         WORLD.append(Path(args.world))

@@ -10,10 +10,11 @@ target tasks with a little training text:
 | ``python-code`` | the standard library's top-level ``*.py`` modules, first 1.5 MB | teacher: Python source code |
 | ``english-docs`` | ``pydoc_data.topics``, Python's reference documentation as plain text | teacher: English technical prose |
 | ``cpp-headers`` | torch's ``include/c10/**/*.h`` headers, first 1.5 MB | teacher: C++ header files |
-| ``idle-code`` | ``idlelib/*.py`` (IDLE's source; none of it in python-code) | target: 40 KB train, 20 KB test |
-| ``idle-news`` | ``idlelib``'s NEWS, HISTORY, README, TODO and CREDITS texts | target: 40 KB train, 20 KB test |
-| ``numpy-headers`` | numpy's C API headers | a domain no teacher or target uses (rank check) |
+| ``stdlib-packages`` | the ``*.py`` modules of the ``email``, ``http``, ``json``, ``logging``, ``urllib`` and ``xml`` packages (none top-level, so none in python-code) | target: 40 KB train, 20 KB test |
+| ``stdlib-tests`` | the standard library's test suite, ``test/test_*.py`` | target: 40 KB train, 20 KB test |
+| ``idle-code`` | ``idlelib/*.py``, IDLE's source | a domain no teacher or target uses (rank check) |
 | ``python-license`` | the standard library's ``LICENSE.txt`` | a domain no teacher or target uses (rank check) |
+| ``numpy-headers`` | numpy's C API headers | a domain no teacher or target uses (rank check) |
 
 Documents are files cut at line ends into pieces of at most 4 KB. The world is built once into
 ``$XDISTILL_HOME/lm-world-v<N>`` (a temporary folder renamed when complete) and reused afterwards.
