@@ -56,3 +56,7 @@ def test_demo_world_lm_exports_a_zoo_tokenizer_generic_student_and_tasks(tmp_pat
     for name in (*TARGETS, *PROBES):
         assert load_task(out / "tasks" / name).kind == "language-modeling"
     assert run_cli("demo", "--world", "lm", "--home", str(tmp_path / "home"), "--export", str(out)) == 2  # not empty
+    assert run_cli("demo", "--world", "lm", "--home", str(tmp_path / "home"), "--out", str(tmp_path / "runs"),
+                   "--quick") == 0
+    finished = sorted(p.parent.name for p in (tmp_path / "runs").rglob("metrics.json"))
+    assert finished == ["finetune-s0", "nearest-s0", "supervised-s0", "weighted-s0"]
