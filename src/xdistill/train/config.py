@@ -73,6 +73,7 @@ class DistillConfig:
     unlabeled_sample: int = _SELECTION.unlabeled_sample  # unlabeled samples selection and bridges use; 0 = all
     cache_top_k: int = _SELECTION.cache_top_k  # language models: next-token ids cached per teacher position (8-128)
     tokenizer: str = ""  # language models: the student's tokenizer.json; empty = the init file's, else the top teacher's
+    domain_sampling: bool = False  # language models: draw more windows from the train domains where the student trails the teachers (DDK)
     mix: str = MIXES[0]  # how a multi-teacher method mixes them per sample: gated | average (see MIXES)
     device: str = "cpu"  # cpu | cuda (bf16 autocast on CUDA)
     threads: int = 0  # torch CPU threads; 0 = torch's default

@@ -77,6 +77,9 @@ def lm_config_problems(config, task=None, teachers_given: bool = False) -> list[
     if not config.tokenizer and not config.init and method is not None and not method.teachers:
         problems.append(f"Method '{config.method}' needs the student's tokenizer: pass tokenizer=FILE (a tokenizer.json; "
                         "the LM demo world and `xdistill pretrain` write one).")
+    if config.domain_sampling and method is not None and not method.teachers:
+        problems.append(f"'domain_sampling' weighs the train domains by how far the student trails the teachers; "
+                        f"method '{config.method}' has none. Use nearest or weighted, or drop domain_sampling.")
     if config.resume and not config.out:
         problems.append("--resume needs --out, the folder of the interrupted run.")
     return problems
@@ -171,10 +174,13 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
         return {"bits_per_byte": score.bits_per_byte, "nats_per_token": score.nats_per_token}
 
     ctx = StepContext(targets=targets, loss=loss_name(config), kd_weight=config.kd_weight, label_weight=config.label_weight)
+    sampling = domain_sampler(config, task, stream, targets, tokenizer, context) if config.domain_sampling else None
     plan = TrainPlan(step=method.step, context=ctx,
                      steps_per_epoch=steps_per_epoch(stream, context, config.batch_size, config.max_steps_per_epoch),
-                     batches=lambda epoch, rank, world: window_batches(stream, context, config.batch_size, config.seed, epoch),
-                     evaluate=evaluate)
+                     batches=lambda epoch, rank, world: window_batches(
+                         stream, context, config.batch_size, config.seed, epoch,
+                         *((sampling.doc_domain, sampling.weights) if sampling is not None else (None, None))),
+                     evaluate=evaluate, before_epoch=sampling.before_epoch if sampling is not None else None)
     if out is not None:
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     train_started = time.perf_counter()
@@ -198,6 +204,38 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
         save_lm_folder(out, student, tokenizer, {"context": context, "tokenizer": tokenizer.identity})
         atomic_write_json(out / "metrics.json", metrics)
     return DistillResult(student, metrics, history, out, None if prepared is None else prepared.ranking, targets)
+
+
+class DomainSampler:
+    """Each epoch's domain weights (``domains.py``), decided before the epoch from the student as it stands."""
+
+    def __init__(self, names, doc_domain, teacher_means, documents, tokenizer, context) -> None:
+        self.names, self.doc_domain, self.teacher_means = names, doc_domain, teacher_means
+        self.documents, self.tokenizer, self.context = documents, tokenizer, context
+        self.weights = None
+
+    def before_epoch(self, student, epoch: int, records: list) -> dict:
+        from xdistill.kinds.language_modeling.domains import domain_weights, per_domain_means, student_token_nll
+
+        counts = [len(self.tokenizer.encode(d)[0]) for d in self.documents]
+        nll = student_token_nll(network_of(student), self.tokenizer, self.context, self.documents)
+        student_means = per_domain_means(nll, counts, self.doc_domain, len(self.names))
+        self.weights = domain_weights(student_means, self.teacher_means)
+        return {"domains": self.names, "domain_weights": self.weights.tolist(),
+                "student_nll": student_means.tolist(), "teacher_nll": self.teacher_means.tolist()}
+
+
+def domain_sampler(config, task, stream, targets, tokenizer, context) -> DomainSampler:
+    from xdistill.kinds.language_modeling.domains import domain_index, per_domain_means, teacher_token_nll
+
+    split = task.splits["train"]
+    if not split.domains or len(set(split.domains)) < 2:
+        raise XDistillError(f"'domain_sampling' needs train documents from two or more domains, and task "
+                            f"'{task.name}' names {len(set(split.domains or []))}. Give each line of the train "
+                            "JSONL a 'domain' field, or drop domain_sampling.")
+    names, doc_domain = domain_index(split.domains)
+    teacher_means = per_domain_means(teacher_token_nll(targets, stream), stream.doc_tokens, doc_domain, len(names))
+    return DomainSampler(names, doc_domain, teacher_means, split.documents, tokenizer, context)
 
 
 def generate_samples(lm: StudentLM, documents: list[str], seed: int, n: int = SAMPLES, max_new_tokens: int = 48) -> list[dict]:

@@ -4,7 +4,7 @@
     name: idle-code
     splits:
       train: train.txt          # .txt: the whole file is one document
-      test: test.jsonl          # .jsonl: one document a line, {"text": ...}
+      test: test.jsonl          # .jsonl: one document a line, {"text": ...} (optionally "domain": ...)
 
 Both splits are read as UTF-8 and checked before any work: a missing file, bytes that are not
 UTF-8, a JSONL line without a string ``text``, or a split without any text is an error naming
@@ -34,6 +34,7 @@ class TextSplit:
     documents: list[str]
     fingerprint: str
     path: Path | None = None
+    domains: list[str] | None = None  # each document's domain (the optional JSONL field 'domain')
 
     @property
     def n_bytes(self) -> int:
@@ -66,25 +67,33 @@ def text_fingerprint(documents: list[str]) -> str:
     return "text-" + digest.hexdigest()[:32]
 
 
-def make_split(name: str, documents: list[str], path: Path | None = None) -> TextSplit:
-    return TextSplit(name, list(documents), text_fingerprint(documents), path)
+def make_split(name: str, documents: list[str], path: Path | None = None,
+               domains: list[str] | None = None) -> TextSplit:
+    return TextSplit(name, list(documents), text_fingerprint(documents), path, domains)
 
 
 def read_documents(path: Path) -> tuple[list[str], list[str]]:
-    """(documents, problems) of one split file."""
+    """(documents, problems) of one split file; see :func:`read_split` for the documents' domains too."""
+    documents, _, problems = read_split(path)
+    return documents, problems
+
+
+def read_split(path: Path) -> tuple[list[str], list[str] | None, list[str]]:
+    """(documents, their domains or None, problems) of one split file."""
     if not path.is_file():
-        return [], [f"'{path}' does not exist. Write the split as a UTF-8 .txt or .jsonl file and name it in task.yaml."]
+        return [], None, [f"'{path}' does not exist. Write the split as a UTF-8 .txt or .jsonl file and name it in task.yaml."]
     if path.suffix not in SUFFIXES:
-        return [], [f"'{path}' must be a .txt (one document) or .jsonl (one {{\"text\": ...}} a line) file. "
+        return [], None, [f"'{path}' must be a .txt (one document) or .jsonl (one {{\"text\": ...}} a line) file. "
                     f"Got suffix {path.suffix!r}."]
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        return [], [f"'{path}' is not UTF-8 (byte {exc.start}: {exc.reason}). Convert it with "
+        return [], None, [f"'{path}' is not UTF-8 (byte {exc.start}: {exc.reason}). Convert it with "
                     f"`iconv -t UTF-8` or save it as UTF-8."]
     if path.suffix == ".txt":
-        return ([text] if text.strip() else []), ([] if text.strip() else [f"'{path}' holds no text. Give each split some text."])
-    documents, problems = [], []
+        return (([text] if text.strip() else []), None,
+                ([] if text.strip() else [f"'{path}' holds no text. Give each split some text."]))
+    documents, domains, problems = [], [], []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -96,13 +105,18 @@ def read_documents(path: Path) -> tuple[list[str], list[str]]:
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             problems.append(f"'{path}' line {number} has no string field 'text'. Write one {{\"text\": ...}} object a line.")
             continue
+        domain = record.get("domain", "")
+        if not isinstance(domain, str):
+            problems.append(f"'{path}' line {number}: 'domain' must be a string. Got {domain!r}.")
+            continue
         if record["text"]:
             documents.append(record["text"])
+            domains.append(domain)
         if len(problems) >= 5:
             break
     if not documents and not problems:
         problems.append(f"'{path}' holds no text. Give each split some text.")
-    return documents, problems
+    return documents, (domains if any(domains) else None), problems
 
 
 def load_lm_task(folder: Path) -> LMTask:
@@ -132,10 +146,10 @@ def load_lm_task(folder: Path) -> LMTask:
             if isinstance(raw.get("splits"), dict):
                 problems.append(f"'splits' has no '{split}' file. Name a .txt or .jsonl file for it.")
             continue
-        documents, found = read_documents(folder / value)
+        documents, domains, found = read_split(folder / value)
         problems += [f"split '{split}': {p}" for p in found]
         if not found:
-            splits[split] = make_split(split, documents, folder / value)
+            splits[split] = make_split(split, documents, folder / value, domains)
     if problems:
         raise XDistillError(join_problems(problems, f"Invalid task '{path}'"))
     return LMTask(str(name), splits, folder)
@@ -146,12 +160,16 @@ def task_from_texts(name: str, train: list[str], test: list[str]) -> LMTask:
     return LMTask(name, {"train": make_split("train", train), "test": make_split("test", test)})
 
 
-def write_lm_task(folder: Path, name: str, train: list[str], test: list[str]) -> Path:
-    """Write a task folder (each split a .jsonl of its documents)."""
+def write_lm_task(folder: Path, name: str, train: list[str], test: list[str],
+                  train_domains: list[str] | None = None) -> Path:
+    """Write a task folder (each split a .jsonl of its documents; the train documents' domains when given)."""
     from xdistill.io import atomic_write_text
 
     folder = Path(folder)
     for split, documents in (("train", train), ("test", test)):
-        atomic_write_text(folder / f"{split}.jsonl", "".join(json.dumps({"text": d}) + "\n" for d in documents))
+        domains = train_domains if split == "train" and train_domains else [None] * len(documents)
+        atomic_write_text(folder / f"{split}.jsonl", "".join(
+            json.dumps({"text": d} if domain is None else {"text": d, "domain": domain}) + "\n"
+            for d, domain in zip(documents, domains)))
     atomic_write_text(folder / "task.yaml", f"kind: {KIND}\nname: {name}\nsplits:\n  train: train.jsonl\n  test: test.jsonl\n")
     return folder

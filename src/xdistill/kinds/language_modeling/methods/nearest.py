@@ -14,6 +14,6 @@ from xdistill.train.method import Method
 METHODS.register("nearest", Method(
     distill_step, "distill the teacher with the lowest bits per byte on the train text (its cached top-k "
     "distributions) beside cross-entropy", teachers=True, init="optional",
-    options=("loss", "kd_weight", "label_weight", "cache_top_k"),
+    options=("loss", "kd_weight", "label_weight", "cache_top_k", "domain_sampling"),
     choose=lambda ranking: ([ranking.top], np.ones(1)),
     combine=lambda parts, weights, config: mix_targets(parts, weights, config.cache_top_k)))

@@ -21,6 +21,6 @@ def choose_weighted(ranking):
 METHODS.register("weighted", Method(
     distill_step, "distill the teachers' next-token distributions mixed by weights from their bits per byte "
     "on the train text, beside cross-entropy", teachers=True, init="optional",
-    options=("loss", "kd_weight", "label_weight", "weight_temperature", "top_k", "cache_top_k"),
+    options=("loss", "kd_weight", "label_weight", "weight_temperature", "top_k", "cache_top_k", "domain_sampling"),
     choose=choose_weighted,
     combine=lambda parts, weights, config: mix_targets(parts, weights, config.cache_top_k)))
