@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -96,13 +97,17 @@ class GPTTeacher:
             self._tokenizer = load_tokenizer(self.folder / "tokenizer.json")
         return self._tokenizer
 
+    @cached_property
+    def _config(self) -> dict:
+        return json.loads((self.folder / "config.json").read_text())
+
     @property
     def context(self) -> int:
-        return int(json.loads((self.folder / "config.json").read_text())["context"])
+        return int(self._config["context"])
 
     @property
     def vocab_size(self) -> int:
-        return int(json.loads((self.folder / "config.json").read_text())["vocab_size"])
+        return int(self._config["vocab_size"])
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,7 +117,3 @@ class StudentLM:
     def token_logits(self, ids: torch.Tensor) -> torch.Tensor:
         return self.network.token_logits(ids)
 
-
-def timed(fn: Callable[[], object]) -> tuple[object, float]:
-    started = time.perf_counter()
-    return fn(), time.perf_counter() - started

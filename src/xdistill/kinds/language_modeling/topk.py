@@ -194,12 +194,10 @@ class TopKCache:
         bos = teacher.tokenizer.bos_id
         sequences = [sequence_of(ids, bos) for ids, _ in encoded]
         offsets = np.cumsum([0] + [len(ids) for ids, _ in encoded])
-        needed = {i for i, (a, b) in enumerate(ranges) if i in missing}
         # Only the documents that overlap a missing shard are run through the teacher.
         wanted_docs = [d for d in range(len(encoded))
-                       if any(ranges[i][0] < offsets[d + 1] and offsets[d] < ranges[i][1] for i in needed)]
-        buffers: dict[int, list[dict]] = {i: [] for i in needed}
-        shard_of = lambda token: token // SHARD_TOKENS  # noqa: E731
+                       if any(ranges[i][0] < offsets[d + 1] and offsets[d] < ranges[i][1] for i in missing)]
+        buffers: dict[int, list[dict]] = {i: [] for i in missing}
         total_windows = sum(len(windows(len(sequences[d]), int(teacher.context))) for d in wanted_docs)
         bar = progress_bar(total=total_windows, desc=f"cache {teacher.name}", unit="window", leave=False,
                            disable=not self.progress)
@@ -216,7 +214,7 @@ class TopKCache:
                 if bos is None and window.first == 1:  # the first token: a uniform guess
                     rows = _concat([self._uniform_first(ids, spans, vocab, bits), rows])
                     positions = np.concatenate([[0], positions])
-                self._route(rows, offsets[doc] + positions, buffers, ranges, shard_of, key)
+                self._route(rows, offsets[doc] + positions, buffers, ranges, key)
         finally:
             bar.close()
         leftover = [i for i, parts in buffers.items() if parts]
@@ -231,7 +229,7 @@ class TopKCache:
         log_probs = torch.full((1, vocab), -math.log(vocab))
         return compress(log_probs, ids[:1], spans[:1], np.zeros(1, np.int64), self.k, bits)
 
-    def _route(self, rows, token_index, buffers, ranges, shard_of, key) -> None:
+    def _route(self, rows, token_index, buffers, ranges, key) -> None:
         shards = token_index // SHARD_TOKENS
         for shard in np.unique(shards):
             if int(shard) not in buffers:

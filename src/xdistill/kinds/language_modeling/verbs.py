@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -157,6 +156,3 @@ def validate_lm(task, prepared, config, log=None) -> dict:
             "metrics": {"bits_per_byte": {"kendall_tau": tau, "spearman_rho": rho,
                                           "top1_regret": float(students[top] - student_bpb.min())}}}
 
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
