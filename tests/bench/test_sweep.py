@@ -49,3 +49,16 @@ def test_ratios_and_table_compare_the_largest_pool_with_the_smallest():
     assert "load average 1.00, 2.00, 3.00 before, 4.00, 5.00, 6.00 after" in text
     assert "| npy 1,000,000 / 10,000 | 1.100x | 0.900x | 1.100x | 0.900x |" in text
     assert "| x.npy memmap | 1,000,000 |" in text and "| PNG folder | 10,000 |" in text
+
+
+def test_one_case_runs_the_real_commands_and_times_the_work_itself(tmp_path):
+    result = sweep.run_case("npy", 64, steps=2, workdir=tmp_path)
+    cache, distill = result["cache"], result["distill"]
+    # extraction throughput counts the seconds spent producing outputs, a part of the command's own seconds
+    assert 0 < cache["compute_s"] <= cache["extraction_s"] <= cache["wall_s"]
+    assert cache["images_per_s"] == pytest.approx((64 + 2 * sweep.SPLIT_SIZE) / cache["compute_s"], rel=1e-12)
+    assert len(distill["epoch_s"]) == sweep.SWEEP_EPOCHS and distill["steps"] == 2
+    steady = float(np.median(distill["epoch_s"][1:]))
+    assert distill["images_per_s"] == pytest.approx(2 * 16 * (1 + 4) / steady, rel=1e-12)
+    assert cache["peak_rss_bytes"] > 0 and distill["peak_rss_bytes"] > 0
+    assert not list(tmp_path.iterdir())  # the case's folder is removed
