@@ -35,6 +35,14 @@ def device_problems(device: str) -> list[str]:
     return [f"'device' must be cpu, cuda or cuda:N. Got {device!r}."]
 
 
+def worker_problems(name: str, value: int) -> list[str]:
+    """A ``loader_workers``-like setting: -1 (choose from the data), 0 (none) or a count of worker processes."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        return [f"'{name}' must be -1 (choose from the data: one worker for image-folder splits), 0 (no workers) "
+                f"or a number of worker processes. Got {value!r}."]
+    return []
+
+
 def seed_problems(**seeds: int) -> list[str]:
     return [f"'{key}' must lie in 0..2**63-1. Got {value}." for key, value in seeds.items() if not 0 <= value < SEED_LIMIT]
 

@@ -84,3 +84,57 @@ def test_same_seed_builds_the_same_student(name, kind):
     first.eval()
     second.eval()
     torch.testing.assert_close(first(x), second(x))
+
+
+STAGED = [(name, kind) for name, kind in CASES if STUDENTS.get(name).stages]
+
+
+def test_the_image_families_have_stages():
+    assert {"cnn", "resnet", "vit", "mixer"} <= {name for name, _ in STAGED}
+
+
+@pytest.mark.parametrize(("name", "kind"), STAGED, ids=[f"{n}-{k}" for n, k in STAGED])
+def test_stages_are_the_intermediate_features_of_the_forward_pass(name, kind):
+    from xdistill.students.build import student_stages
+
+    torch.manual_seed(0)
+    student = build_default(name, kind).eval()
+    x = example_batch(kind)
+    stages = student_stages(student, x)
+    assert isinstance(stages, list) and len(stages) >= 1
+    for feature in stages:
+        assert feature.shape[0] == 3 and feature.ndim in (3, 4)  # [N, C, H, W] maps or [N, T, D] tokens
+    # The last stage is what the features are computed from: a change to the input that moves it moves them.
+    sum(f.sum() for f in stages).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_a_conv_students_last_stage_pooled_is_its_features(name):
+    torch.manual_seed(0)
+    student = build_default(name, "image").eval()
+    x = example_batch("image")
+    torch.testing.assert_close(student.forward_stages(x)[-1].mean(dim=(2, 3)), student.forward_features(x))
+
+
+def test_a_student_without_stages_is_refused_naming_the_ones_with_stages():
+    from xdistill.errors import XDistillError
+    from xdistill.students.build import student_stages
+
+    student = build_default("mlp", "vector")
+    with pytest.raises(XDistillError, match=r"has no stages.*Choose a student with stages: .*cnn.*vit"):
+        student_stages(student, example_batch("vector"))
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet", "vit", "mixer"])
+def test_size_presets_set_the_unset_knobs_and_base_is_larger(name):
+    small = build_student(name, SHAPES["image"], NUM_CLASSES)
+    base = build_student(name, SHAPES["image"], NUM_CLASSES, size="base")
+    assert count_params(base) > 2 * count_params(small)
+    knob = {"cnn": "width", "resnet": "width", "vit": "dim", "mixer": "dim"}[name]
+    explicit = build_student(name, SHAPES["image"], NUM_CLASSES, size="base", **{knob: 16})
+    assert count_params(explicit) < count_params(base)  # a knob given explicitly wins over the preset
+    from xdistill.errors import XDistillError
+
+    with pytest.raises(XDistillError, match=r"the knob 'size' must be one of 'small', 'base'. Got 'huge'"):
+        build_student(name, SHAPES["image"], NUM_CLASSES, size="huge")

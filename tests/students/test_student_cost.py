@@ -46,10 +46,13 @@ def test_latency_rejects_bad_settings():
 
 def test_describe_students_lists_the_families_for_the_input():
     rows = {row["name"]: row for row in describe_students((1, 28, 28), 10)}
-    assert set(rows) == {"cnn", "vit", "mlp", "linear"}
+    assert set(rows) == {"cnn", "resnet", "vit", "mixer", "mlp", "linear"}
     assert rows["cnn"]["params"] == count_params(build_student("cnn", (1, 28, 28), 10))
     assert rows["mlp"]["flops"] == 2 * (784 * 64 + 64 * 64 + 64 * 10)
-    assert rows["vit"]["knobs"] == {"patch": 4, "dim": 32, "depth": 2, "heads": 2, "pool": "cls"}
+    # knobs left to the size preset show as None; their help line names the presets' values
+    assert rows["vit"]["knobs"] == {"size": "small", "patch": None, "dim": None, "depth": None, "heads": None,
+                                    "pool": "cls"}
+    assert "'small' (patch 4, dim 32, depth 2, heads 2)" in rows["vit"]["knob_help"]["size"]
     assert set(rows["vit"]["knob_help"]) == set(rows["vit"]["knobs"])
 
     text = {row["name"]: row for row in describe_students((16,), 2, vocab_size=100, dim=16)}

@@ -99,7 +99,7 @@ def test_unknown_knob_lists_the_valid_ones():
         build_student("cnn", (1, 28, 28), 10, widht=8)
     message = str(error.value)
     assert "'widht'" in message
-    assert "width=12" in message and "depth=3" in message
+    assert "size='small'" in message and "width=<size preset>" in message and "depth=<size preset>" in message
 
 
 def test_every_bad_value_is_reported_at_once():

@@ -5,12 +5,16 @@ Synthetic 28x28 uint8 images are written to disk as the pool (the unlabeled
 split) of a task, as a memory-mapped ``x.npy`` split folder and as a folder of
 PNG files; labeled and test splits hold 200 images each in the same form. One
 small CNN teacher (:class:`xdistill.bench.perf.SyntheticCNN`) is cached over
-the task, then a student is distilled for one epoch of a fixed number of steps.
+the task, then a student is distilled for a few epochs of a fixed number of steps.
 Each command runs as the real CLI in a fresh process, whose peak resident
 memory (``ru_maxrss`` of that child, so file pages of memory maps count too)
-and wall time are recorded; images per second are taken from the work itself
-(the extraction's seconds, the training epoch's seconds), not from process
-start-up.
+and wall time are recorded. Images per second are taken from the work itself,
+not from what every run pays once whatever the pool's size: extraction's from
+the seconds spent producing the teacher's outputs (``compute_seconds`` of
+``xdistill cache --json``: reading and decoding inputs and running the
+teacher, without loading it, checking the cache or writing shards); training's
+from the median of the epochs after the first (each a fixed number of steps),
+which leaves out the first epoch's warm-up and damps a shared machine's load.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from typing import Any
 import numpy as np
 
 SWEEP_CASES = (("npy", 10_000), ("npy", 100_000), ("npy", 1_000_000), ("png", 10_000), ("png", 100_000))
-SWEEP_STEPS = 100  # training steps of the distill run (one epoch, capped): the same work at every pool size
+SWEEP_STEPS = 40  # training steps of each epoch of the distill run (capped): the same work at every pool size
+SWEEP_EPOCHS = 3  # epochs of the distill run; images/s is the median over all but the first
+SWEEP_REPEATS = 3  # rounds of measurement of every case; each figure is the median over the rounds
 SWEEP_TEACHER_WIDTH = 8  # SyntheticCNN width of the sweep's teacher (~0.6 MFLOPs per image)
 SPLIT_SIZE = 200  # images in the labeled and in the test split
 IMAGE_SIDE = 28
@@ -124,73 +130,84 @@ def _cache_bytes(cache_dir: Path) -> int:
     return sum(p.stat().st_size for p in (cache_dir / "entries").rglob("shard-*.safetensors"))
 
 
-def run_case_child(layout: str, n: int, workdir: str, steps: int) -> dict[str, Any]:
-    """One sweep case (run in a fresh interpreter): write the task, then cache and distill through the CLI,
-    each in its own child process."""
+def measure_case(layout: str, n: int, task: Path, zoo: Path, work: Path, steps: int) -> dict[str, Any]:
+    """One repeat of one case: ``xdistill cache`` into an empty cache folder, then ``xdistill distill``, each
+    the real CLI in its own child process; the cache and run folders are removed afterwards."""
     from xdistill.train.config import DistillConfig
 
-    work = Path(workdir)
-    zoo = write_sweep_zoo(work / "zoo")
-    task = work / "task"
-    started = time.perf_counter()
-    write_sweep_task(task, n, layout)
-    write_s = time.perf_counter() - started
     cache_dir, run_dir = work / "cache", work / "run"
     cache_json, distill_json = work / "cache.json", work / "distill.json"
-    cache = run_measured(["cache", "--task", str(task), "--zoo", str(zoo), "--cache", str(cache_dir),
-                          "--json", str(cache_json)])
-    cache_summary = json.loads(cache_json.read_text())
-    cache_bytes = _cache_bytes(cache_dir)
-    distill = run_measured(["distill", "--task", str(task), "--zoo", str(zoo), "--cache", str(cache_dir),
-                            "--out", str(run_dir), "--epochs", "1", "--json", str(distill_json),
-                            f"max_steps_per_epoch={steps}", "progress=false"])
-    metrics = json.loads(distill_json.read_text())
-    epoch = metrics["curves"][0]
+    for folder in (cache_dir, run_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        cache = run_measured(["cache", "--task", str(task), "--zoo", str(zoo), "--cache", str(cache_dir),
+                              "--json", str(cache_json)])
+        cache_summary = json.loads(cache_json.read_text())
+        cache_bytes = _cache_bytes(cache_dir)
+        distill = run_measured(["distill", "--task", str(task), "--zoo", str(zoo), "--cache", str(cache_dir),
+                                "--out", str(run_dir), "--epochs", str(SWEEP_EPOCHS), "--json", str(distill_json),
+                                f"max_steps_per_epoch={steps}", "progress=false"])
+        metrics = json.loads(distill_json.read_text())
+    finally:
+        for folder in (cache_dir, run_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+    epoch_s = [float(e["seconds"]) for e in metrics["curves"]]
+    steady_s = float(np.median(epoch_s[1:] if len(epoch_s) > 1 else epoch_s))
     defaults = DistillConfig()
     batch, ratio = defaults.batch_size, defaults.unlabeled_ratio
     teacher_samples = n + 2 * SPLIT_SIZE
+    compute_s = sum(cache_summary["compute_seconds"].values())
     return {
-        "layout": layout, "n": n, "write_s": write_s,
         "cache": {"peak_rss_bytes": cache["peak_rss_bytes"], "wall_s": cache["wall_s"],
-                  "extraction_s": cache_summary["seconds"],
-                  "images_per_s": teacher_samples / cache_summary["seconds"],
+                  "extraction_s": cache_summary["seconds"], "compute_s": compute_s,
+                  "images_per_s": teacher_samples / compute_s,
                   "cache_bytes": cache_bytes, "bytes_per_image": cache_bytes / teacher_samples},
         "distill": {"peak_rss_bytes": distill["peak_rss_bytes"], "wall_s": distill["wall_s"], "steps": steps,
-                    "epoch_s": epoch["seconds"], "images_per_s": steps * batch * (1 + ratio) / epoch["seconds"]},
+                    "epoch_s": epoch_s, "images_per_s": steps * batch * (1 + ratio) / steady_s},
     }
 
 
-def run_case(layout: str, n: int, steps: int = SWEEP_STEPS, workdir: Path | None = None) -> dict[str, Any]:
-    """:func:`run_case_child` in a fresh interpreter, in a temporary folder removed afterwards."""
-    import xdistill
+MEASURED = {"cache": ("peak_rss_bytes", "images_per_s", "bytes_per_image", "wall_s"),
+            "distill": ("peak_rss_bytes", "images_per_s", "wall_s")}
 
-    source = str(Path(xdistill.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": source + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    work = Path(tempfile.mkdtemp(prefix=f"xdistill-sweep-{layout}-{n}-", dir=workdir))
-    try:
-        code = ("import json, sys; from xdistill.bench.sweep import run_case_child as f; "
-                f"print(json.dumps(f({layout!r}, {n}, sys.argv[1], {steps})))")
-        proc = subprocess.run([sys.executable, "-c", code, str(work)], capture_output=True, text=True, env=env,
-                              check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"sweep case {layout} n={n} failed:\n{proc.stderr[-3000:]}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+def summarise_case(layout: str, n: int, write_s: float, repeats: list[dict]) -> dict[str, Any]:
+    """A case's medians over its repeats (each repeat kept under ``repeats``)."""
+    out: dict[str, Any] = {"layout": layout, "n": n, "write_s": write_s, "repeats": repeats}
+    for verb, keys in MEASURED.items():
+        out[verb] = {key: float(np.median([r[verb][key] for r in repeats])) for key in keys}
+    return out
 
 
 def run_sweep(out: Path | None = None, cases: Sequence[tuple[str, int]] = SWEEP_CASES, steps: int = SWEEP_STEPS,
-              workdir: Path | None = None, log: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """Every case of the sweep, one after another; writes ``out/sweep.json`` and ``out/sweep.md`` when given."""
+              workdir: Path | None = None, log: Callable[[str], None] | None = print,
+              repeats: int = SWEEP_REPEATS) -> dict[str, Any]:
+    """Write every case's task once, then measure every case ``repeats`` times, round by round (the order of the
+    cases reversed every other round, so a change in the machine's load falls on every size alike); writes
+    ``out/sweep.json`` and ``out/sweep.md`` when given."""
     from xdistill.bench.perf import machine
     from xdistill.io import atomic_write_json, atomic_write_text
 
     say = log or (lambda _: None)
-    results: dict[str, Any] = {"machine": machine(), "steps": steps, "teacher_width": SWEEP_TEACHER_WIDTH,
-                               "cases": []}
-    for layout, n in cases:
-        say(f"sweep: {layout} pool of {n:,} images")
-        results["cases"].append(run_case(layout, n, steps, workdir))
+    results: dict[str, Any] = {"machine": machine(), "steps": steps, "epochs": SWEEP_EPOCHS, "repeats": repeats,
+                               "teacher_width": SWEEP_TEACHER_WIDTH, "cases": []}
+    root = Path(tempfile.mkdtemp(prefix="xdistill-sweep-", dir=workdir))
+    try:
+        zoo = write_sweep_zoo(root / "zoo")
+        tasks, write_s = {}, {}
+        for layout, n in cases:
+            say(f"sweep: writing a {layout} pool of {n:,} images")
+            started = time.perf_counter()
+            tasks[layout, n] = write_sweep_task(root / f"{layout}-{n}", n, layout)
+            write_s[layout, n] = time.perf_counter() - started
+        measured: dict[tuple[str, int], list[dict]] = {case: [] for case in tasks}
+        for r in range(repeats):
+            for layout, n in (cases if r % 2 == 0 else list(reversed(cases))):
+                say(f"sweep: repeat {r + 1}/{repeats}, {layout} pool of {n:,} images")
+                measured[layout, n].append(measure_case(layout, n, tasks[layout, n], zoo, root / "work", steps))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    results["cases"] = [summarise_case(layout, n, write_s[layout, n], measured[layout, n]) for layout, n in cases]
     results["machine"]["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     results["ratios"] = sweep_ratios(results["cases"])
     if out is not None:
@@ -200,19 +217,23 @@ def run_sweep(out: Path | None = None, cases: Sequence[tuple[str, int]] = SWEEP_
     return results
 
 
-def sweep_ratios(cases: list[dict]) -> dict[str, dict[str, float]]:
-    """Largest over smallest pool of each layout: peak RSS and images per second of cache and distill."""
+def sweep_ratios(cases: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Largest over smallest pool of each layout, per repeat (the two measured in the same round): the median
+    and the smallest and largest ratio of peak RSS and images per second of cache and distill."""
     ratios = {}
     for layout in sorted({c["layout"] for c in cases}):
         mine = sorted((c for c in cases if c["layout"] == layout), key=lambda c: c["n"])
         if len(mine) < 2:
             continue
         small, large = mine[0], mine[-1]
-        ratios[f"{layout} {large['n']:,} / {small['n']:,}"] = {
-            f"{verb} {what}": large[verb][key] / small[verb][key]
-            for verb in ("cache", "distill") for what, key in (("peak RSS", "peak_rss_bytes"),
-                                                               ("images/s", "images_per_s"))
-        }
+        rounds = list(zip(small.get("repeats") or [small], large.get("repeats") or [large]))
+        entry = {}
+        for verb in ("cache", "distill"):
+            for what, key in (("peak RSS", "peak_rss_bytes"), ("images/s", "images_per_s")):
+                values = [b[verb][key] / a[verb][key] for a, b in rounds]
+                entry[f"{verb} {what}"] = {"median": float(np.median(values)), "min": float(min(values)),
+                                           "max": float(max(values))}
+        ratios[f"{layout} {large['n']:,} / {small['n']:,}"] = entry
     return ratios
 
 
@@ -222,7 +243,9 @@ def sweep_markdown(results: dict) -> str:
     after = ", ".join(f"{x:.2f}" for x in mach.get("load_average_after") or [])
     lines = [(f"Machine: {mach['cpu']}; {mach['usable_cores']} usable of {mach['logical_cores']} logical cores; "
               f"torch {mach['torch']}; load average {load} before, {after} after."),
-             f"Teacher: SyntheticCNN width {results['teacher_width']}; distill: 1 epoch of {results['steps']} steps.", "",
+             (f"Teacher: SyntheticCNN width {results['teacher_width']}; distill: {results.get('epochs', 1)} epochs of "
+              f"{results['steps']} steps (images/s: median epoch after the first); every figure the median of "
+              f"{results.get('repeats', 1)} repeats."), "",
              ("| pool | images | cache peak RSS (MiB) | extraction images/s | cache bytes/image | distill peak RSS (MiB) "
               "| training images/s |"), "|---|---|---|---|---|---|---|"]
     for c in results["cases"]:
@@ -230,9 +253,11 @@ def sweep_markdown(results: dict) -> str:
                      f"{c['cache']['peak_rss_bytes'] / mb:.0f} | {c['cache']['images_per_s']:,.0f} | "
                      f"{c['cache']['bytes_per_image']:.1f} | {c['distill']['peak_rss_bytes'] / mb:.0f} | "
                      f"{c['distill']['images_per_s']:,.0f} |")
-    lines += ["", "| ratio | cache peak RSS | cache images/s | distill peak RSS | distill images/s |",
+    lines += ["", "Ratios, largest over smallest pool, per repeat: median (smallest-largest).", "",
+              "| ratio | cache peak RSS | cache images/s | distill peak RSS | distill images/s |",
               "|---|---|---|---|---|"]
     for name, r in results["ratios"].items():
-        lines.append(f"| {name} | {r['cache peak RSS']:.3f}x | {r['cache images/s']:.3f}x | "
-                     f"{r['distill peak RSS']:.3f}x | {r['distill images/s']:.3f}x |")
+        cells = [f"{r[k]['median']:.3f}x ({r[k]['min']:.2f}-{r[k]['max']:.2f})"
+                 for k in ("cache peak RSS", "cache images/s", "distill peak RSS", "distill images/s")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

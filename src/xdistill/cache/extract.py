@@ -27,7 +27,9 @@ import torch
 
 from xdistill.cache.store import CachedOutputs, CacheStore, CorruptShard, entry_key, now
 from xdistill.data.augment import augment
+from xdistill.config import worker_problems
 from xdistill.data.lazy import release_pages
+from xdistill.data.prefetch import AUTO, prefetched, resolve_workers
 from xdistill.data.task import Split, Task
 from xdistill.data.tensors import images_to_tensor
 from xdistill.errors import XDistillError
@@ -49,6 +51,9 @@ class CacheSummary:
     reused: dict[str, int] = field(default_factory=dict)  # teacher -> samples found in the cache
     recomputed_shards: int = 0  # shards found damaged or stale and recomputed
     seconds: float = 0.0
+    # teacher -> seconds spent producing its outputs (reading inputs and running it), without loading it,
+    # checking the cache or writing shards: queries / compute_seconds is the extraction's own throughput
+    compute_seconds: dict[str, float] = field(default_factory=dict)
     entries: dict[str, dict] = field(default_factory=dict)
 
     @property
@@ -76,9 +81,14 @@ class TeacherCache:
     """Teacher outputs keyed by teacher fingerprint x split fingerprint x view."""
 
     def __init__(self, root: str | Path, batch_size: int = 256, shard_size: int = 4096, augment_seed: int = 0,
-                 progress: bool = True) -> None:
+                 progress: bool = True, loader_workers: int = AUTO) -> None:
         if batch_size < 1 or shard_size < 1:
             raise XDistillError(f"batch_size and shard_size must be >= 1. Got {batch_size} and {shard_size}.")
+        if worker_problems("loader_workers", loader_workers):
+            raise XDistillError(worker_problems("loader_workers", loader_workers)[0])
+        # processes reading (decoding, augmenting) the next input batches while a teacher runs; AUTO = one
+        # for an image-folder split, none for arrays and memory maps (see xdistill.data.prefetch)
+        self.loader_workers = loader_workers
         self.store = CacheStore(root)
         self.root = self.store.root
         self.batch_size = batch_size
@@ -119,9 +129,11 @@ class TeacherCache:
                        bar: ProgressBar | None) -> dict[str, np.ndarray]:
         teacher.setup()
         parts: dict[str, list[np.ndarray]] = {}
-        for b0 in range(start, stop, self.batch_size):
-            b1 = min(b0 + self.batch_size, stop)
-            out = teacher.outputs(self._inputs(split, b0, b1, view))
+        bounds = [(b0, min(b0 + self.batch_size, stop)) for b0 in range(start, stop, self.batch_size)]
+        workers = resolve_workers(self.loader_workers, split.x)
+        for (b0, b1), inputs in zip(bounds, prefetched(lambda i: self._inputs(split, *bounds[i], view), len(bounds),
+                                                         workers)):
+            out = teacher.outputs(inputs)
             for name, tensor in out.tensors.items():
                 parts.setdefault(name, []).append(_as_numpy(tensor))
             if bar is not None:
@@ -219,7 +231,11 @@ class TeacherCache:
         return info
 
     def _compute_and_write(self, teacher, split, view, key, index, start, stop, summary, bar):
+        teacher.setup()
+        started = time.perf_counter()
         arrays = self._compute_shard(teacher, split, view, start, stop, bar)
+        summary.compute_seconds[teacher.name] = summary.compute_seconds.get(teacher.name, 0.0) + (
+            time.perf_counter() - started)
         if not arrays:
             raise XDistillError(f"Teacher '{teacher.name}' returned no outputs (neither features nor logits).")
         self.store.write_shard(key, index, start, stop, arrays)

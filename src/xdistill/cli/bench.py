@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
         perf: bool = typer.Option(False, "--perf", help="Measure the cache's time and memory costs instead."),
         sweep: bool = typer.Option(False, "--sweep", help="With --perf: cache and distill synthetic pools of 10k, 100k "
                                    "and 1M images on disk (x.npy, PNG folders), fresh processes, peak RSS and images/s."),
-        sweep_steps: int = typer.Option(100, "--sweep-steps", help="With --sweep: training steps of each distill run."),
+        sweep_steps: Optional[int] = typer.Option(None, "--sweep-steps", help="With --sweep: training steps of each epoch of the distill runs (default 40)."),
+        sweep_repeats: Optional[int] = typer.Option(None, "--sweep-repeats", help="With --sweep: rounds of measurement; each figure is their median (default 3)."),
         track: bool = typer.Option(False, "--track", help="Log new runs to TensorBoard / MLflow when installed."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Teacher-output cache (default: $XDISTILL_HOME/cache)."),
         home: Optional[Path] = typer.Option(None, "--home", help="Where the demo world lives (default: $XDISTILL_HOME)."),
@@ -42,9 +43,12 @@ def register(app: typer.Typer) -> None:
             from xdistill.bench.sweep import run_sweep
             from xdistill.errors import XDistillError
 
-            if sweep_steps < 1:
-                raise XDistillError(f"--sweep-steps must be >= 1. Got {sweep_steps}.")
-            emit_json(run_sweep(out=out, steps=sweep_steps, log=console.print), json_out)
+            given = {"steps": sweep_steps, "repeats": sweep_repeats}
+            bad = [f"--sweep-{k} must be >= 1. Got {v}." for k, v in given.items() if v is not None and v < 1]
+            if bad:
+                raise XDistillError(" ".join(bad))
+            emit_json(run_sweep(out=out, log=console.print, **{k: v for k, v in given.items() if v is not None}),
+                      json_out)
             return
         if perf:
             from xdistill.bench.perf import run_perf

@@ -97,7 +97,8 @@ def cache_cmd(
         summary = run_cache(cfg, Runtime(rank=ctx.rank, world_size=ctx.world_size))
     if ctx.rank == 0:
         emit_json({"config": to_dict(cfg), "queries": summary.queries, "reused": summary.reused,
-                   "recomputed_shards": summary.recomputed_shards, "seconds": summary.seconds}, json_out)
+                   "recomputed_shards": summary.recomputed_shards, "seconds": summary.seconds,
+                   "compute_seconds": summary.compute_seconds}, json_out)
 
 
 @app.command("rank")

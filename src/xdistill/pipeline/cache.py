@@ -19,7 +19,7 @@ from xdistill.teachers.zoo import Zoo, load_zoo
 def open_cache(config: CacheConfig, progress: bool = True) -> TeacherCache:
     root = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
     return TeacherCache(root, batch_size=config.batch_size, shard_size=config.shard_size,
-                        augment_seed=config.augment_seed, progress=progress)
+                        augment_seed=config.augment_seed, progress=progress, loader_workers=config.loader_workers)
 
 
 def load_inputs(config: CacheConfig) -> tuple[object, Zoo, list[Teacher]]:

@@ -39,6 +39,7 @@ class StudentFamily:
     name: str
     factory: Callable[..., nn.Module]
     inputs: tuple[str, ...]
+    stages: bool = False  # its students have ``forward_stages(x) -> [intermediate features, ...]``
 
     @property
     def summary(self) -> str:
@@ -62,7 +63,9 @@ class StudentFamily:
         valid = self.knobs()
         unknown = sorted(set(knobs) - set(valid))
         if unknown:
-            listing = ", ".join(f"{k}={_show_default(v)}" for k, v in valid.items()) or "none"
+            preset = "size" in valid  # knobs left None take the size preset's value
+            listing = ", ".join(f"{k}={'<size preset>' if preset and v is None else _show_default(v)}"
+                                for k, v in valid.items()) or "none"
             raise XDistillError(
                 f"Student '{self.name}' has no knob {', '.join(repr(k) for k in unknown)}. "
                 f"Valid knobs (with defaults): {listing}."
@@ -80,15 +83,16 @@ STUDENTS: Registry[StudentFamily] = Registry("student")
 
 
 def register_student(
-    name: str, inputs: tuple[str, ...]
+    name: str, inputs: tuple[str, ...], stages: bool = False
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a factory as student family ``name`` reading the given input kinds."""
+    """Register a factory as student family ``name`` reading the given input kinds; ``stages``: its students
+    have ``forward_stages`` (see :func:`student_stages`)."""
     for kind in inputs:
         if kind not in STUDENT_INPUTS:
             raise ValueError(f"input kind '{kind}' of student '{name}' is not one of {list(STUDENT_INPUTS)}")
 
     def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        STUDENTS.register(name, StudentFamily(name, factory, inputs))
+        STUDENTS.register(name, StudentFamily(name, factory, inputs, stages))
         return factory
 
     return add
@@ -101,6 +105,32 @@ def build_student(name: str, input_shape: tuple[int, ...], num_classes: int, **k
     vectors, (L,) for token ids. Text students also need ``vocab_size``.
     """
     return STUDENTS.get(name).build(input_shape, num_classes, **knobs)
+
+
+SIZES = ("small", "base")  # the size presets of the families that have them (the knob 'size')
+
+
+def from_preset(size: str, presets: dict[str, dict[str, object]], **given: object) -> tuple[dict[str, object], list[str]]:
+    """The knobs a family builds with: each knob as given, or, when it is None, the value of the ``size``
+    preset; and the problem with ``size``, if any."""
+    problems = one_of("size", size, tuple(presets))
+    if problems:
+        return {}, problems
+    return {k: presets[size][k] if v is None else v for k, v in given.items()}, []
+
+
+def student_stages(student: nn.Module, x) -> list:
+    """``student.forward_stages(x)``: the student's intermediate features, one entry per stage (CNN and
+    ResNet stages [N, C, H, W], transformer and mixer blocks [N, T, D]), for methods and losses that read
+    inside the student; a clear error for a student without stages."""
+    forward = getattr(student, "forward_stages", None)
+    if forward is None:
+        with_stages = ", ".join(name for name, family in STUDENTS.items() if family.stages)
+        raise XDistillError(
+            f"The student ({type(student).__name__}) has no stages: it exposes only its final features, but this "
+            f"method or loss reads intermediate features. Choose a student with stages: {with_stages}."
+        )
+    return forward(x)
 
 
 def input_shape_problems(input_shape: object, inputs: tuple[str, ...]) -> list[str]:

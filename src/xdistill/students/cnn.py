@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xdistill.students.build import int_at_least, raise_problems, register_student
+from xdistill.students.build import from_preset, int_at_least, raise_problems, register_student
 
 
 class CNNStudent(nn.Module):
@@ -38,17 +38,33 @@ class CNNStudent(nn.Module):
         """x [N, C, H, W] -> [N, feature_dim]."""
         return self.pool(self.stages(x)).flatten(1)
 
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x [N, C, H, W] -> each stage's feature map [N, C_s, H_s, W_s] (the last one pooled is forward_features)."""
+        out = []
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x)
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> logits [N, num_classes]."""
         return self.head(self.forward_features(x))
 
 
-@register_student("cnn", inputs=("image",))
-def cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 12, depth: int = 3) -> CNNStudent:
-    """Small conv net for images (about 14k parameters by default).
+PRESETS = {"small": {"width": 12, "depth": 3}, "base": {"width": 32, "depth": 4}}
 
+
+@register_student("cnn", inputs=("image",), stages=True)
+def cnn(input_shape: tuple[int, ...], num_classes: int, size: str = "small", width: int | None = None,
+        depth: int | None = None) -> CNNStudent:
+    """Small conv net for images (about 14k parameters at size small).
+
+    size: preset of the knobs left unset: 'small' (width 12, depth 3) or 'base' (width 32, depth 4).
     width: channels of the first stage, doubled at each later stage (8-64).
     depth: conv stages; each but the last is followed by a 2x2 max-pool (1-4).
     """
-    raise_problems("cnn", int_at_least("width", width, 1) + int_at_least("depth", depth, 1))
-    return CNNStudent(input_shape, num_classes, width=width, depth=depth)
+    knobs, problems = from_preset(size, PRESETS, width=width, depth=depth)
+    if not problems:
+        problems = int_at_least("width", knobs["width"], 1) + int_at_least("depth", knobs["depth"], 1)
+    raise_problems("cnn", problems)
+    return CNNStudent(input_shape, num_classes, **knobs)

@@ -7,7 +7,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from xdistill.students.blocks import EncoderBlock
-from xdistill.students.build import dim_divisible_by_heads, int_at_least, one_of, raise_problems, register_student
+from xdistill.students.build import (
+    dim_divisible_by_heads,
+    from_preset,
+    int_at_least,
+    one_of,
+    raise_problems,
+    register_student,
+)
 
 POOLING = ("cls", "mean")
 
@@ -45,46 +52,66 @@ class ViTStudent(nn.Module):
         self.feature_dim = dim
         self.head = nn.Linear(dim, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """x [N, C, H, W] -> [N, dim]."""
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
         if any(self.padding):
             x = F.pad(x, (0, self.padding[0], 0, self.padding[1]))
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
         if self.cls_token is not None:
             tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
-        tokens = tokens + self.pos_embed
+        return tokens + self.pos_embed
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W] -> [N, dim]."""
+        tokens = self._embed(x)
         for block in self.blocks:
             tokens = block(tokens)
         tokens = self.norm(tokens)
         return tokens[:, 0] if self.cls_token is not None else tokens.mean(dim=1)
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x [N, C, H, W] -> the patch tokens [N, T, dim] after each encoder block (class token left out)."""
+        tokens, out = self._embed(x), []
+        first = 1 if self.cls_token is not None else 0
+        for block in self.blocks:
+            tokens = block(tokens)
+            out.append(tokens[:, first:])
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> logits [N, num_classes]."""
         return self.head(self.forward_features(x))
 
 
-@register_student("vit", inputs=("image",))
+PRESETS = {"small": {"patch": 4, "dim": 32, "depth": 2, "heads": 2},
+           "base": {"patch": 4, "dim": 64, "depth": 4, "heads": 4}}
+
+
+@register_student("vit", inputs=("image",), stages=True)
 def vit(
     input_shape: tuple[int, ...],
     num_classes: int,
-    patch: int = 4,
-    dim: int = 32,
-    depth: int = 2,
-    heads: int = 2,
+    size: str = "small",
+    patch: int | None = None,
+    dim: int | None = None,
+    depth: int | None = None,
+    heads: int | None = None,
     pool: str = "cls",
 ) -> ViTStudent:
     """Tiny Vision Transformer over image patches.
 
+    size: preset of the knobs left unset: 'small' (patch 4, dim 32, depth 2, heads 2) or 'base' (dim 64, depth 4, heads 4).
     patch: patch side in pixels; images are zero-padded to a multiple (2-16).
     dim: token width, divisible by heads (16-192).
     depth: encoder blocks (1-6).
     heads: attention heads (1-4).
     pool: 'cls' reads a class token, 'mean' averages the patch tokens.
     """
-    problems = int_at_least("patch", patch, 1) + int_at_least("dim", dim, 1)
-    problems += int_at_least("depth", depth, 1) + int_at_least("heads", heads, 1)
+    knobs, problems = from_preset(size, PRESETS, patch=patch, dim=dim, depth=depth, heads=heads)
+    if not problems:
+        problems += int_at_least("patch", knobs["patch"], 1) + int_at_least("dim", knobs["dim"], 1)
+        problems += int_at_least("depth", knobs["depth"], 1) + int_at_least("heads", knobs["heads"], 1)
     problems += one_of("pool", pool, POOLING)
     if not problems:
-        problems += dim_divisible_by_heads(dim, heads)
+        problems += dim_divisible_by_heads(knobs["dim"], knobs["heads"])
     raise_problems("vit", problems)
-    return ViTStudent(input_shape, num_classes, patch=patch, dim=dim, depth=depth, heads=heads, pool=pool)
+    return ViTStudent(input_shape, num_classes, pool=pool, **knobs)

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from xdistill.config import device_problems, seed_problems
+from xdistill.config import device_problems, seed_problems, worker_problems
 from xdistill.select.config import SelectionConfig, selection_of
 
 _SELECTION = SelectionConfig()
@@ -77,6 +77,7 @@ class DistillConfig:
     mix: str = MIXES[0]  # how a multi-teacher method mixes them per sample: gated | average (see MIXES)
     device: str = "cpu"  # cpu | cuda (bf16 autocast on CUDA)
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    loader_workers: int = -1  # processes preparing the next batches; -1 = one for image-folder splits, else 0
     deterministic: bool = True  # deterministic algorithms (resume reproduces an uninterrupted run)
     resume: bool = False  # continue from the checkpoint in 'out'
     progress: bool = True  # show a progress bar
@@ -112,6 +113,7 @@ class DistillConfig:
             problems.append(f"'mix' must be one of {', '.join(MIXES)}. Got {self.mix!r}.")
         if not 0 <= self.threads <= 1024:
             problems.append(f"'threads' must lie in 0..1024 (0 = torch's default). Got {self.threads}.")
+        problems += worker_problems("loader_workers", self.loader_workers)
         problems += self.selection.problems()
         problems += seed_problems(seed=self.seed, augment_seed=self.augment_seed)
         problems += device_problems(self.device)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xdistill.data.prefetch import prefetched
 from xdistill.errors import XDistillError
 from xdistill.progress import ProgressBar, progress_bar
 from xdistill.runtime import Runtime
@@ -61,6 +62,9 @@ class TrainPlan:
     # returns is logged as the epoch's "decisions". It must depend only on those (checkpointed) arguments, so a
     # resumed run decides the same.
     before_epoch: Callable[[nn.Module, int, list[dict]], dict] | None = None
+    # Worker processes that prepare the next batches while a step runs (xdistill.data.prefetch); the
+    # step -> batch function must then depend only on its arguments (its randomness from explicit seeds).
+    loader_workers: int = 0
 
 
 def seed_of(*parts: int) -> int:
@@ -138,11 +142,10 @@ def _run_epoch(model: nn.Module, plan: TrainPlan, config: DistillConfig, optimiz
     batch_of = plan.batches(epoch, runtime.rank, runtime.world_size)
     model.train()
     sums: dict[str, float] = {}
-    for step in range(steps):
+    for step, batch in enumerate(prefetched(batch_of, steps, plan.loader_workers)):
         plan.context.step = epoch * steps + step
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(config.lr, plan.context.step, total, warmup)
-        batch = batch_of(step)
         with autocast:
             terms = plan.step(model, batch, plan.context)
         optimizer.zero_grad(set_to_none=True)

@@ -25,7 +25,8 @@ class Method:
     step: ``(model, batch, ctx) -> {"loss": total, <term>: value, ...}``, one optimisation step's loss terms.
     choose / combine: for teacher methods, the teachers the method draws on with their mixing
     weights (``ranking -> (names, weights [T])``) and how their target-space predictions mix
-    (``(probs [T, N, C], weights [T], config) -> [N, C]``).
+    (``(probs [T, N, C], weights [T], config) -> [N, C]``), row by row: each sample's target from
+    that sample's predictions only, so a large pool is combined a block of rows at a time.
     """
 
     step: Callable[..., dict[str, Any]]

@@ -22,6 +22,7 @@ import numpy as np
 
 from xdistill.cache.extract import TeacherCache, cache_task
 from xdistill.cache.store import CachedOutputs
+from xdistill.data.lazy import release_pages
 from xdistill.data.task import Task
 from xdistill.select.bridge import BridgeHead, BridgeSettings, bridge_inputs, fit_bridge
 from xdistill.select.config import SelectionConfig, unlabeled_positions
@@ -52,17 +53,20 @@ class PreparedTeachers:
             outs[f"unlabeled@{v}"] = self.cache.load(teacher, task.unlabeled, v)
         return outs
 
-    def predictions(self, task: Task, name: str, views: int = 0) -> dict[str, np.ndarray]:
+    def predictions(self, task: Task, name: str, views: int = 0,
+                    out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The teacher's bridged target-space probabilities [N, C] (float32) on the labeled, unlabeled and
-        test splits and each view, computed one cache shard at a time."""
+        test splits and each view, computed one cache shard at a time; written into ``out``'s arrays
+        (split -> [N, C], for example rows of memory-mapped files) when given."""
         teacher, head = self.teacher(name), self.head(task, name)
         jobs = {split: (task.splits[split], 0) for split in ("labeled", "unlabeled", "test")}
         jobs.update({f"unlabeled@{v}": (task.unlabeled, v) for v in range(1, views + 1)})
-        out = {}
+        out = {} if out is None else out
         for key, (split, view) in jobs.items():
-            probs = np.empty((len(split), task.num_classes), dtype=np.float32)
+            probs = out[key] if key in out else np.empty((len(split), task.num_classes), dtype=np.float32)
             for start, stop, arrays in self.cache.iter_shards(teacher, split, view):
                 probs[start:stop] = head.predict_proba(bridge_inputs(arrays.get("features"), arrays.get("logits"))[0])
+                release_pages(probs)
             out[key] = probs
         return out
 

@@ -15,6 +15,7 @@ from torch import nn
 from xdistill import __version__
 from xdistill.cache.extract import TeacherCache
 from xdistill.config import to_dict
+from xdistill.data.prefetch import resolve_workers
 from xdistill.data.task import Task
 from xdistill.errors import XDistillError
 from xdistill.eval.predict import cpu_latency_per_sample_ms, evaluate_split
@@ -144,7 +145,8 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
     return TrainPlan(step=method.step, context=ctx, steps_per_epoch=source.steps, batches=source.epoch,
                      forward=FeaturesAndLogits, modules=modules,
                      evaluate=lambda m: evaluate_split(m, inputs, task, "test", reference, config.device),
-                     before_epoch=before_epoch)
+                     before_epoch=before_epoch,
+                     loader_workers=resolve_workers(config.loader_workers, task.labeled.x, task.unlabeled.x))
 
 
 def teachers_against_student(task: Task, inputs: StudentInputs, targets: TeacherTargets, ctx: StepContext,

@@ -18,11 +18,16 @@ the reliability is unknown (None) and the term is not scaled.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from xdistill.data.lazy import is_lazy, release_pages
 from xdistill.data.task import Task
 from xdistill.kinds.classification.prepare import PreparedTeachers
 from xdistill.select.bridge import BridgeHead
@@ -58,6 +63,59 @@ def held_out_accuracy(oof: list[np.ndarray | None], method: Method, weights: np.
     return float((combined[scored].argmax(1) == labels[scored]).mean()) if scored.any() else None
 
 
+COMBINE_ROWS = 65_536  # rows of a split combined at a time (bounds the combination's temporary memory)
+
+
+class ScratchFolder:
+    """A temporary folder, removed with everything in it when this object is dropped or the process ends."""
+
+    def __init__(self, prefix: str) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+        self._remove = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+
+@dataclass
+class TargetArrays:
+    """Where the target-space predictions of one run live: ``per_teacher[split]`` [T, N, C] float32.
+
+    A pool that is read on demand (a memory-mapped ``x.npy``, an image folder) can be larger than memory,
+    so its arrays (the unlabeled split and its views) are float32 files in a temporary folder, memory-mapped,
+    removed when the targets are dropped or the process ends; training reads the rows of each batch and
+    releases the pages again. Every other split is held in memory.
+    """
+
+    per_teacher: dict[str, np.ndarray]
+    scratch: ScratchFolder | None = None
+
+    @classmethod
+    def for_task(cls, task: Task, teachers: int, views: int) -> TargetArrays:
+        on_disk = is_lazy(task.unlabeled.x)
+        scratch = ScratchFolder("xdistill-targets-") if on_disk else None
+        sizes = {"labeled": len(task.labeled), "unlabeled": len(task.unlabeled), "test": len(task.test)}
+        sizes.update({f"unlabeled@{v}": len(task.unlabeled) for v in range(1, views + 1)})
+        per_teacher = {key: cls._array(scratch, key, (teachers, n, task.num_classes)) for key, n in sizes.items()}
+        return cls(per_teacher, scratch)
+
+    @staticmethod
+    def _array(scratch, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        if scratch is None or not key.startswith("unlabeled"):
+            return np.empty(shape, dtype=np.float32)
+        path = scratch.path / f"{key.replace('@', '-view')}-{len(shape)}d.npy"
+        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+
+    def combine(self, rule: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+        """``split -> rule(per_teacher[split])`` [N, C] float32, computed :data:`COMBINE_ROWS` rows at a time
+        (a method's combination works row by row: each sample's target from that sample's predictions)."""
+        out = {}
+        for key, probs in self.per_teacher.items():
+            combined = out[key] = self._array(self.scratch, key, probs.shape[1:])
+            for start in range(0, probs.shape[1], COMBINE_ROWS):
+                combined[start:start + COMBINE_ROWS] = rule(probs[:, start:start + COMBINE_ROWS])
+                release_pages(probs)
+                release_pages(combined)
+        return out
+
+
 @dataclass
 class TeacherTargets:
     """Per-teacher target-space probabilities and the method's combination."""
@@ -71,6 +129,7 @@ class TeacherTargets:
     reliability: float | None = 1.0  # held-out labeled accuracy of the combined targets; None: no held-out label
     features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # teacher -> split -> [N, D]
     mix: str = ""  # how a multi-teacher method mixed its teachers, when it has a choice (config 'mix')
+    scratch: object = None  # the temporary folder holding the pool's arrays as files (see TargetArrays), if any
 
     def scale(self, num_classes: int) -> float:
         chance = 1.0 / num_classes
@@ -85,6 +144,7 @@ class TeacherTargets:
             key = "unlabeled" if v == 0 else f"unlabeled@{v}"
             mask = views == v
             out[mask] = self.combined[key][index[mask]]
+            release_pages(self.combined[key])
         return out
 
     def summary(self) -> dict:
@@ -106,23 +166,22 @@ def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, meth
     weights = np.asarray(weights, dtype=np.float64)
     weights = weights / weights.sum()
     views = config.views
-    split_keys = ["labeled", "unlabeled", "test"] + [f"unlabeled@{v}" for v in range(1, views + 1)]
-    per_teacher: dict[str, list[np.ndarray]] = {k: [] for k in split_keys}
+    arrays = TargetArrays.for_task(task, len(names), views)
+    stacked = arrays.per_teacher
     features: dict[str, dict[str, np.ndarray]] = {}
     oof = []
-    for name in names:
+    for t, name in enumerate(names):
         oof.append(prepared.head(task, name).oof_probs)
-        for key, probs in prepared.predictions(task, name, views).items():  # shard by shard
-            per_teacher[key].append(probs)
+        prepared.predictions(task, name, views, out={k: v[t] for k, v in stacked.items()})  # shard by shard
         if config.feature_weight > 0:
             outs = prepared.outputs(task, name, views)
             if outs["labeled"].features is not None:
                 features[name] = {k: o.features for k, o in outs.items()}
-    stacked = {k: np.stack(v) for k, v in per_teacher.items()}
-    combined = {k: method.combine(v, weights, config).astype(np.float32) for k, v in stacked.items()}
+    combined = arrays.combine(lambda probs: method.combine(probs, weights, config))
     reliability = held_out_accuracy(oof, method, weights, config, task.labeled.y)
     mix = config.mix if "mix" in method.options else ""
     targets = TeacherTargets(method_name, names, weights, prepared.heads, stacked, combined, reliability, features, mix)
+    targets.scratch = arrays.scratch
     if log is not None:
         sources = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
         held_out = "unknown (one label per class)" if reliability is None else f"{reliability:.3f}"
