@@ -41,8 +41,11 @@ def token_stream(documents: list[str], tokenizer) -> TokenStream:
     return TokenStream(np.concatenate(ids).astype(np.int64), np.concatenate(rows).astype(np.int64), counts)
 
 
-def window_batches(stream: TokenStream, context: int, batch_size: int, seed: int, epoch: int):
-    """``step -> {"ids", "targets", "rows"}``, each [B, C]: random windows of the stream."""
+def window_batches(stream: TokenStream, context: int, batch_size: int, seed: int, epoch: int,
+                   held_out_from: int | None = None):
+    """``step -> {"ids", "targets", "rows"}``, each [B, C]: random windows of the stream. Targets at stream
+    positions >= ``held_out_from`` get row -1, so no loss is computed on them (the student may still read
+    them as context)."""
     length = len(stream.ids)
     width = min(context, length - 1)
     ids, rows = torch.from_numpy(stream.ids), torch.from_numpy(stream.rows)
@@ -51,7 +54,10 @@ def window_batches(stream: TokenStream, context: int, batch_size: int, seed: int
         rng = np.random.default_rng(seed_of(seed, epoch, step, 11))
         starts = torch.from_numpy(rng.integers(0, length - width, size=batch_size))
         index = starts[:, None] + torch.arange(width + 1)[None, :]
-        return {"ids": ids[index[:, :-1]], "targets": ids[index[:, 1:]], "rows": rows[index[:, 1:]]}
+        target_rows = rows[index[:, 1:]]
+        if held_out_from is not None:
+            target_rows = torch.where(index[:, 1:] >= held_out_from, torch.full_like(target_rows, -1), target_rows)
+        return {"ids": ids[index[:, :-1]], "targets": ids[index[:, 1:]], "rows": target_rows}
 
     return batch
 

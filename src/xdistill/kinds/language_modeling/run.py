@@ -31,6 +31,7 @@ from xdistill.kinds.language_modeling.student import (
     save_lm_folder,
 )
 from xdistill.kinds.language_modeling.targets import check_alignment
+from xdistill.kinds.language_modeling.trust import held_out_tail, rejoin_epoch, teachers_against_student
 from xdistill.losses.topk import TOPK_LOSSES
 from xdistill.models.gpt import sample
 from xdistill.models.tokenizer import load_tokenizer
@@ -171,10 +172,30 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
         return {"bits_per_byte": score.bits_per_byte, "nats_per_token": score.nats_per_token}
 
     ctx = StepContext(targets=targets, loss=loss_name(config), kd_weight=config.kd_weight, label_weight=config.label_weight)
+    held, before_epoch, rejoin, anneal = None, None, 0, None
+    if method.teachers and config.anneal:
+        held = held_out_tail(stream.ids, tokenizer.bos_id, tokenizer.decode)
+    if held is not None:
+        teacher_bpb = float(np.dot(weights, [teacher_info[n]["bits_per_byte"] for n in chosen]))
+        rejoin = rejoin_epoch(config.epochs)
+
+        def score_held_out(model) -> float:
+            model.eval()
+            bpb = score_text(StudentLM(network_of(model), tokenizer, context), held.documents, batch_size=32).bits_per_byte
+            model.train()
+            return bpb
+
+        before_epoch = teachers_against_student(ctx, score_held_out, teacher_bpb, config.kd_weight,
+                                                config.anneal_margin, config.epochs)
+        anneal = {"held_out_tokens": held.tokens, "teacher_bits_per_byte": teacher_bpb, "rejoin_epoch": rejoin + 1}
+
+    def batches(epoch, rank, world):
+        cut = held.cut if held is not None and epoch < rejoin else None
+        return window_batches(stream, context, config.batch_size, config.seed, epoch, held_out_from=cut)
+
     plan = TrainPlan(step=method.step, context=ctx,
                      steps_per_epoch=steps_per_epoch(stream, context, config.batch_size, config.max_steps_per_epoch),
-                     batches=lambda epoch, rank, world: window_batches(stream, context, config.batch_size, config.seed, epoch),
-                     evaluate=evaluate)
+                     batches=batches, evaluate=evaluate, before_epoch=before_epoch)
     if out is not None:
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     train_started = time.perf_counter()
@@ -194,6 +215,8 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
     }
     if prepared is not None:
         metrics["ranking"] = prepared.ranking.to_json()
+    if anneal is not None:  # teachers weighed against the student each epoch (trust.py); decisions in history
+        metrics["anneal"] = anneal
     if out is not None and runtime.rank == 0:
         save_lm_folder(out, student, tokenizer, {"context": context, "tokenizer": tokenizer.identity})
         atomic_write_json(out / "metrics.json", metrics)
