@@ -47,21 +47,34 @@ def test_held_out_positions_are_not_trained_on():
     assert torch.equal(free["ids"], batch["ids"]) and (free["rows"] >= 0).all()
 
 
-def test_the_hook_switches_distillation_off_once_the_student_is_better_and_keeps_the_last_decision():
-    ctx = StepContext(kd_weight=1.0)
-    scores = iter([3.0, 2.05, 1.5, 2.5])
-    hook = trust.teachers_against_student(ctx, lambda student: next(scores), teacher_bpb=2.0, kd_weight=2.0,
-                                          margin=0.05, epochs=6)
+def _run_hook(scores, epochs=6):
+    ctx, state = StepContext(kd_weight=1.0), trust.AnnealState()
+    values = iter(scores)
+    hook = trust.teachers_against_student(ctx, lambda student: next(values), teacher_bpb=2.0, kd_weight=2.0,
+                                          margin=0.05, epochs=epochs, state=state)
     history: list[dict] = []
-    shares = []
-    for epoch in range(6):
+    seen = []
+    for epoch in range(epochs):
         decision = hook(None, epoch, history)
         history.append({"epoch": epoch + 1, "decisions": decision})
-        shares.append((decision["share"], ctx.kd_weight, decision["held_out"]))
-    assert trust.rejoin_epoch(6) == 4  # epochs 0-3 (0-based) measure the student, 4 and 5 train on the tail too
-    assert shares[:4] == [(1.0, 2.0, "measured"), (pytest.approx(0.5), pytest.approx(1.0), "measured"),
-                          (0.0, 0.0, "measured"), (1.0, 2.0, "measured")]
-    assert shares[4:] == [(1.0, 2.0, "rejoined")] * 2  # the last measured decision holds
+        seen.append((decision["share"], ctx.kd_weight, decision["held_out"], state.holding_out))
+    return seen
+
+
+def test_the_hook_follows_the_lead_then_keeps_the_last_decision_once_the_tail_rejoins():
+    assert trust.rejoin_epoch(6) == 4  # epochs 0-3 (0-based) may measure the student, 4 and 5 train on the tail too
+    seen = _run_hook([3.0, 2.05, 2.08, 2.5])
+    assert seen[:4] == [(1.0, 2.0, "measured", True), (pytest.approx(0.5), pytest.approx(1.0), "measured", True),
+                        (pytest.approx(0.8), pytest.approx(1.6), "measured", True), (1.0, 2.0, "measured", True)]
+    assert seen[4:] == [(1.0, 2.0, "rejoined", False)] * 2  # the last measured decision holds
+
+
+def test_once_the_student_is_as_good_as_the_teachers_distillation_stops_for_good_and_the_tail_rejoins():
+    seen = _run_hook([3.0, 1.9])  # only two measurements: the second one is final
+    assert seen[0] == (1.0, 2.0, "measured", True)
+    assert seen[1:] == [(0.0, 0.0, "rejoined", False)] * 5
+    # A student already better than the teachers at the start trains on all its text from the first epoch.
+    assert _run_hook([1.5]) == [(0.0, 0.0, "rejoined", False)] * 6
 
 
 def test_teacher_methods_record_their_decisions(lm_world, tmp_path):
@@ -73,7 +86,7 @@ def test_teacher_methods_record_their_decisions(lm_world, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["anneal"]["rejoin_epoch"] == 3 and metrics["anneal"]["held_out_tokens"] >= trust.MIN_HELD_OUT_TOKENS
     decisions = [record["decisions"] for record in metrics["history"]]
-    assert [d["held_out"] for d in decisions] == ["measured", "measured", "rejoined"]
+    assert decisions[-1]["held_out"] == "rejoined"  # the last third trains on the tail in any case
     assert all(0.0 <= d["share"] <= 1.0 for d in decisions)
     off = tmp_path / "off"
     assert run_cli("distill", "--task", str(lm_world.task), "--zoo", str(lm_world.zoo), "--method", "nearest",

@@ -31,7 +31,12 @@ from xdistill.kinds.language_modeling.student import (
     save_lm_folder,
 )
 from xdistill.kinds.language_modeling.targets import check_alignment
-from xdistill.kinds.language_modeling.trust import held_out_tail, rejoin_epoch, teachers_against_student
+from xdistill.kinds.language_modeling.trust import (
+    AnnealState,
+    held_out_tail,
+    rejoin_epoch,
+    teachers_against_student,
+)
 from xdistill.losses.topk import TOPK_LOSSES
 from xdistill.models.gpt import sample
 from xdistill.models.tokenizer import load_tokenizer
@@ -172,7 +177,7 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
         return {"bits_per_byte": score.bits_per_byte, "nats_per_token": score.nats_per_token}
 
     ctx = StepContext(targets=targets, loss=loss_name(config), kd_weight=config.kd_weight, label_weight=config.label_weight)
-    held, before_epoch, rejoin, anneal = None, None, 0, None
+    held, before_epoch, rejoin, anneal, state = None, None, 0, None, AnnealState()
     if method.teachers and config.anneal:
         held = held_out_tail(stream.ids, tokenizer.bos_id, tokenizer.decode)
     if held is not None:
@@ -186,11 +191,11 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
             return bpb
 
         before_epoch = teachers_against_student(ctx, score_held_out, teacher_bpb, config.kd_weight,
-                                                config.anneal_margin, config.epochs)
+                                                config.anneal_margin, config.epochs, state)
         anneal = {"held_out_tokens": held.tokens, "teacher_bits_per_byte": teacher_bpb, "rejoin_epoch": rejoin + 1}
 
-    def batches(epoch, rank, world):
-        cut = held.cut if held is not None and epoch < rejoin else None
+    def batches(epoch, rank, world):  # called after the epoch's before_epoch hook has set state.holding_out
+        cut = held.cut if held is not None and state.holding_out else None
         return window_batches(stream, context, config.batch_size, config.seed, epoch, held_out_from=cut)
 
     plan = TrainPlan(step=method.step, context=ctx,

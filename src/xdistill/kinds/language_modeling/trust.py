@@ -13,7 +13,10 @@ method weighs its teachers against the student before every epoch:
   :data:`REJOIN` of the epochs have run; then they rejoin training and the last decision holds;
 - the epoch's distillation weight ``kd_weight * w``, ``w = clip((s - t) / (margin * t), 0, 1)``: full
   distillation while the teachers lead the student by at least ``anneal_margin`` (relative), none once
-  the student predicts the held-out text as well as they predict the train text.
+  the student predicts the held-out text as well as they predict the train text. That decision is
+  final: the student only gets better at the target, the teachers do not, so from that epoch on the
+  tail rejoins training and the run continues as its baseline would (a student that starts from a
+  generic init already better than every teacher trains exactly like ``finetune``).
 
 Each epoch's decision is recorded in the run's history (``decisions``).
 """
@@ -67,27 +70,38 @@ def rejoin_epoch(epochs: int) -> int:
     return max(1, math.ceil(REJOIN * epochs))
 
 
-def teachers_against_student(ctx, score_student, teacher_bpb: float, kd_weight: float, margin: float, epochs: int):
-    """The loop's ``before_epoch`` hook: sets ``ctx.kd_weight`` for the epoch and returns the decision.
+@dataclass
+class AnnealState:
+    holding_out: bool = True  # whether this epoch leaves the held-out tail out of the loss
+
+
+def teachers_against_student(ctx, score_student, teacher_bpb: float, kd_weight: float, margin: float, epochs: int,
+                             state: AnnealState | None = None):
+    """The loop's ``before_epoch`` hook: sets ``ctx.kd_weight`` and ``state.holding_out`` for the epoch and
+    returns the decision. It depends only on the student, the epoch and the history, so a resumed run
+    decides the same.
 
     score_student(student) -> the student's bits per byte on the held-out text.
     """
     rejoin = rejoin_epoch(epochs)
+    state = state if state is not None else AnnealState()
 
     def before_epoch(student, epoch: int, history: list[dict]) -> dict:
-        if epoch < rejoin or not history:
+        made = [r["decisions"] for r in history if "decisions" in r]
+        final = any(d["share"] == 0.0 for d in made)
+        if (epoch < rejoin and not final) or not made:
             s = score_student(student)
             share = distillation_share(s, teacher_bpb, margin)
             decision = {"student_bits_per_byte": s, "teacher_bits_per_byte": teacher_bpb, "share": share,
-                        "held_out": "measured"}
-        else:  # the tail trains again: the decision of the last measured epoch holds
-            last = next(r["decisions"] for r in reversed(history) if "decisions" in r)
-            decision = {**last, "held_out": "rejoined"}
+                        "held_out": "measured" if share > 0 and epoch < rejoin else "rejoined"}
+        else:  # the tail trains again: the last measured decision holds
+            decision = {**made[-1], "held_out": "rejoined"}
+        state.holding_out = decision["held_out"] == "measured"
         ctx.kd_weight = kd_weight * decision["share"]
         return decision
 
     return before_epoch
 
 
-__all__ = ["HELD_OUT_SHARE", "HELD_OUT_TOKENS", "REJOIN", "HeldOut", "distillation_share", "held_out_tail",
+__all__ = ["HELD_OUT_SHARE", "HELD_OUT_TOKENS", "REJOIN", "AnnealState", "HeldOut", "distillation_share", "held_out_tail",
            "rejoin_epoch", "teachers_against_student"]
