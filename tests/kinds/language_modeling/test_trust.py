@@ -18,10 +18,11 @@ from .conftest import STUDENT_KNOBS, code_documents
 
 
 def test_share_follows_the_teachers_lead_over_the_student():
-    # clip((s - t) / (margin * t), 0, 1), computed by hand
-    assert trust.distillation_share(2.2, 2.0, 0.05) == 1.0  # lead 10% >= margin 5%
-    assert trust.distillation_share(2.05, 2.0, 0.05) == pytest.approx(0.5, abs=1e-12)  # lead 2.5% = half the margin
-    assert trust.distillation_share(1.9, 2.0, 0.05) == 0.0  # the student predicts better than the teachers
+    # clip(1 + (s - t) / (margin * t), 0, 1), computed by hand
+    assert trust.distillation_share(2.2, 2.0, 0.05) == 1.0  # the teachers lead
+    assert trust.distillation_share(2.0, 2.0, 0.05) == 1.0  # as good as the student: they still teach
+    assert trust.distillation_share(1.95, 2.0, 0.05) == pytest.approx(0.5, abs=1e-12)  # the student leads by 2.5%
+    assert trust.distillation_share(1.9, 2.0, 0.05) == 0.0  # the student leads by the margin (5%)
     assert trust.distillation_share(float("nan"), 2.0, 0.05) == 0.0
 
 
@@ -63,14 +64,14 @@ def _run_hook(scores, epochs=6):
 
 def test_the_hook_follows_the_lead_then_keeps_the_last_decision_once_the_tail_rejoins():
     assert trust.rejoin_epoch(6) == 4  # epochs 0-3 (0-based) may measure the student, 4 and 5 train on the tail too
-    seen = _run_hook([3.0, 2.05, 2.08, 2.5])
+    seen = _run_hook([3.0, 1.95, 1.98, 2.5])
     assert seen[:4] == [(1.0, 2.0, "measured", True), (pytest.approx(0.5), pytest.approx(1.0), "measured", True),
                         (pytest.approx(0.8), pytest.approx(1.6), "measured", True), (1.0, 2.0, "measured", True)]
     assert seen[4:] == [(1.0, 2.0, "rejoined", False)] * 2  # the last measured decision holds
 
 
 def test_once_the_student_is_as_good_as_the_teachers_distillation_stops_for_good_and_the_tail_rejoins():
-    seen = _run_hook([3.0, 1.9])  # only two measurements: the second one is final
+    seen = _run_hook([3.0, 1.8])  # only two measurements: the second one is final
     assert seen[0] == (1.0, 2.0, "measured", True)
     assert seen[1:] == [(0.0, 0.0, "rejoined", False)] * 5
     # A student already better than the teachers at the start trains on all its text from the first epoch.

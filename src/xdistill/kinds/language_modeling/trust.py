@@ -11,9 +11,10 @@ method weighs its teachers against the student before every epoch:
 - student: its bits per byte on a held-out tail of the train text (:data:`HELD_OUT_SHARE` of the
   student's tokens, at most :data:`HELD_OUT_TOKENS`), whose positions are left out of the loss until
   :data:`REJOIN` of the epochs have run; then they rejoin training and the last decision holds;
-- the epoch's distillation weight ``kd_weight * w``, ``w = clip((s - t) / (margin * t), 0, 1)``: full
-  distillation while the teachers lead the student by at least ``anneal_margin`` (relative), none once
-  the student predicts the held-out text as well as they predict the train text. That decision is
+- the epoch's distillation weight ``kd_weight * w``, ``w = clip(1 + (s - t) / (margin * t), 0, 1)``: full
+  distillation while the teachers predict the target at least as well as the student does (a teacher
+  as good as the student still teaches through its soft targets), none once the student leads them by
+  ``anneal_margin`` (relative), linear in between. A share of none is
   final: the student only gets better at the target, the teachers do not, so from that epoch on the
   tail rejoins training and the run continues as its baseline would (a student that starts from a
   generic init already better than every teacher trains exactly like ``finetune``).
@@ -59,10 +60,11 @@ def held_out_tail(ids: np.ndarray, bos_id: int, decode) -> HeldOut | None:
 
 
 def distillation_share(student_bpb: float, teacher_bpb: float, margin: float) -> float:
-    """``clip((s - t) / (margin * t), 0, 1)``: 1 while the teachers lead by at least ``margin`` (relative)."""
+    """``clip(1 + (s - t) / (margin * t), 0, 1)``: 1 while the teachers are at least as good as the student,
+    0 once the student leads them by ``margin`` (relative)."""
     if not (math.isfinite(student_bpb) and math.isfinite(teacher_bpb)) or teacher_bpb <= 0:
         return 0.0
-    return float(np.clip((student_bpb - teacher_bpb) / (margin * teacher_bpb), 0.0, 1.0))
+    return float(np.clip(1.0 + (student_bpb - teacher_bpb) / (margin * teacher_bpb), 0.0, 1.0))
 
 
 def rejoin_epoch(epochs: int) -> int:
