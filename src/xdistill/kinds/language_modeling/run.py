@@ -31,6 +31,12 @@ from xdistill.kinds.language_modeling.student import (
     save_lm_folder,
 )
 from xdistill.kinds.language_modeling.targets import check_alignment
+from xdistill.kinds.language_modeling.trust import (
+    AnnealState,
+    held_out_tail,
+    rejoin_epoch,
+    teachers_against_student,
+)
 from xdistill.losses.topk import TOPK_LOSSES
 from xdistill.models.gpt import sample
 from xdistill.models.tokenizer import load_tokenizer
@@ -175,12 +181,32 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
 
     ctx = StepContext(targets=targets, loss=loss_name(config), kd_weight=config.kd_weight, label_weight=config.label_weight)
     sampling = domain_sampler(config, task, stream, targets, tokenizer, context) if config.domain_sampling else None
+    held, before_epoch, rejoin, anneal, state = None, None, 0, None, AnnealState()
+    if method.teachers and config.anneal:
+        held = held_out_tail(stream.ids, tokenizer.bos_id, tokenizer.decode)
+    if held is not None:
+        teacher_bpb = float(np.dot(weights, [teacher_info[n]["bits_per_byte"] for n in chosen]))
+        rejoin = rejoin_epoch(config.epochs)
+
+        def score_held_out(model) -> float:
+            model.eval()
+            bpb = score_text(StudentLM(network_of(model), tokenizer, context), held.documents, batch_size=32).bits_per_byte
+            model.train()
+            return bpb
+
+        before_epoch = teachers_against_student(ctx, score_held_out, teacher_bpb, config.kd_weight,
+                                                config.anneal_margin, config.epochs, state)
+        anneal = {"held_out_tokens": held.tokens, "teacher_bits_per_byte": teacher_bpb, "rejoin_epoch": rejoin + 1}
+
+    def batches(epoch, rank, world):  # called after the epoch's before_epoch hook has set state.holding_out
+        cut = held.cut if held is not None and state.holding_out else None
+        domains = (sampling.doc_domain, sampling.weights) if sampling is not None else (None, None)
+        return window_batches(stream, context, config.batch_size, config.seed, epoch, *domains, held_out_from=cut)
+
     plan = TrainPlan(step=method.step, context=ctx,
                      steps_per_epoch=steps_per_epoch(stream, context, config.batch_size, config.max_steps_per_epoch),
-                     batches=lambda epoch, rank, world: window_batches(
-                         stream, context, config.batch_size, config.seed, epoch,
-                         *((sampling.doc_domain, sampling.weights) if sampling is not None else (None, None))),
-                     evaluate=evaluate, before_epoch=sampling.before_epoch if sampling is not None else None)
+                     batches=batches, evaluate=evaluate,
+                     before_epoch=both_hooks(before_epoch, sampling.before_epoch if sampling is not None else None))
     if out is not None:
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     train_started = time.perf_counter()
@@ -200,6 +226,8 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
     }
     if prepared is not None:
         metrics["ranking"] = prepared.ranking.to_json()
+    if anneal is not None:  # teachers weighed against the student each epoch (trust.py); decisions in history
+        metrics["anneal"] = anneal
     if out is not None and runtime.rank == 0:
         save_lm_folder(out, student, tokenizer, {"context": context, "tokenizer": tokenizer.identity})
         atomic_write_json(out / "metrics.json", metrics)
@@ -236,6 +264,21 @@ def domain_sampler(config, task, stream, targets, tokenizer, context) -> DomainS
     names, doc_domain = domain_index(split.domains)
     teacher_means = per_domain_means(teacher_token_nll(targets, stream), stream.doc_tokens, doc_domain, len(names))
     return DomainSampler(names, doc_domain, teacher_means, split.documents, tokenizer, context)
+
+
+def both_hooks(first, second):
+    """One ``before_epoch`` hook running two (either may be None); their decisions merged into one record."""
+    hooks = [h for h in (first, second) if h is not None]
+    if not hooks:
+        return None
+
+    def before_epoch(student, epoch: int, history: list[dict]) -> dict:
+        decision: dict = {}
+        for hook in hooks:
+            decision.update(hook(student, epoch, history) or {})
+        return decision
+
+    return before_epoch
 
 
 def generate_samples(lm: StudentLM, documents: list[str], seed: int, n: int = SAMPLES, max_new_tokens: int = 48) -> list[dict]:
