@@ -159,6 +159,7 @@ def run_summary(target: str, metrics: dict, out: Path, root: Path) -> dict:
         "teachers": None if teachers is None else {
             n: {"weight": t.get("weight"), "test_accuracy": t.get("test_accuracy")} for n, t in teachers.items()},
         "teacher_targets_test_accuracy": metrics.get("teacher_targets_test_accuracy"),
+        "pool_weights": metrics.get("pool_weights"),
         "seconds": metrics.get("seconds"),
     }
 

@@ -58,6 +58,7 @@ class DistillConfig:
     label_mix: float = 0.5  # share of the one-hot label in a labeled sample's distillation target; 0..1
     label_weight: float = 1.0  # weight of cross-entropy on the labeled split
     self_training: bool = True  # teacher methods also add FixMatch's consistency term (student pseudo-labels)
+    pool_weights: bool = True  # teacher methods down-weight unlabeled samples that look outside the label set
     feature_weight: float = 0.0  # > 0 adds feature distillation through learned projectors
     feature_loss: str = "feature_mse"  # feature loss (a registered loss that consumes student features)
     fixmatch_threshold: float = 0.95  # confidence above which a pseudo-label is used (FixMatch)

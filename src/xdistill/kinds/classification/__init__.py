@@ -16,7 +16,8 @@ from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.prepare import prepare_teachers
 from xdistill.kinds.classification.run import distill_classification, resolve_student
 from xdistill.kinds.registry import KINDS, TaskKind
-from xdistill.losses import losses_consuming
+from xdistill.losses import LOSSES, losses_consuming
+from xdistill.losses.common import takes_weights
 from xdistill.select.config import AUTO_METRIC
 from xdistill.select.metrics import METRICS
 from xdistill.select.prepare import PREPARATIONS
@@ -64,6 +65,9 @@ def _method_problems(config: DistillConfig, method, teachers_given: bool) -> lis
     if method.init == "required" and not config.init:
         problems.append(f"Method '{config.method}' starts from a generic pretrained student: make one with "
                         "`xdistill pretrain --task DIR --out FILE.safetensors` (or --images DIR), then pass init=FILE.")
+    if method.teachers and config.pool_weights and config.loss in LOSSES and not takes_weights(config.loss):
+        problems.append(f"Loss '{config.loss}' takes no per-sample weights, which 'pool_weights' needs. Choose "
+                        f"another loss or pass pool_weights=false.")
     if config.init and not Path(config.init).is_file():
         problems.append(f"'init' file '{config.init}' does not exist.")
     return problems

@@ -22,6 +22,7 @@ from xdistill.home import default_cache_dir
 from xdistill.io import atomic_write_json, atomic_write_text, load_weights, read_safetensors
 from xdistill.kinds.classification.batches import BatchSource
 from xdistill.kinds.classification.methods import METHODS
+from xdistill.kinds.classification.pool import read_outside_mask
 from xdistill.kinds.classification.prepare import PreparedTeachers, prepare_teachers
 from xdistill.kinds.classification.steps import FeaturesAndLogits, StepContext
 from xdistill.kinds.classification.targets import TeacherTargets, build_targets
@@ -251,6 +252,9 @@ def run_metrics(config: DistillConfig, task: Task, inputs: StudentInputs, result
         "curves": result.history.to_json(), "teachers": targets.summary() if targets is not None else None,
         "ranking": result.ranking.to_json() if result.ranking is not None else None,
     }
+    if targets is not None and targets.pool is not None:
+        # The outside mask is read here, after training, only to show the weights each side got.
+        metrics["pool_weights"] = targets.pool.summary(read_outside_mask(task))
     if targets is not None:
         metrics["teacher_targets_test_accuracy"] = float((targets.combined["test"].argmax(1) == task.test.y).mean())
         for i, name in enumerate(targets.names):

@@ -133,13 +133,23 @@ def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str
     hard = torch.cat([batch.y_labeled, soft[b:].argmax(dim=1)])
     inputs = {"student_logits": logits[rows].float(), "teacher_probs": soft[rows], "target_probs": soft[rows],
               "labels": hard[rows], "temperature": cfg.kd_temperature}
+    # Unlabeled samples that look outside the label set weigh less (xdistill.kinds.classification.pool);
+    # None on a clean pool, where the step is exactly the unweighted one.
+    pool = None if targets is None else targets.pool_weight(batch.index_unlabeled)
+    row_weight = None
+    if pool is not None:
+        pool = torch.as_tensor(pool, dtype=torch.float32, device=logits.device)
+        row_weight = torch.cat([torch.ones(b, device=logits.device), pool])[rows]
     # The loss averages over the rows it sees; rescaled so each row weighs as in a batch of b + u rows.
-    kd = call_loss(cfg.loss, inputs, ctx.step, ctx.total_steps)["loss"] * (rows.sum() / (b + u))
+    kd = call_loss(cfg.loss, inputs, ctx.step, ctx.total_steps, weight=row_weight)["loss"] * (rows.sum() / (b + u))
     total = cfg.label_weight * ce + cfg.kd_weight * weight * kd
     extra: dict[str, Tensor] = {"teacher_share": to_teacher.float().mean()}
+    if pool is not None:
+        extra["pool_weight"] = pool.mean()
     if cfg.self_training:
         pseudo = student_probs.argmax(dim=1)
-        extra["consistency"] = (F.cross_entropy(logits_all[b + u:], pseudo, reduction="none") * own.float()).mean()
+        mask = own.float() if pool is None else own.float() * pool
+        extra["consistency"] = (F.cross_entropy(logits_all[b + u:], pseudo, reduction="none") * mask).mean()
         total = total + cfg.fixmatch_weight * extra["consistency"]
     if cfg.feature_weight > 0 and ctx.projectors is not None:
         extra["feature"] = feature_term(features, batch, ctx, teacher_features)

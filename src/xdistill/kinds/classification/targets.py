@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdistill.data.task import Task
+from xdistill.kinds.classification.pool import POOL_ALPHA, PoolWeights, pool_weights
 from xdistill.kinds.classification.prepare import PreparedTeachers
 from xdistill.select.bridge import BridgeHead
 from xdistill.train.config import DistillConfig
@@ -45,6 +46,17 @@ def every_teacher(ranking) -> tuple[list[str], np.ndarray]:
 def weighted_average(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """[T, N, C] -> [N, C]: sum_t w_t p_t with the weights normalised to sum to 1."""
     return np.tensordot(weights / weights.sum(), probs, axes=1)
+
+
+def held_out_combined(oof: list[np.ndarray | None], method: Method, weights: np.ndarray,
+                      config: DistillConfig) -> np.ndarray | None:
+    """The method's combination [M, C] of the out-of-fold predictions ([N, C] per teacher) on the M samples every
+    head held out (finite rows), or None when there are none."""
+    if any(o is None for o in oof):
+        return None
+    combined = method.combine(np.stack(oof), weights, config)
+    scored = np.isfinite(combined).all(axis=1)
+    return combined[scored] if scored.any() else None
 
 
 def held_out_accuracy(oof: list[np.ndarray | None], method: Method, weights: np.ndarray, config: DistillConfig,
@@ -71,6 +83,7 @@ class TeacherTargets:
     reliability: float | None = 1.0  # held-out labeled accuracy of the combined targets; None: no held-out label
     features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # teacher -> split -> [N, D]
     mix: str = ""  # how a multi-teacher method mixed its teachers, when it has a choice (config 'mix')
+    pool: PoolWeights | None = None  # per-sample weights of the unlabeled pool (config 'pool_weights'); None: off
 
     def scale(self, num_classes: int) -> float:
         chance = 1.0 / num_classes
@@ -98,6 +111,10 @@ class TeacherTargets:
             "reliability": self.reliability,
         }
 
+    def pool_weight(self, index: np.ndarray) -> np.ndarray | None:
+        """Weights [B] of unlabeled samples ``index`` (see :mod:`xdistill.kinds.classification.pool`); None: all 1."""
+        return None if self.pool is None else self.pool.of(index)
+
 
 def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, method: Method, config: DistillConfig,
                   log: Callable[[str], None] | None = None) -> TeacherTargets:
@@ -122,9 +139,18 @@ def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, meth
     combined = {k: method.combine(v, weights, config).astype(np.float32) for k, v in stacked.items()}
     reliability = held_out_accuracy(oof, method, weights, config, task.labeled.y)
     mix = config.mix if "mix" in method.options else ""
-    targets = TeacherTargets(method_name, names, weights, prepared.heads, stacked, combined, reliability, features, mix)
+    pool = None
+    if config.pool_weights:
+        reference = held_out_combined(oof, method, weights, config)
+        pool = pool_weights(None if reference is None else reference.max(axis=1), combined["unlabeled"].max(axis=1))
+    targets = TeacherTargets(method_name, names, weights, prepared.heads, stacked, combined, reliability, features, mix,
+                             pool)
     if log is not None:
         sources = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
         held_out = "unknown (one label per class)" if reliability is None else f"{reliability:.3f}"
         log(f"{method_name} targets from {sources}; held-out labeled accuracy {held_out}")
+        if pool is not None and pool.polluted:
+            log(f"unlabeled pool looks polluted ({pool.share_below:.0%} of it scores below the lowest "
+                f"{POOL_ALPHA:.0%} of held-out labeled samples): down-weighting it per sample, mean weight "
+                f"{float(pool.weights.mean()):.3f}")
     return targets
