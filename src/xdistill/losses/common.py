@@ -31,6 +31,7 @@ STEP_INPUTS = {
     "student_features": "[N, Ds] student features",
     "teacher_features": "[N, Dt] teacher features",
     "projector": "nn.Module mapping student features to the teacher's dimension",
+    "teacher_class_means": "[C, Dt] the teacher's mean feature of each target class",
 }
 Schedule = Callable[[int, int], float]  # (step, total_steps) -> value
 

@@ -25,9 +25,9 @@ from xdistill.students import STUDENTS
 from xdistill.train.config import DistillConfig
 
 # What a distillation step can hand a loss (xdistill.losses.STEP_INPUTS): logit losses get the first
-# five, feature losses the last three.
+# five, feature losses the features, the projector, the labels and the teacher's class means.
 LOGIT_INPUTS = frozenset({"student_logits", "teacher_probs", "target_probs", "labels", "temperature"})
-FEATURE_INPUTS = frozenset({"student_features", "teacher_features", "projector"})
+FEATURE_INPUTS = frozenset({"student_features", "teacher_features", "projector", "labels", "teacher_class_means"})
 
 
 def config_problems(config: DistillConfig, task: Task | None = None, teachers_given: bool = False) -> list[str]:

@@ -152,7 +152,7 @@ def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str
         extra["consistency"] = (F.cross_entropy(logits_all[b + u:], pseudo, reduction="none") * mask).mean()
         total = total + cfg.fixmatch_weight * extra["consistency"]
     if cfg.feature_weight > 0 and ctx.projectors is not None:
-        extra["feature"] = feature_term(features, batch, ctx, teacher_features)
+        extra["feature"] = feature_term(features, batch, ctx, teacher_features, hard)
         total = total + cfg.feature_weight * extra["feature"]
     return {"loss": total, "ce": ce.detach(), "kd": kd.detach(), **{k: v.detach() for k, v in extra.items()}}
 
@@ -164,8 +164,9 @@ def labeled_targets(teacher_probs: np.ndarray, labels: np.ndarray, num_classes: 
     return ((1.0 - label_mix) * teacher_probs + label_mix * onehot).astype(np.float32)
 
 
-def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict | None) -> Tensor:
-    """Weighted feature distillation towards each teacher through its projector; features [B + U, Ds]."""
+def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict | None, labels: Tensor) -> Tensor:
+    """Weighted feature distillation towards each teacher through its projector; features [B + U, Ds], labels
+    [B + U] (the labels, then the targets' argmax)."""
     targets, cfg = ctx.targets, ctx.config
     total = torch.zeros((), device=features.device)
     for name, weight in zip(targets.names, targets.weights):
@@ -173,8 +174,9 @@ def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict 
             continue
         tf_u = online[name] if online is not None else _view_features(targets, name, batch.views, batch.index_unlabeled)
         tf = np.concatenate([targets.features[name]["labeled"][batch.index_labeled], tf_u])
-        inputs = {"student_features": features.float(), "projector": ctx.projectors[name],
-                  "teacher_features": torch.as_tensor(tf, dtype=torch.float32, device=features.device)}
+        inputs = {"student_features": features.float(), "projector": ctx.projectors[name], "labels": labels,
+                  "teacher_features": torch.as_tensor(tf, dtype=torch.float32, device=features.device),
+                  "teacher_class_means": torch.as_tensor(targets.class_means[name], device=features.device)}
         total = total + float(weight) * call_loss(cfg.feature_loss, inputs, ctx.step, ctx.total_steps)["loss"]
     return total
 

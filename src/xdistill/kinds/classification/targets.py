@@ -70,6 +70,18 @@ def held_out_accuracy(oof: list[np.ndarray | None], method: Method, weights: np.
     return float((combined[scored].argmax(1) == labels[scored]).mean()) if scored.any() else None
 
 
+def teacher_class_means(features: dict[str, np.ndarray], labels: np.ndarray, combined_unlabeled: np.ndarray,
+                        num_classes: int) -> np.ndarray:
+    """[C, D] a teacher's mean feature of each target class, for the ND loss (:mod:`xdistill.losses.nd`).
+
+    The paper averages the teacher's features over each class's training samples. With few labels, the
+    unlabeled pool counts too, each sample in every class by its combined target's probability:
+    mu_c = (sum_labeled [y = c] f + sum_unlabeled p(c | x) f) / (its total weight)."""
+    membership = np.concatenate([np.eye(num_classes)[labels], combined_unlabeled]).astype(np.float64)
+    stacked = np.concatenate([features["labeled"], features["unlabeled"]]).astype(np.float64)
+    return (membership.T @ stacked / membership.sum(axis=0)[:, None]).astype(np.float32)
+
+
 @dataclass
 class TeacherTargets:
     """Per-teacher target-space probabilities and the method's combination."""
@@ -84,6 +96,7 @@ class TeacherTargets:
     features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # teacher -> split -> [N, D]
     mix: str = ""  # how a multi-teacher method mixed its teachers, when it has a choice (config 'mix')
     pool: PoolWeights | None = None  # per-sample weights of the unlabeled pool (config 'pool_weights'); None: off
+    class_means: dict[str, np.ndarray] = field(default_factory=dict)  # teacher -> [C, D] (feature distillation)
 
     def scale(self, num_classes: int) -> float:
         chance = 1.0 / num_classes
@@ -143,8 +156,10 @@ def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, meth
     if config.pool_weights:
         reference = held_out_combined(oof, method, weights, config)
         pool = pool_weights(None if reference is None else reference.max(axis=1), combined["unlabeled"].max(axis=1))
+    class_means = {name: teacher_class_means(f, task.labeled.y, combined["unlabeled"], task.num_classes)
+                   for name, f in features.items()}
     targets = TeacherTargets(method_name, names, weights, prepared.heads, stacked, combined, reliability, features, mix,
-                             pool)
+                             pool, class_means)
     if log is not None:
         sources = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
         held_out = "unknown (one label per class)" if reliability is None else f"{reliability:.3f}"
