@@ -103,12 +103,26 @@ def fixmatch_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[st
 
 
 def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:
+    return distill_terms(student, batch, ctx, dual=False)
+
+
+def dho_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:
+    """Dual-head optimisation (:mod:`xdistill.students.dual_head`): the student's head returns the supervised
+    head's logits then the distillation head's; cross-entropy on the labels trains the first, everything the
+    distillation step does with the unlabeled data (the teachers' targets, pseudo-labels) trains the second."""
+    return distill_terms(student, batch, ctx, dual=True)
+
+
+def distill_terms(student: nn.Module, batch: Batch, ctx: StepContext, dual: bool) -> dict[str, Tensor]:
     cfg = ctx.config
     b, u = len(batch.x_labeled), len(batch.x_unlabeled)
     views = [batch.x_labeled, batch.x_unlabeled] + ([batch.x_strong] if cfg.self_training else [])
     features, logits_all = student_forward(student, torch.cat(views))
+    supervised = logits_all[:b]
+    if dual:  # [N, 2C]: the supervised head's logits, then the distillation head's
+        supervised, logits_all = logits_all[:b, :ctx.num_classes], logits_all[:, ctx.num_classes:]
     features, logits = features[:b + u], logits_all[:b + u]
-    ce = F.cross_entropy(logits[:b], batch.y_labeled)
+    ce = F.cross_entropy(supervised, batch.y_labeled)
     targets = ctx.targets
     if ctx.online_targets is not None:
         target_u, teacher_features = ctx.online_targets(batch.raw_unlabeled, batch.index_unlabeled)
