@@ -220,6 +220,9 @@ def distill_classification(config: DistillConfig, task: Task, given: DistillInpu
     if given.student is None:
         check_student_reads(config, task)
     method = METHODS.get(config.method)
+    if method.teachers and config.kd_augment != "none" and task.input != "image":
+        raise XDistillError(f"'kd_augment={config.kd_augment}' mixes or augments images, but task '{task.name}' has "
+                            f"{task.input} inputs. Leave kd_augment=none.")
     out = Path(config.out) if config.out else None
     if out is not None and not config.resume and (out / "checkpoint.safetensors").exists():
         raise XDistillError(
