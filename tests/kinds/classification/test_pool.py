@@ -111,3 +111,14 @@ def test_a_mask_of_the_wrong_length_is_a_clear_error(coded, tmp_path, capsys):
                    "unlabeled_ratio=2", "progress=false")
     assert code == 2
     assert OUTSIDE_MASK_FILE in capsys.readouterr().err
+
+
+def test_bench_report_shows_the_pool_weights_of_marked_runs():
+    from xdistill.report.bench import pool_weight_rows
+
+    marked = {"polluted": True, "mean_weight": 0.6, "mean_weight_in_class": 0.9, "mean_weight_outside": 0.3}
+    results = {"runs": [{"task": "t", "method": "weighted", "seed": 0, "pool_weights": marked},
+                        {"task": "t", "method": "fixmatch", "seed": 0, "pool_weights": None},
+                        {"task": "u", "method": "weighted", "seed": 0, "pool_weights": {"polluted": False}}]}
+    assert pool_weight_rows(results) == [{"target": "t", "method": "weighted", "seed": 0, "polluted": True,
+                                          "mean weight": 0.6, "in-class": 0.9, "outside": 0.3}]
