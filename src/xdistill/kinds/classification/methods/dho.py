@@ -11,7 +11,7 @@ probabilities with a weight ``alpha`` (the supervised head's share).
 ``alpha`` is chosen on labels the student has not trained on: a teacher
 method keeps a fifth of each class's labels out of training for the first
 two thirds of the epochs (:mod:`xdistill.kinds.classification.trust`). At
-the start of each of those epochs the held-out labels score every alpha of
+the start of each of those epochs but the first (fresh heads), the held-out labels score every alpha of
 ``ALPHAS`` (:mod:`xdistill.kinds.classification.mixing`); when they rejoin the
 training, ``alpha`` is the one with the lowest held-out NLL averaged over the
 last ``SMOOTHING_EPOCHS`` of those measurements (ties: the better accuracy,
