@@ -19,6 +19,7 @@ a buffer, saved with the weights; ``student.json`` records ``head: dual`` so
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -57,11 +58,10 @@ class DualHead(nn.Module):
         return mixture.clamp_min(torch.finfo(mixture.dtype).tiny).log()
 
 
-def mixture_scores(p_ce, p_kd, labels, alphas):
-    """Per mixing weight in ``alphas``, (accuracy, mean NLL) of alpha * p_ce + (1 - alpha) * p_kd (numpy [N, C])
+def mixture_scores(p_ce: np.ndarray, p_kd: np.ndarray, labels: np.ndarray,
+                   alphas) -> tuple[list[float], list[float]]:
+    """Per mixing weight in ``alphas``, (accuracy, mean NLL) of alpha * p_ce + (1 - alpha) * p_kd ([N, C] each)
     against ``labels [N]``."""
-    import numpy as np
-
     accuracy, nll = [], []
     rows = np.arange(len(labels))
     for alpha in alphas:
