@@ -30,9 +30,9 @@ def random_case(loss, rng):
     """{"loss", "arrays", "params"}: inputs for one call of ``loss``."""
     rows, classes = 5, 7
     arrays, params = {}, {}
-    if loss in ("ce", "soft_ce", "kd", "reverse_kl", "js", "bdkd", "dkd", "taid"):
+    if loss in ("ce", "soft_ce", "kd", "reverse_kl", "js", "bdkd", "dkd", "taid", "sinkhorn", "sinkd"):
         arrays["student_logits"] = rng.normal(size=(rows, classes)) * rng.uniform(0.5, 3.0)
-    if loss in ("kd", "reverse_kl", "js", "bdkd", "dkd", "taid"):
+    if loss in ("kd", "reverse_kl", "js", "bdkd", "dkd", "taid", "sinkhorn", "sinkd"):
         arrays["teacher_probs"] = random_probs(rng, rows, classes)
         params["temperature"] = float(rng.choice([0.5, 1.0, 2.0, 4.0]))
     if loss in ("ce", "dkd"):
@@ -44,11 +44,18 @@ def random_case(loss, rng):
         params["beta"] = float(rng.uniform(1.0, 8.0))
     if loss == "taid":
         params["t"] = float(rng.uniform(0.0, 1.0))
-    if loss in ("feature_mse", "feature_cosine"):
+    if loss in ("sinkhorn", "sinkd"):
+        params["epsilon"] = float(rng.choice([0.05, 0.1, 0.5]))
+    if loss == "sinkd":
+        params["sinkhorn_weight"] = float(rng.uniform(0.1, 2.0))
+    if loss in ("feature_mse", "feature_cosine", "nd"):
         arrays["student_features"] = rng.normal(size=(rows, 3))
         arrays["teacher_features"] = rng.normal(size=(rows, 4)) * 2 + 1
         arrays["projector_weight"] = rng.normal(size=(4, 3))
         arrays["projector_bias"] = rng.normal(size=4)
+    if loss == "nd":
+        arrays["labels"] = rng.integers(0, 3, size=rows)
+        arrays["teacher_class_means"] = rng.normal(size=(3, 4)) * 2
     if loss == "rkd":
         arrays["student_features"] = rng.normal(size=(6, 3))
         arrays["teacher_features"] = rng.normal(size=(6, 5)) * 3 + 1

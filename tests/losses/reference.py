@@ -207,6 +207,54 @@ def cka(student_features, teacher_features):
     return {"loss": 1 - linear_cka(student_features, teacher_features)}
 
 
+def sinkhorn_distance(student_rows, teacher_rows, epsilon, iterations, mass):
+    """Cuturi 2013, Algorithm 1 as written: K = exp(-C / eps), then u = a / (K v), v = b / (K^T u) from v = 1,
+    the plan P = diag(u) K diag(v) and the cost <P, C>, with C the L1 distance between rows."""
+    n = len(student_rows)
+    cost = [[sum(abs(a - b) for a, b in zip(student_rows[i], teacher_rows[j])) for j in range(n)] for i in range(n)]
+    kernel = [[math.exp(-cost[i][j] / epsilon) for j in range(n)] for i in range(n)]
+    u, v = [1.0] * n, [1.0] * n
+    for _ in range(iterations):
+        u = [mass[i] / sum(kernel[i][j] * v[j] for j in range(n)) for i in range(n)]
+        v = [mass[j] / sum(kernel[i][j] * u[i] for i in range(n)) for j in range(n)]
+    return sum(u[i] * kernel[i][j] * v[j] * cost[i][j] for i in range(n) for j in range(n))
+
+
+def batch_sinkhorn(student_logits, teacher_probs, temperature, epsilon, iterations, weight):
+    """SinKD (Cui et al. 2024): the Sinkhorn distance between the batch's student and teacher distributions at
+    temperature T, each sample of mass w_n / sum(w) (1/N without weights), scaled by mean(w)."""
+    students = [tempered_student(z, temperature) for z in student_logits]
+    teachers = [retempered_teacher(p, temperature) for p in teacher_probs]
+    n = len(students)
+    weight = [1.0] * n if weight is None else list(weight)
+    mass = [w / sum(weight) for w in weight]
+    return sum(weight) / n * sinkhorn_distance(students, teachers, epsilon, iterations, mass)
+
+
+def sinkhorn(student_logits, teacher_probs, temperature, epsilon, iterations=30, weight=None):
+    return {"loss": batch_sinkhorn(student_logits, teacher_probs, temperature, epsilon, iterations, weight)}
+
+
+def sinkd(student_logits, teacher_probs, temperature, epsilon, sinkhorn_weight, iterations=30, weight=None):
+    kd_term = kd(student_logits, teacher_probs, temperature, weight)["loss"]
+    ot = sinkhorn_weight * batch_sinkhorn(student_logits, teacher_probs, temperature, epsilon, iterations, weight)
+    return {"loss": kd_term + ot, "kd": kd_term, "sinkhorn": ot}
+
+
+def nd(student_features, teacher_features, projector_weight, projector_bias, labels, teacher_class_means,
+       weight=None):
+    """Wang et al. 2023, the ND loss: 1 - <f_s, mu_y / ||mu_y||> / max(||f_s||, ||f_t||) per sample."""
+    per_sample = []
+    for s, t, label in zip(student_features, teacher_features, labels):
+        f = linear_map(projector_weight, projector_bias, s)
+        mean = teacher_class_means[int(label)]
+        mean_norm = math.sqrt(sum(m * m for m in mean))
+        along = sum(fi * m / mean_norm for fi, m in zip(f, mean))
+        longer = max(math.sqrt(sum(fi * fi for fi in f)), math.sqrt(sum(ti * ti for ti in t)))
+        per_sample.append(1 - along / longer)
+    return {"loss": batch_mean(per_sample, weight)}
+
+
 REFERENCES = {
     "kd": kd,
     "reverse_kl": reverse_kl,
@@ -220,4 +268,7 @@ REFERENCES = {
     "feature_cosine": feature_cosine,
     "rkd": rkd,
     "cka": cka,
+    "sinkhorn": sinkhorn,
+    "sinkd": sinkd,
+    "nd": nd,
 }

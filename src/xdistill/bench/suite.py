@@ -41,6 +41,8 @@ QUICK_EPOCHS = 8  # the demo's quick budget
 RUN_TEST_KEYS = ("accuracy", "macro_f1", "ece", "nll")
 # Run settings a bench fixes per run; the others may be overridden for every run.
 PER_RUN_KEYS = frozenset({"task", "zoo", "out", "method", "seed", "init", "epochs", "cache_dir"})
+# Joins a method and its own settings into one bench row, a variant: weighted+loss=sinkd.
+VARIANT_SEPARATOR = "+"
 
 
 @dataclass(frozen=True)
@@ -123,16 +125,40 @@ def target_problems(targets: Sequence[BenchTarget], methods: dict[str, Any]) -> 
     return problems
 
 
+def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """A bench row: a method, optionally with settings of its own joined by '+' (a variant):
+    ``weighted+loss=sinkd+kd_temperature=2`` -> ``("weighted", {"loss": "sinkd", "kd_temperature": 2})``.
+    Values are read as YAML scalars, as in ``key=value`` overrides."""
+    from xdistill.config import parse_overrides
+
+    base, *settings = spec.split(VARIANT_SEPARATOR)
+    return base.strip(), parse_overrides([s.strip() for s in settings])
+
+
+def spec_problems(spec: str) -> list[str]:
+    """Every problem with a variant's settings (its method's name is checked against the registry apart)."""
+    try:
+        _, settings = method_spec(spec)
+    except XDistillError as error:
+        return [f"Method '{spec}': {error}"]
+    known = {f.name for f in dataclasses.fields(DistillConfig)} - PER_RUN_KEYS
+    return [f"Method '{spec}' sets '{k}', which is not a DistillConfig field that a bench row may set "
+            f"(write METHOD+key=value+...). Valid keys: {', '.join(sorted(known))}."
+            for k, v in settings.items() if k not in known or isinstance(v, dict)]
+
+
 def run_config(target: BenchTarget, method: str, seed: int, out: Path, bench: BenchConfig) -> DistillConfig:
     """One run's distill config: every method that can start from a generic pretrained student starts from
-    the target's (so baselines get the same initialisation as distillation), with the bench's budget."""
+    the target's (so baselines get the same initialisation as distillation), with the bench's budget; a
+    variant's own settings (``method_spec``) go over the bench's overrides."""
     from xdistill.kinds import KINDS, kind_name
 
-    declared = KINDS.get(kind_name(target.task_dir)).methods.get(method)
+    base, settings = method_spec(method)
+    declared = KINDS.get(kind_name(target.task_dir)).methods.get(base)
     init = str(target.init) if target.init is not None and declared.init != "none" else ""
     cache_dir = bench.cache_dir or str(xdistill_home() / "cache")
-    return DistillConfig(task=str(target.task_dir), zoo=str(target.zoo), out=str(out), method=method, seed=seed,
-                         init=init, epochs=bench.run_epochs, cache_dir=cache_dir, **bench.overrides)
+    return DistillConfig(task=str(target.task_dir), zoo=str(target.zoo), out=str(out), method=base, seed=seed,
+                         init=init, epochs=bench.run_epochs, cache_dir=cache_dir, **{**bench.overrides, **settings})
 
 
 def finished_metrics(config: DistillConfig) -> dict | None:
@@ -159,6 +185,7 @@ def run_summary(target: str, metrics: dict, out: Path, root: Path) -> dict:
         "teachers": None if teachers is None else {
             n: {"weight": t.get("weight"), "test_accuracy": t.get("test_accuracy")} for n, t in teachers.items()},
         "teacher_targets_test_accuracy": metrics.get("teacher_targets_test_accuracy"),
+        "pool_weights": metrics.get("pool_weights"),
         "seconds": metrics.get("seconds"),
     }
 
@@ -202,11 +229,13 @@ def _load_targets(targets: Sequence[BenchTarget]) -> list[_Target]:
 
 
 def chosen_methods(names: Sequence[str], registry: Any) -> tuple[dict[str, Any], list[str]]:
-    """The named methods of a kind's registry (all of them when ``names`` is empty) and the unknown names'
-    problems."""
+    """The named methods (or variants, see :func:`method_spec`) of a kind's registry, all of them when ``names``
+    is empty, as name -> declaration, and every problem with the names."""
     names = list(names) or registry.names()
-    return ({n: registry.get(n) for n in names if n in registry},
-            [registry.unknown_message(n) for n in names if n not in registry])
+    problems = [p for n in names for p in spec_problems(n)]
+    bases = {n: n.split(VARIANT_SEPARATOR)[0].strip() for n in names}
+    return ({n: registry.get(b) for n, b in bases.items() if b in registry},
+            [registry.unknown_message(b) for b in bases.values() if b not in registry] + problems)
 
 
 def _check(targets: Sequence[BenchTarget], bench: BenchConfig) -> dict[str, Any]:
@@ -242,7 +271,7 @@ def run_bench(targets: Sequence[BenchTarget], bench: BenchConfig | None = None,
                 trained.append(folder)
             if metrics.get("ranking") and state.name not in rankings:
                 rankings[state.name] = metrics["ranking"]
-            runs.append(run_summary(state.name, metrics, folder, out))
+            runs.append({**run_summary(state.name, metrics, folder, out), "method": name})
             bar.update(1)
     results = _results(bench, states, methods, runs, rankings)
     if bench.validate:

@@ -17,9 +17,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench_cmd(
-        suite: str = typer.Option("demo", "--suite", help="Suite of targets (demo: the digits demo world; robust: targets the demo zoo does not fit)."),
+        suite: str = typer.Option("demo", "--suite", help="Suite of targets (demo: the digits demo world; robust: targets the demo zoo does not fit; mismatch: a pool 60% outside the label set and its clean twin)."),
         seeds: int = typer.Option(3, "--seeds", help="Seeds per target and method (0..N-1)."),
-        methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: every method of the task kind)."),
+        methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: every method of the task kind); a variant adds its own settings with '+': weighted+loss=sinkd."),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per run (default: 30; 8 with --quick)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: $XDISTILL_HOME/bench/SUITE)."),
         quick: bool = typer.Option(False, "--quick", help="The short budget (8 epochs); with --perf, fewer repeats."),

@@ -1,6 +1,7 @@
 """The demo world's bench suites: ``xdistill bench --suite demo`` (the targets a
-teacher fits) and ``--suite robust`` (targets where the zoo does not fit, see
-:mod:`xdistill.demo.robust`)."""
+teacher fits), ``--suite robust`` (targets where the zoo does not fit, see
+:mod:`xdistill.demo.robust`) and ``--suite mismatch`` (an unlabeled pool 60 %
+outside the label set and its clean twin, see :mod:`xdistill.demo.mismatch`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from xdistill.bench.suite import BenchTarget
 from xdistill.home import xdistill_home
 from xdistill.train.config import DEFAULT_STUDENTS, StudentConfig
 
-SUITES = ("demo", "robust")
+SUITES = ("demo", "robust", "mismatch")
 
 
 def demo_suite(home: Path | None = None, progress: bool = True,
@@ -28,6 +29,10 @@ def demo_suite(home: Path | None = None, progress: bool = True,
         from xdistill.demo.robust import build_robust
 
         targets = [BenchTarget(task, zoo, init, name) for name, (task, zoo) in build_robust(world, quiet).items()]
+    elif suite == "mismatch":
+        from xdistill.demo.mismatch import build_mismatch
+
+        targets = [BenchTarget(task, zoo, init, name) for name, (task, zoo) in build_mismatch(world, quiet).items()]
     else:
         targets = [BenchTarget(path, world.zoo_path, init, name) for name, path in world.task_paths.items()]
     return targets, (Path(home) if home is not None else xdistill_home()) / "cache"

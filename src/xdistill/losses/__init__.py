@@ -31,7 +31,9 @@ from xdistill.losses.logits import (
     reverse_kl_loss,
     soft_cross_entropy,
 )
+from xdistill.losses.nd import nd_loss
 from xdistill.losses.relations import cka_loss, linear_cka, rkd_loss
+from xdistill.losses.sinkd import sinkd_loss, sinkhorn_loss
 from xdistill.losses.taid import taid_loss, taid_schedule
 from xdistill.registry import import_submodules
 
@@ -52,9 +54,12 @@ __all__ = [
     "js_loss",
     "kd_loss",
     "linear_cka",
+    "nd_loss",
     "make_projector",
     "reverse_kl_loss",
     "rkd_loss",
+    "sinkd_loss",
+    "sinkhorn_loss",
     "soft_cross_entropy",
     "taid_loss",
     "taid_schedule",

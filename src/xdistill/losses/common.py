@@ -7,6 +7,7 @@ all of them at once. Each returns a list of messages (empty when all is well).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from numbers import Real
@@ -30,6 +31,7 @@ STEP_INPUTS = {
     "student_features": "[N, Ds] student features",
     "teacher_features": "[N, Dt] teacher features",
     "projector": "nn.Module mapping student features to the teacher's dimension",
+    "teacher_class_means": "[C, Dt] the teacher's mean feature of each target class",
 }
 Schedule = Callable[[int, int], float]  # (step, total_steps) -> value
 
@@ -53,12 +55,24 @@ def register_loss(name: str, consumes: tuple[str, ...], scheduled: dict[str, Sch
     return add
 
 
-def call_loss(name: str, inputs: dict[str, object], step: int = 0, total_steps: int = 1) -> dict[str, Tensor]:
-    """Call the registered loss ``name`` with the step inputs it consumes and its scheduled arguments."""
+def call_loss(name: str, inputs: dict[str, object], step: int = 0, total_steps: int = 1,
+              weight: Tensor | None = None) -> dict[str, Tensor]:
+    """Call the registered loss ``name`` with the step inputs it consumes and its scheduled arguments, and with
+    per-sample ``weight [N]`` when given (see :func:`takes_weights`)."""
     fn = LOSSES.get(name)
     kwargs = {key: inputs[key] for key in fn.consumes}
     kwargs.update({key: schedule(step, total_steps) for key, schedule in fn.scheduled.items()})
+    if weight is not None:
+        if not takes_weights(name):
+            raise XDistillError(f"Loss '{name}' takes no per-sample weights. Choose a loss that does "
+                                f"({', '.join(n for n in LOSSES.names() if takes_weights(n))}).")
+        kwargs["weight"] = weight
     return fn(**kwargs)
+
+
+def takes_weights(name: str) -> bool:
+    """Whether the registered loss ``name`` takes per-sample weights (a ``weight [N]`` keyword)."""
+    return "weight" in inspect.signature(LOSSES.get(name)).parameters
 
 
 def losses_consuming(available: set[str] | frozenset[str], needed: str) -> list[str]:

@@ -197,6 +197,18 @@ def teacher_weight_rows(results: dict) -> list[dict]:
     return rows
 
 
+def pool_weight_rows(results: dict) -> list[dict]:
+    """target, method, seed and the pool weights of every run whose pool looked polluted or is marked."""
+    rows = []
+    for run in results["runs"]:
+        pool = run.get("pool_weights") or {}
+        if pool.get("polluted") or "mean_weight_outside" in pool:
+            rows.append({"target": run["task"], "method": run["method"], "seed": run["seed"],
+                         "polluted": pool.get("polluted"), "mean weight": pool.get("mean_weight"),
+                         "in-class": pool.get("mean_weight_in_class"), "outside": pool.get("mean_weight_outside")})
+    return rows
+
+
 def _setup_section(page: HtmlPage, results: dict, summary: dict, methods: list[str]) -> None:
     """What was run: the suite, targets, methods (as their declarations describe them), seeds and budget."""
     page.heading("Setup")
@@ -251,6 +263,13 @@ def write_bench_report(out_dir: Path, results: dict, summary: dict | None = None
         for row in weight_rows:
             weights.setdefault(row["target"], {})[row["teacher"]] = row["weight"] or 0.0
         page.image(plots.teacher_weights(weights), "teacher weights per target")
+
+    pool_rows = pool_weight_rows(results)
+    if pool_rows:
+        page.heading("Unlabeled pool weights")
+        page.table_from_dicts(pool_rows, caption="Mean weight teacher methods gave the unlabeled pool's samples, by "
+                              "side where the task marks them (unlabeled-outside.npy; never read by training)",
+                              table_id="pool-weights")
 
     validation = results.get("validation") or {}
     if validation:

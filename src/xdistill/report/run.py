@@ -81,6 +81,22 @@ def _teacher_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
         page.image(plots.teacher_weights({str(metrics.get("task")): weights}, "Teacher weights"), "teacher weights")
 
 
+def _pool_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
+    """The weights the unlabeled pool's samples got (config 'pool_weights'), by side where the task marks them."""
+    pool = metrics.get("pool_weights")
+    if not pool:
+        return
+    page.heading("Unlabeled pool weights")
+    page.key_values({"pool looks polluted (weights used)": pool.get("polluted"),
+                     "share of the pool below the alpha level": pool.get("share_below_alpha"),
+                     "alpha": pool.get("alpha"), "mean weight": pool.get("mean_weight"),
+                     "mean weight, samples of the label set": pool.get("mean_weight_in_class"),
+                     "mean weight, samples outside the label set": pool.get("mean_weight_outside")},
+                    caption="Per-sample weights of unlabeled samples that look outside the label set; by side only "
+                            "where the task marks its pool (unlabeled-outside.npy, never read by training)",
+                    table_id="pool")
+
+
 def _ranking_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
     ranking = metrics.get("ranking")
     if not ranking or not ranking.get("teachers"):
@@ -143,6 +159,7 @@ def write_run_report(out_dir: Path, metrics: dict) -> Path:
                    table_id="per-class")
     _student_vs_teachers(page, metrics)
     _teacher_section(page, metrics)
+    _pool_section(page, metrics)
     _ranking_section(page, metrics)
     _decisions_section(page, metrics)
     _curves_section(page, metrics)

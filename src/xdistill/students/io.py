@@ -12,6 +12,7 @@ from torch import nn
 
 from xdistill.errors import XDistillError
 from xdistill.io import atomic_write, atomic_write_json, load_weights, read_safetensors
+from xdistill.students.dual_head import DUAL_HEAD, DualHead
 
 WEIGHTS_NAME = "student.safetensors"
 META_NAME = "student.json"
@@ -45,6 +46,8 @@ def load_student(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     extra = {"vocab_size": meta["preprocessing"]["vocab_size"]} if "vocab_size" in meta.get("preprocessing", {}) and \
         "vocab_size" not in arch.get("knobs", {}) and arch["name"].startswith("text") else {}
     student = build_student(arch["name"], tuple(arch["input_shape"]), int(arch["num_classes"]), **arch.get("knobs", {}), **extra)
+    if meta.get("head") == DUAL_HEAD:  # a dual-head student (method dho): its two heads and their mixing weight
+        student.head = DualHead.beside(student.head)
     state = read_safetensors(weights_path, "Student weights", "Distill the student again.")
     load_weights(student, state, f"Student weights '{weights_path}'", f"the student described in '{meta_path}'")
     student.eval()

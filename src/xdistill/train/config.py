@@ -19,6 +19,9 @@ _SELECTION = SelectionConfig()
 # teacher with the largest weight x confidence; 'average' takes the weighted mean. Averaging teachers that
 # disagree gives flat targets, and students distilled from them were weaker (docs/benchmarks.md).
 MIXES = ("gated", "average")
+# What a teacher method shows the student in its distillation term (xdistill.kinds.classification.kd_augment):
+# the weak view, mixup of two images, or the strong view of several where teacher and student disagree most.
+KD_AUGMENTS = ("none", "mixup", "hard")
 # The student family a classification run trains when 'student.name' is empty, by the task's input.
 DEFAULT_STUDENTS = {"image": "cnn", "features": "mlp", "text": "text-cnn"}
 
@@ -58,6 +61,7 @@ class DistillConfig:
     label_mix: float = 0.5  # share of the one-hot label in a labeled sample's distillation target; 0..1
     label_weight: float = 1.0  # weight of cross-entropy on the labeled split
     self_training: bool = True  # teacher methods also add FixMatch's consistency term (student pseudo-labels)
+    pool_weights: bool = True  # teacher methods down-weight unlabeled samples that look outside the label set
     feature_weight: float = 0.0  # > 0 adds feature distillation through learned projectors
     feature_loss: str = "feature_mse"  # feature loss (a registered loss that consumes student features)
     fixmatch_threshold: float = 0.95  # confidence above which a pseudo-label is used (FixMatch)
@@ -65,6 +69,9 @@ class DistillConfig:
     augment_seed: int = 0  # seed of the cached augmented views (as given to `xdistill cache`)
     views: int = 0  # cached augmented views of unlabeled samples to train on (0 = fresh weak augmentation)
     online: bool = False  # run the teachers live on every batch instead of reading the cache
+    kd_augment: str = KD_AUGMENTS[0]  # teacher methods: none | mixup | hard (needs online): the distillation images
+    mixup_alpha: float = 1.0  # kd_augment=mixup: each image's share lam ~ Beta(a, a); 0.2..2
+    hard_candidates: int = 4  # kd_augment=hard: strong views scored per image (teacher passes per image); 2..16
     metric: str = _SELECTION.metric  # selection metric ranking and weighting the teachers
     prepare: str = _SELECTION.prepare  # feature normalisation before scoring
     prepare_dim: int = _SELECTION.prepare_dim  # PCA components kept by 'pca'
@@ -109,6 +116,18 @@ class DistillConfig:
             problems.append(f"'views' must be >= 0. Got {self.views}.")
         if self.max_steps_per_epoch < 0:
             problems.append(f"'max_steps_per_epoch' must be >= 0 (0 = a full pass). Got {self.max_steps_per_epoch}.")
+        if self.kd_augment not in KD_AUGMENTS:
+            problems.append(f"'kd_augment' must be one of {', '.join(KD_AUGMENTS)}. Got {self.kd_augment!r}.")
+        elif self.kd_augment == "hard" and not self.online:
+            problems.append("'kd_augment=hard' scores new images with the teachers, so they must run live. Pass "
+                            "--online (online=true).")
+        if self.kd_augment != "none" and self.feature_weight > 0:
+            problems.append(f"'kd_augment={self.kd_augment}' shows the distillation term other images than the "
+                            f"cached teacher features describe. Set feature_weight=0 or kd_augment=none.")
+        if not (math.isfinite(self.mixup_alpha) and self.mixup_alpha > 0):
+            problems.append(f"'mixup_alpha' must be a finite number > 0. Got {self.mixup_alpha}.")
+        if not 2 <= self.hard_candidates <= 64:
+            problems.append(f"'hard_candidates' must lie in 2..64. Got {self.hard_candidates}.")
         if self.mix not in MIXES:
             problems.append(f"'mix' must be one of {', '.join(MIXES)}. Got {self.mix!r}.")
         if not 0 <= self.threads <= 1024:

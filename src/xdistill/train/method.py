@@ -39,6 +39,8 @@ class Method:
     options: tuple[str, ...] = ()  # config fields only this method reads (shown in its help)
     choose: Callable[..., tuple[list[str], Any]] | None = None
     combine: Callable[..., Any] | None = None
+    # Replaces the student's head before training, ``head -> new head`` (dho: a supervised and a distillation head).
+    student_head: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         # A declaration error is a bug in the method's file, not a user error.

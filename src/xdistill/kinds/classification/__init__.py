@@ -16,7 +16,8 @@ from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.prepare import prepare_teachers
 from xdistill.kinds.classification.run import distill_classification, resolve_student
 from xdistill.kinds.registry import KINDS, TaskKind
-from xdistill.losses import losses_consuming
+from xdistill.losses import LOSSES, losses_consuming
+from xdistill.losses.common import takes_weights
 from xdistill.select.config import AUTO_METRIC
 from xdistill.select.metrics import METRICS
 from xdistill.select.prepare import PREPARATIONS
@@ -24,9 +25,9 @@ from xdistill.students import STUDENTS
 from xdistill.train.config import DistillConfig
 
 # What a distillation step can hand a loss (xdistill.losses.STEP_INPUTS): logit losses get the first
-# five, feature losses the last three.
+# five, feature losses the features, the projector, the labels and the teacher's class means.
 LOGIT_INPUTS = frozenset({"student_logits", "teacher_probs", "target_probs", "labels", "temperature"})
-FEATURE_INPUTS = frozenset({"student_features", "teacher_features", "projector"})
+FEATURE_INPUTS = frozenset({"student_features", "teacher_features", "projector", "labels", "teacher_class_means"})
 
 
 def config_problems(config: DistillConfig, task: Task | None = None, teachers_given: bool = False) -> list[str]:
@@ -64,6 +65,9 @@ def _method_problems(config: DistillConfig, method, teachers_given: bool) -> lis
     if method.init == "required" and not config.init:
         problems.append(f"Method '{config.method}' starts from a generic pretrained student: make one with "
                         "`xdistill pretrain --task DIR --out FILE.safetensors` (or --images DIR), then pass init=FILE.")
+    if method.teachers and config.pool_weights and config.loss in LOSSES and not takes_weights(config.loss):
+        problems.append(f"Loss '{config.loss}' takes no per-sample weights, which 'pool_weights' needs. Choose "
+                        f"another loss or pass pool_weights=false.")
     if config.init and not Path(config.init).is_file():
         problems.append(f"'init' file '{config.init}' does not exist.")
     return problems

@@ -19,6 +19,7 @@ import torch
 
 from xdistill.data.augment import augment
 from xdistill.data.task import Task
+from xdistill.kinds.classification.kd_augment import HARD_VIEW_OFFSET, mixup
 from xdistill.kinds.classification.steps import Batch
 from xdistill.train.config import DistillConfig
 from xdistill.train.inputs import StudentInputs, epoch_order
@@ -81,6 +82,13 @@ class BatchSource:
             batch.x_unlabeled = self.inputs.normalise(weak).to(cfg.device)
             if strong:
                 batch.x_strong = self.inputs.normalise(augment(raw, "strong", s, 2)).to(cfg.device)
+            if self.method.teachers and cfg.kd_augment == "mixup":
+                batch.raw_augmented, batch.mix_partner, batch.mix_lambda = mixup(weak, s, cfg.mixup_alpha)
+                batch.x_augmented = self.inputs.normalise(batch.raw_augmented).to(cfg.device)
+            elif self.method.teachers and cfg.kd_augment == "hard":
+                batch.raw_candidates = torch.stack([augment(raw, "strong", s, HARD_VIEW_OFFSET + k)
+                                                    for k in range(cfg.hard_candidates)])
+                batch.x_candidates = self.inputs.normalise(batch.raw_candidates).to(cfg.device)
         else:
             batch.x_unlabeled = self.inputs.encode(split, idx_u).to(cfg.device)
             if strong:

@@ -23,6 +23,14 @@ from xdistill.home import default_cache_dir
 from xdistill.io import atomic_write_json, atomic_write_text, load_weights, read_safetensors
 from xdistill.kinds.classification.batches import BatchSource
 from xdistill.kinds.classification.methods import METHODS
+from xdistill.kinds.classification.mixing import (
+    UNINFORMATIVE_ALPHA,
+    chosen_alpha,
+    dual_head_of,
+    held_out_scores,
+    set_alpha,
+)
+from xdistill.kinds.classification.pool import read_outside_mask
 from xdistill.kinds.classification.prepare import PreparedTeachers, prepare_teachers
 from xdistill.kinds.classification.steps import FeaturesAndLogits, StepContext
 from xdistill.kinds.classification.targets import TeacherTargets, build_targets
@@ -39,6 +47,7 @@ from xdistill.kinds.classification.trust import (
 )
 from xdistill.runtime import Runtime
 from xdistill.students import STUDENTS, build_student, count_flops, count_params
+from xdistill.students.dual_head import DUAL_HEAD
 from xdistill.students.io import adapt_state_dict, save_student
 from xdistill.teachers.zoo import load_zoo
 from xdistill.train.config import DEFAULT_STUDENTS, DistillConfig, StudentConfig
@@ -158,6 +167,10 @@ def teachers_against_student(task: Task, inputs: StudentInputs, targets: Teacher
         ctx.decision = Decision(0.0, reliability, None, "chance")
 
         def uninformative(student: nn.Module, epoch: int, history: list[dict]) -> dict:
+            dual = dual_head_of(student)
+            if dual is not None:  # teachers without class information: the supervised head alone
+                set_alpha(dual, UNINFORMATIVE_ALPHA)
+                return {**ctx.decision.to_json(), "dual_head": {"alpha": UNINFORMATIVE_ALPHA, "source": "chance"}}
             return ctx.decision.to_json()
 
         return uninformative, None
@@ -168,19 +181,28 @@ def teachers_against_student(task: Task, inputs: StudentInputs, targets: Teacher
 
         def before_epoch(student: nn.Module, epoch: int, history: list[dict]) -> dict:
             made = [Decision.from_json(record["decisions"]) for record in history[:rejoin]]
+            dual = dual_head_of(student)
             if epoch >= rejoin:  # the held-out labels are trained on now: the mean decision stands
                 ctx.decision = standing_decision(made)
-                return {**ctx.decision.to_json(), "labels": "all"}
+                record = {**ctx.decision.to_json(), "labels": "all"}
+                if dual is not None:  # and the dual head's mixing weight is chosen from the held-out epochs
+                    alpha, how = chosen_alpha([r["decisions"].get("dual_head") for r in history[:rejoin]])
+                    set_alpha(dual, alpha)
+                    record["dual_head"] = {"alpha": alpha, "source": how}
+                return record
+            extra = {}
             if epoch == 0:  # a fresh head: probe the starting features instead
                 features, _ = student_outputs(student, inputs.encode_all(task.labeled), config.device)
                 ctx.decision = probe_decision(features, task.labeled.y, reliability, task.num_classes,
                                               config.anneal_margin)
             else:
-                _, probs = student_outputs(student, held_inputs, config.device)
+                features, probs = student_outputs(student, held_inputs, config.device)
                 earlier = [d.held_out_accuracy for d in made if d.held_out_accuracy is not None]
                 ctx.decision = held_out_decision(probs, task.labeled.y[held], earlier, reliability,
                                                  task.num_classes, config.anneal_margin)
-            return {**ctx.decision.to_json(), "labels": "held out"}
+                if dual is not None:
+                    extra["dual_head"] = held_out_scores(dual, features, task.labeled.y[held], config.device)
+            return {**ctx.decision.to_json(), "labels": "held out", **extra}
 
         return before_epoch, lambda epoch: everyone if epoch >= rejoin else pool
     labeled, unlabeled = inputs.encode_all(task.labeled), inputs.encode_all(task.unlabeled)
@@ -200,6 +222,9 @@ def distill_classification(config: DistillConfig, task: Task, given: DistillInpu
     if given.student is None:
         check_student_reads(config, task)
     method = METHODS.get(config.method)
+    if method.teachers and config.kd_augment != "none" and task.input != "image":
+        raise XDistillError(f"'kd_augment={config.kd_augment}' mixes or augments images, but task '{task.name}' has "
+                            f"{task.input} inputs. Leave kd_augment=none.")
     out = Path(config.out) if config.out else None
     if out is not None and not config.resume and (out / "checkpoint.safetensors").exists():
         raise XDistillError(
@@ -211,6 +236,11 @@ def distill_classification(config: DistillConfig, task: Task, given: DistillInpu
         prepared = prepare_for(config, task, given, runtime.info)
         targets = build_targets(task, prepared, config.method, method, config, log=runtime.info)
     model = given.student if given.student is not None else build_run_student(config, task, inputs)
+    if method.student_head is not None:
+        if not isinstance(getattr(model, "head", None), nn.Linear):
+            raise XDistillError(f"Method '{config.method}' replaces the student's head, but this student has no "
+                                f"'head' nn.Linear(feature_dim, classes). Give a student that has one.")
+        model.head = method.student_head(model.head)
     plan = training_plan(config, task, inputs, model, targets, prepared)
     if runtime.info is not None:
         runtime.info(f"training {config.student.name or 'the given'} student with '{config.method}' for "
@@ -253,6 +283,15 @@ def run_metrics(config: DistillConfig, task: Task, inputs: StudentInputs, result
         "curves": result.history.to_json(), "teachers": targets.summary() if targets is not None else None,
         "ranking": result.ranking.to_json() if result.ranking is not None else None,
     }
+    dual = dual_head_of(result.student)
+    if dual is not None:
+        chosen = [r["decisions"]["dual_head"] for r in result.history.epochs
+                  if "alpha" in (r.get("decisions") or {}).get("dual_head", {})]
+        metrics["dual_head"] = {"alpha": round(float(dual.alpha), 6),
+                                "source": chosen[-1]["source"] if chosen else "default (no held-out labels)"}
+    if targets is not None and targets.pool is not None:
+        # The outside mask is read here, after training, only to show the weights each side got.
+        metrics["pool_weights"] = targets.pool.summary(read_outside_mask(task))
     if targets is not None:
         metrics["teacher_targets_test_accuracy"] = float((targets.combined["test"].argmax(1) == task.test.y).mean())
         for i, name in enumerate(targets.names):
@@ -272,6 +311,10 @@ def write_run(out: Path, config: DistillConfig, task: Task, inputs: StudentInput
         "classes": list(task.classes), "task": task.name, "preprocessing": inputs.preprocessing(),
         "config": to_dict(config), "xdistill": __version__,
     }
+    dual = dual_head_of(result.student)
+    if dual is not None:
+        meta["head"] = DUAL_HEAD
+        meta["alpha"] = round(float(dual.alpha), 6)
     save_student(out, result.student.to("cpu"), meta)
     result.student.to(config.device)
     atomic_write_json(out / "metrics.json", result.metrics)

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from xdistill.kinds.classification.kd_augment import hardest, mixed_targets
 from xdistill.kinds.classification.targets import TeacherTargets
 from xdistill.kinds.classification.trust import Decision, route
 from xdistill.losses import call_loss
@@ -51,6 +52,13 @@ class Batch:
     views: np.ndarray | None = None  # [B*mu] the cached view each unlabeled sample is shown in (0 = clean/fresh)
     x_strong: Tensor | None = None  # [B*mu, ...] strong view (FixMatch)
     raw_unlabeled: Tensor | None = None  # [B*mu, C, H, W] the weak view before normalisation (online teachers)
+    # kd_augment (xdistill.kinds.classification.kd_augment): mixup's images and partners, or hard's candidates
+    x_augmented: Tensor | None = None  # [B*mu, ...] mixed images, normalised
+    raw_augmented: Tensor | None = None  # [B*mu, C, H, W] the same before normalisation (online teachers)
+    mix_partner: np.ndarray | None = None  # [B*mu] the batch position each image is mixed with
+    mix_lambda: np.ndarray | None = None  # [B*mu] the mixed image's share of its own image
+    x_candidates: Tensor | None = None  # [K, B*mu, ...] strong views, normalised
+    raw_candidates: Tensor | None = None  # [K, B*mu, C, H, W] the same before normalisation
 
 
 @dataclass
@@ -103,14 +111,32 @@ def fixmatch_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[st
 
 
 def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:
+    return distill_terms(student, batch, ctx, dual=False)
+
+
+def dho_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:
+    """Dual-head optimisation (:mod:`xdistill.students.dual_head`): the student's head returns the supervised
+    head's logits then the distillation head's; cross-entropy on the labels trains the first, everything the
+    distillation step does with the unlabeled data (the teachers' targets, pseudo-labels) trains the second."""
+    return distill_terms(student, batch, ctx, dual=True)
+
+
+def distill_terms(student: nn.Module, batch: Batch, ctx: StepContext, dual: bool) -> dict[str, Tensor]:
     cfg = ctx.config
     b, u = len(batch.x_labeled), len(batch.x_unlabeled)
-    views = [batch.x_labeled, batch.x_unlabeled] + ([batch.x_strong] if cfg.self_training else [])
+    strong = [batch.x_strong] if cfg.self_training else []
+    # kd_augment: the distillation term's unlabeled rows are other images, with their own targets [U, C]
+    augmented, augmented_targets = shown_to_teachers(student, batch, ctx, dual)
+    views = [batch.x_labeled, batch.x_unlabeled] + strong + ([augmented] if augmented is not None else [])
     features, logits_all = student_forward(student, torch.cat(views))
+    supervised = logits_all[:b]
+    if dual:  # [N, 2C]: the supervised head's logits, then the distillation head's
+        supervised, logits_all = logits_all[:b, :ctx.num_classes], logits_all[:, ctx.num_classes:]
     features, logits = features[:b + u], logits_all[:b + u]
-    ce = F.cross_entropy(logits[:b], batch.y_labeled)
+    strong_logits = logits_all[b + u:b + u + len(strong) * u]
+    ce = F.cross_entropy(supervised, batch.y_labeled)
     targets = ctx.targets
-    if ctx.online_targets is not None:
+    if ctx.online_targets is not None and augmented is None:
         target_u, teacher_features = ctx.online_targets(batch.raw_unlabeled, batch.index_unlabeled)
     else:
         target_u, teacher_features = targets.unlabeled(batch.views, batch.index_unlabeled), None
@@ -130,21 +156,65 @@ def distill_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str
         own = student_probs.max(dim=1).values >= cfg.fixmatch_threshold
         to_teacher = torch.ones(u, dtype=torch.bool, device=logits.device)
     rows = torch.cat([torch.ones(b, dtype=torch.bool, device=logits.device), to_teacher])
-    hard = torch.cat([batch.y_labeled, soft[b:].argmax(dim=1)])
-    inputs = {"student_logits": logits[rows].float(), "teacher_probs": soft[rows], "target_probs": soft[rows],
-              "labels": hard[rows], "temperature": cfg.kd_temperature}
+    # Unlabeled samples that look outside the label set weigh less (xdistill.kinds.classification.pool);
+    # None on a clean pool, where the step is exactly the unweighted one.
+    pool = None if targets is None else targets.pool_weight(batch.index_unlabeled)
+    kd_logits, kd_soft, kd_pool = logits, soft, pool
+    if augmented is not None:
+        kd_logits = torch.cat([logits[:b], logits_all[b + u + len(strong) * u:]])
+        kd_soft = torch.cat([soft[:b], torch.as_tensor(augmented_targets, dtype=torch.float32, device=logits.device)])
+        if pool is not None and batch.mix_partner is not None:  # a mixed image weighs as its mix of the two
+            kd_pool = batch.mix_lambda * pool + (1 - batch.mix_lambda) * pool[batch.mix_partner]
+    hard = torch.cat([batch.y_labeled, kd_soft[b:].argmax(dim=1)])
+    inputs = {"student_logits": kd_logits[rows].float(), "teacher_probs": kd_soft[rows],
+              "target_probs": kd_soft[rows], "labels": hard[rows], "temperature": cfg.kd_temperature}
+    row_weight = None
+    if pool is not None:
+        pool = torch.as_tensor(pool, dtype=torch.float32, device=logits.device)
+        kd_pool = torch.as_tensor(kd_pool, dtype=torch.float32, device=logits.device)
+        row_weight = torch.cat([torch.ones(b, device=logits.device), kd_pool])[rows]
     # The loss averages over the rows it sees; rescaled so each row weighs as in a batch of b + u rows.
-    kd = call_loss(cfg.loss, inputs, ctx.step, ctx.total_steps)["loss"] * (rows.sum() / (b + u))
+    kd = call_loss(cfg.loss, inputs, ctx.step, ctx.total_steps, weight=row_weight)["loss"] * (rows.sum() / (b + u))
     total = cfg.label_weight * ce + cfg.kd_weight * weight * kd
     extra: dict[str, Tensor] = {"teacher_share": to_teacher.float().mean()}
+    if pool is not None:
+        extra["pool_weight"] = pool.mean()
     if cfg.self_training:
         pseudo = student_probs.argmax(dim=1)
-        extra["consistency"] = (F.cross_entropy(logits_all[b + u:], pseudo, reduction="none") * own.float()).mean()
+        mask = own.float() if pool is None else own.float() * pool
+        extra["consistency"] = (F.cross_entropy(strong_logits, pseudo, reduction="none") * mask).mean()
         total = total + cfg.fixmatch_weight * extra["consistency"]
     if cfg.feature_weight > 0 and ctx.projectors is not None:
-        extra["feature"] = feature_term(features, batch, ctx, teacher_features)
+        extra["feature"] = feature_term(features, batch, ctx, teacher_features, hard)
         total = total + cfg.feature_weight * extra["feature"]
     return {"loss": total, "ce": ce.detach(), "kd": kd.detach(), **{k: v.detach() for k, v in extra.items()}}
+
+
+def shown_to_teachers(student: nn.Module, batch: Batch, ctx: StepContext,
+                      dual: bool) -> tuple[Tensor | None, np.ndarray | None]:
+    """(student inputs [U, ...], their teacher targets [U, C]) of the distillation term's unlabeled rows under
+    ``kd_augment`` (:mod:`xdistill.kinds.classification.kd_augment`), or (None, None) without it."""
+    cfg = ctx.config
+    if cfg.kd_augment == "mixup":
+        if ctx.online_targets is not None:
+            return batch.x_augmented, ctx.online_targets(batch.raw_augmented, batch.index_unlabeled)[0]
+        cached = ctx.targets.unlabeled(batch.views, batch.index_unlabeled)
+        return batch.x_augmented, mixed_targets(cached, batch.mix_partner, batch.mix_lambda)
+    if cfg.kd_augment == "hard":
+        k, u = batch.x_candidates.shape[:2]
+        teacher = np.stack([ctx.online_targets(batch.raw_candidates[i], batch.index_unlabeled)[0] for i in range(k)])
+        was_training = student.training
+        student.eval()  # scoring passes leave the batch-norm statistics alone
+        with torch.no_grad():
+            _, logits = student_forward(student, batch.x_candidates.flatten(0, 1))
+        student.train(was_training)
+        if dual:
+            logits = logits[:, ctx.num_classes:] if logits.shape[1] == 2 * ctx.num_classes else logits
+        student_probs = F.softmax(logits.float(), dim=1).reshape(k, u, -1)
+        chosen = hardest(student_probs, torch.as_tensor(teacher, device=student_probs.device)).cpu().numpy()
+        rows = np.arange(u)
+        return batch.x_candidates[chosen, rows], teacher[chosen, rows]
+    return None, None
 
 
 def labeled_targets(teacher_probs: np.ndarray, labels: np.ndarray, num_classes: int, label_mix: float) -> np.ndarray:
@@ -154,8 +224,9 @@ def labeled_targets(teacher_probs: np.ndarray, labels: np.ndarray, num_classes: 
     return ((1.0 - label_mix) * teacher_probs + label_mix * onehot).astype(np.float32)
 
 
-def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict | None) -> Tensor:
-    """Weighted feature distillation towards each teacher through its projector; features [B + U, Ds]."""
+def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict | None, labels: Tensor) -> Tensor:
+    """Weighted feature distillation towards each teacher through its projector; features [B + U, Ds], labels
+    [B + U] (the labels, then the targets' argmax)."""
     targets, cfg = ctx.targets, ctx.config
     total = torch.zeros((), device=features.device)
     for name, weight in zip(targets.names, targets.weights):
@@ -163,8 +234,9 @@ def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict 
             continue
         tf_u = online[name] if online is not None else _view_features(targets, name, batch.views, batch.index_unlabeled)
         tf = np.concatenate([targets.features[name]["labeled"][batch.index_labeled], tf_u])
-        inputs = {"student_features": features.float(), "projector": ctx.projectors[name],
-                  "teacher_features": torch.as_tensor(tf, dtype=torch.float32, device=features.device)}
+        inputs = {"student_features": features.float(), "projector": ctx.projectors[name], "labels": labels,
+                  "teacher_features": torch.as_tensor(tf, dtype=torch.float32, device=features.device),
+                  "teacher_class_means": torch.as_tensor(targets.class_means[name], device=features.device)}
         total = total + float(weight) * call_loss(cfg.feature_loss, inputs, ctx.step, ctx.total_steps)["loss"]
     return total
 

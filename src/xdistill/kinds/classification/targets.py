@@ -29,6 +29,7 @@ import numpy as np
 
 from xdistill.data.lazy import is_lazy, release_pages
 from xdistill.data.task import Task
+from xdistill.kinds.classification.pool import POOL_ALPHA, PoolWeights, pool_weights
 from xdistill.kinds.classification.prepare import PreparedTeachers
 from xdistill.select.bridge import BridgeHead
 from xdistill.train.config import DistillConfig
@@ -50,6 +51,17 @@ def every_teacher(ranking) -> tuple[list[str], np.ndarray]:
 def weighted_average(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """[T, N, C] -> [N, C]: sum_t w_t p_t with the weights normalised to sum to 1."""
     return np.tensordot(weights / weights.sum(), probs, axes=1)
+
+
+def held_out_combined(oof: list[np.ndarray | None], method: Method, weights: np.ndarray,
+                      config: DistillConfig) -> np.ndarray | None:
+    """The method's combination [M, C] of the out-of-fold predictions ([N, C] per teacher) on the M samples every
+    head held out (finite rows), or None when there are none."""
+    if any(o is None for o in oof):
+        return None
+    combined = method.combine(np.stack(oof), weights, config)
+    scored = np.isfinite(combined).all(axis=1)
+    return combined[scored] if scored.any() else None
 
 
 def held_out_accuracy(oof: list[np.ndarray | None], method: Method, weights: np.ndarray, config: DistillConfig,
@@ -116,6 +128,18 @@ class TargetArrays:
         return out
 
 
+def teacher_class_means(features: dict[str, np.ndarray], labels: np.ndarray, combined_unlabeled: np.ndarray,
+                        num_classes: int) -> np.ndarray:
+    """[C, D] a teacher's mean feature of each target class, for the ND loss (:mod:`xdistill.losses.nd`).
+
+    The paper averages the teacher's features over each class's training samples. With few labels, the
+    unlabeled pool counts too, each sample in every class by its combined target's probability:
+    mu_c = (sum_labeled [y = c] f + sum_unlabeled p(c | x) f) / (its total weight)."""
+    membership = np.concatenate([np.eye(num_classes)[labels], combined_unlabeled]).astype(np.float64)
+    stacked = np.concatenate([features["labeled"], features["unlabeled"]]).astype(np.float64)
+    return (membership.T @ stacked / membership.sum(axis=0)[:, None]).astype(np.float32)
+
+
 @dataclass
 class TeacherTargets:
     """Per-teacher target-space probabilities and the method's combination."""
@@ -129,6 +153,8 @@ class TeacherTargets:
     reliability: float | None = 1.0  # held-out labeled accuracy of the combined targets; None: no held-out label
     features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # teacher -> split -> [N, D]
     mix: str = ""  # how a multi-teacher method mixed its teachers, when it has a choice (config 'mix')
+    pool: PoolWeights | None = None  # per-sample weights of the unlabeled pool (config 'pool_weights'); None: off
+    class_means: dict[str, np.ndarray] = field(default_factory=dict)  # teacher -> [C, D] (feature distillation)
     scratch: object = None  # the temporary folder holding the pool's arrays as files (see TargetArrays), if any
 
     def scale(self, num_classes: int) -> float:
@@ -158,6 +184,10 @@ class TeacherTargets:
             "reliability": self.reliability,
         }
 
+    def pool_weight(self, index: np.ndarray) -> np.ndarray | None:
+        """Weights [B] of unlabeled samples ``index`` (see :mod:`xdistill.kinds.classification.pool`); None: all 1."""
+        return None if self.pool is None else self.pool.of(index)
+
 
 def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, method: Method, config: DistillConfig,
                   log: Callable[[str], None] | None = None) -> TeacherTargets:
@@ -180,10 +210,21 @@ def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, meth
     combined = arrays.combine(lambda probs: method.combine(probs, weights, config))
     reliability = held_out_accuracy(oof, method, weights, config, task.labeled.y)
     mix = config.mix if "mix" in method.options else ""
-    targets = TeacherTargets(method_name, names, weights, prepared.heads, stacked, combined, reliability, features, mix)
+    pool = None
+    if config.pool_weights:
+        reference = held_out_combined(oof, method, weights, config)
+        pool = pool_weights(None if reference is None else reference.max(axis=1), combined["unlabeled"].max(axis=1))
+    class_means = {name: teacher_class_means(f, task.labeled.y, combined["unlabeled"], task.num_classes)
+                   for name, f in features.items()}
+    targets = TeacherTargets(method_name, names, weights, prepared.heads, stacked, combined, reliability, features, mix,
+                             pool, class_means)
     targets.scratch = arrays.scratch
     if log is not None:
         sources = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
         held_out = "unknown (one label per class)" if reliability is None else f"{reliability:.3f}"
         log(f"{method_name} targets from {sources}; held-out labeled accuracy {held_out}")
+        if pool is not None and pool.polluted:
+            log(f"unlabeled pool looks polluted ({pool.share_below:.0%} of it scores below the lowest "
+                f"{POOL_ALPHA:.0%} of held-out labeled samples): down-weighting it per sample, mean weight "
+                f"{float(pool.weights.mean()):.3f}")
     return targets
