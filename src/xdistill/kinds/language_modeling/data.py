@@ -45,14 +45,11 @@ def token_stream(documents: list[str], tokenizer) -> TokenStream:
 
 
 def window_batches(stream: TokenStream, context: int, batch_size: int, seed: int, epoch: int,
-                   domain_of_doc: np.ndarray | None = None, domain_weights: np.ndarray | None = None,
-                   held_out_from: int | None = None):
+                   domain_of_doc: np.ndarray | None = None, domain_weights: np.ndarray | None = None):
     """``step -> {"ids", "targets", "rows"}``, each [B, C]: random windows of the stream.
 
     With ``domain_weights`` [D] (and each document's domain index ``domain_of_doc``), each window first draws
-    a domain with those probabilities, then a start among the windows that begin in that domain's documents.
-    Targets at stream positions >= ``held_out_from`` get row -1, so no loss is computed on them (the student
-    may still read them as context)."""
+    a domain with those probabilities, then a start among the windows that begin in that domain's documents."""
     length = len(stream.ids)
     width = min(context, length - 1)
     ids, rows = torch.from_numpy(stream.ids), torch.from_numpy(stream.rows)
@@ -71,10 +68,7 @@ def window_batches(stream: TokenStream, context: int, batch_size: int, seed: int
             chosen = rng.choice(len(weights), size=batch_size, p=weights)
             starts = torch.from_numpy(np.array([by_domain[d][rng.integers(len(by_domain[d]))] for d in chosen]))
         index = starts[:, None] + torch.arange(width + 1)[None, :]
-        target_rows = rows[index[:, 1:]]
-        if held_out_from is not None:
-            target_rows = torch.where(index[:, 1:] >= held_out_from, torch.full_like(target_rows, -1), target_rows)
-        return {"ids": ids[index[:, :-1]], "targets": ids[index[:, 1:]], "rows": target_rows}
+        return {"ids": ids[index[:, :-1]], "targets": ids[index[:, 1:]], "rows": rows[index[:, 1:]]}
 
     return batch
 

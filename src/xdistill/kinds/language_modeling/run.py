@@ -23,7 +23,7 @@ from xdistill.kinds.language_modeling.data import steps_per_epoch, token_stream,
 from xdistill.kinds.language_modeling.methods import METHODS
 from xdistill.kinds.language_modeling.prepare import language_models, prepare_lm, topk_cache_of
 from xdistill.kinds.language_modeling.scoring import StudentLM, score_text
-from xdistill.kinds.language_modeling.steps import StepContext
+from xdistill.kinds.language_modeling.steps import StepContext, next_token_step
 from xdistill.kinds.language_modeling.student import (
     build_lm_student,
     load_lm_file,
@@ -31,12 +31,7 @@ from xdistill.kinds.language_modeling.student import (
     save_lm_folder,
 )
 from xdistill.kinds.language_modeling.targets import check_alignment
-from xdistill.kinds.language_modeling.trust import (
-    AnnealState,
-    held_out_tail,
-    rejoin_epoch,
-    teachers_against_student,
-)
+from xdistill.kinds.language_modeling.trust import teachers_ahead
 from xdistill.losses.topk import TOPK_LOSSES
 from xdistill.models.gpt import sample
 from xdistill.models.tokenizer import load_tokenizer
@@ -118,6 +113,27 @@ def _knobs_of(gpt_config) -> dict:
             "context": gpt_config.context}
 
 
+def against_student(student, tokenizer, task, prepared, chosen, weights, notes, log):
+    """The chosen teachers (and renormalised weights) whose bits per byte on the train text are below the
+    student's before training (``trust.py``), with the record of the decision for metrics.json."""
+    context = network_of(student).config.context
+    student.eval()
+    start = score_text(StudentLM(network_of(student), tokenizer, context), task.splits["train"].documents,
+                       batch_size=32).bits_per_byte
+    student.train()
+    scores = {n: float(prepared.entries[n]["bits_per_byte"]) for n in chosen}
+    ahead, behind = teachers_ahead(start, scores)
+    for name in behind:
+        notes.append(f"teacher '{name}' not distilled: {scores[name]:.4f} bits per byte on the train text, behind the "
+                     f"student's {start:.4f} before training")
+    if log is not None and behind:
+        log(f"not distilling {', '.join(behind)}: behind the student's {start:.4f} bits per byte before training"
+            + ("" if ahead else "; training on the text alone"))
+    keep = [chosen.index(n) for n in ahead]
+    kept = weights[keep] / weights[keep].sum() if keep else weights[keep]
+    return ahead, kept, {"student_start_bits_per_byte": start, "teachers_behind": behind}
+
+
 def teacher_targets(config, method, task, given, log):
     """(targets, prepared, chosen names, weights, notes) for a teacher method."""
     from xdistill.cache.extract import TeacherCache
@@ -139,7 +155,7 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
     started = time.perf_counter()
     out = Path(config.out) if config.out else None
     notes, teacher_info = [], {}
-    prepared = targets = None
+    prepared = targets = anneal = None
     chosen: list[str] = []
     if method.teachers:
         prepared, chosen, weights = teacher_targets(config, method, task, given, log)
@@ -157,13 +173,15 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
             notes.append(f"teacher '{name}' skipped: its tokenizer differs from the student's")
         keep = [chosen.index(n) for n in fitting]
         chosen, weights = fitting, weights[keep] / weights[keep].sum()
+        if config.anneal:
+            chosen, weights, anneal = against_student(student, tokenizer, task, prepared, chosen, weights, notes, log)
         stream = token_stream(task.splits["train"].documents, tokenizer)
         parts = []
         for name in chosen:
             part = prepared.cache.load(prepared.teacher(name), task.splits["train"])
             check_alignment(part, stream.doc_tokens, name)
             parts.append(part)
-        targets = method.combine(parts, weights, config)
+        targets = method.combine(parts, weights, config) if chosen else None
         teacher_info = {n: {"weight": float(w), "bits_per_byte": prepared.entries[n]["bits_per_byte"],
                             "domain": getattr(prepared.teacher(n), "domain", "")} for n, w in zip(chosen, weights)}
     else:
@@ -181,32 +199,16 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
 
     ctx = StepContext(targets=targets, loss=loss_name(config), kd_weight=config.kd_weight, label_weight=config.label_weight)
     sampling = domain_sampler(config, task, stream, targets, tokenizer, context) if config.domain_sampling else None
-    held, before_epoch, rejoin, anneal, state = None, None, 0, None, AnnealState()
-    if method.teachers and config.anneal:
-        held = held_out_tail(stream.ids, tokenizer.bos_id, tokenizer.decode)
-    if held is not None:
-        teacher_bpb = float(np.dot(weights, [teacher_info[n]["bits_per_byte"] for n in chosen]))
-        rejoin = rejoin_epoch(config.epochs)
-
-        def score_held_out(model) -> float:
-            model.eval()
-            bpb = score_text(StudentLM(network_of(model), tokenizer, context), held.documents, batch_size=32).bits_per_byte
-            model.train()
-            return bpb
-
-        before_epoch = teachers_against_student(ctx, score_held_out, teacher_bpb, config.kd_weight,
-                                                config.anneal_margin, config.epochs, state)
-        anneal = {"held_out_tokens": held.tokens, "teacher_bits_per_byte": teacher_bpb, "rejoin_epoch": rejoin + 1}
-
-    def batches(epoch, rank, world):  # called after the epoch's before_epoch hook has set state.holding_out
-        cut = held.cut if held is not None and state.holding_out else None
+    def batches(epoch, rank, world):
         domains = (sampling.doc_domain, sampling.weights) if sampling is not None else (None, None)
-        return window_batches(stream, context, config.batch_size, config.seed, epoch, *domains, held_out_from=cut)
+        return window_batches(stream, context, config.batch_size, config.seed, epoch, *domains)
 
-    plan = TrainPlan(step=method.step, context=ctx,
+    # A teacher method left with no teacher ahead of the student trains as its baseline does (trust.py).
+    step = method.step if targets is not None or not method.teachers else next_token_step
+    plan = TrainPlan(step=step, context=ctx,
                      steps_per_epoch=steps_per_epoch(stream, context, config.batch_size, config.max_steps_per_epoch),
                      batches=batches, evaluate=evaluate,
-                     before_epoch=both_hooks(before_epoch, sampling.before_epoch if sampling is not None else None))
+                     before_epoch=sampling.before_epoch if sampling is not None else None)
     if out is not None:
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     train_started = time.perf_counter()
@@ -226,7 +228,7 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
     }
     if prepared is not None:
         metrics["ranking"] = prepared.ranking.to_json()
-    if anneal is not None:  # teachers weighed against the student each epoch (trust.py); decisions in history
+    if anneal is not None:  # the teachers weighed against the student's starting point (trust.py)
         metrics["anneal"] = anneal
     if out is not None and runtime.rank == 0:
         save_lm_folder(out, student, tokenizer, {"context": context, "tokenizer": tokenizer.identity})
@@ -264,21 +266,6 @@ def domain_sampler(config, task, stream, targets, tokenizer, context) -> DomainS
     names, doc_domain = domain_index(split.domains)
     teacher_means = per_domain_means(teacher_token_nll(targets, stream), stream.doc_tokens, doc_domain, len(names))
     return DomainSampler(names, doc_domain, teacher_means, split.documents, tokenizer, context)
-
-
-def both_hooks(first, second):
-    """One ``before_epoch`` hook running two (either may be None); their decisions merged into one record."""
-    hooks = [h for h in (first, second) if h is not None]
-    if not hooks:
-        return None
-
-    def before_epoch(student, epoch: int, history: list[dict]) -> dict:
-        decision: dict = {}
-        for hook in hooks:
-            decision.update(hook(student, epoch, history) or {})
-        return decision
-
-    return before_epoch
 
 
 def generate_samples(lm: StudentLM, documents: list[str], seed: int, n: int = SAMPLES, max_new_tokens: int = 48) -> list[dict]:
