@@ -1,0 +1,65 @@
+"""``xdistill condense``: a task condensed into a few synthetic images per class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from xdistill.cli.output import console, emit_json
+
+
+def condense_methods_help() -> str:
+    from xdistill.condense import methods_of
+
+    return (f"Image method ({', '.join(methods_of('images'))}) or label method ({', '.join(methods_of('labels'))}: "
+            "soft labels from the zoo on random real images). Default: dm.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``condense`` command to ``app``."""
+
+    @app.command("condense")
+    def condense_cmd(
+        task: Optional[str] = typer.Option(None, "--task", "-t", help="Image classification task folder."),
+        ipc: Optional[int] = typer.Option(None, "--ipc", help="Images per class (default 10)."),
+        method: Optional[str] = typer.Option(None, "--method", "-m", help=condense_methods_help()),
+        out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder: condensed.npz, condense.json, condensed.png."),
+        zoo: Optional[str] = typer.Option(None, "--zoo", "-z", help="Zoo YAML: soft labels (labels=relabel|committee), "
+                                          "features=teacher and the pseudo-labeled pool need it."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+        cache_dir: Optional[str] = typer.Option(None, "--cache", help="Cache folder (default: $XDISTILL_HOME/cache)."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of config values."),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Also write condense.json here ('-' for stdout)."),
+        overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. iterations=500 labels=relabel.",
+                                                        show_default=False),
+    ) -> None:
+        """Condense a task into a few synthetic images per class (with soft labels from the zoo on request)."""
+        from xdistill.condense import CondenseConfig
+        from xdistill.config import resolve
+        from xdistill.pipeline.condense import condense
+
+        flags = {"task": task, "ipc": ipc, "method": method, "out": out, "zoo": zoo, "seed": seed, "cache_dir": cache_dir}
+        cfg = resolve(CondenseConfig, config, overrides or [], flags=flags)
+        emit_json(condense(cfg, log=console.print), json_out)
+
+
+def evaluate_condensed_cmd(folder: Path, task: Optional[str], overrides: list[str], json_out: Optional[Path]) -> None:
+    """``xdistill eval CONDENSED_DIR``: the fixed recipe's students on the condensed set and the baselines."""
+    from xdistill.cli.output import print_table
+    from xdistill.condense.evaluate import EvalConfig
+    from xdistill.config import resolve
+    from xdistill.pipeline.condense import evaluate_condensed
+
+    cfg = resolve(EvalConfig, None, overrides)
+    report = evaluate_condensed(folder, cfg, task)
+    rows = []
+    for key in ("condensed_hard", "condensed_soft", "random_real_hard", "full_data"):
+        if key in report:
+            share = (report.get("share_of_gap") or {}).get(key)
+            rows.append([key.replace("_", " "), report[key]["accuracy_mean"], report[key]["accuracy_std"],
+                         "" if share is None else f"{share:.1%}"])
+    print_table(f"{folder}: {report['method']} at {report['ipc']} images per class, {cfg.student} x {cfg.seeds} seeds, "
+                f"{cfg.steps} steps", ["trained on", "test accuracy", "std", "share of the gap to full data"], rows)
+    emit_json(report, json_out)
