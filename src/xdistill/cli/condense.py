@@ -63,3 +63,37 @@ def evaluate_condensed_cmd(folder: Path, task: Optional[str], overrides: list[st
     print_table(f"{folder}: {report['method']} at {report['ipc']} images per class, {cfg.student} x {cfg.seeds} seeds, "
                 f"{cfg.steps} steps", ["trained on", "test accuracy", "std", "share of the gap to full data"], rows)
     emit_json(report, json_out)
+
+
+def run_condense_bench_cmd(home: Optional[Path], out: Optional[Path], methods: Optional[str], seeds: int, quick: bool,
+                           json_out: Optional[Path]) -> None:
+    """``xdistill bench --condense``: the condensation table on the demo's target-only MNIST images and the reuse
+    check on the demo's mnist-noise target."""
+    from xdistill.bench.condense import CondenseBenchConfig, markdown_table, reuse_check, reuse_rows, run_condense_bench, table_rows
+    from xdistill.cli.output import print_table
+    from xdistill.demo.condense_target import condense_target
+    from xdistill.demo.world import build_world
+    from xdistill.home import xdistill_home
+
+    world = build_world(home, progress=False, log=console.print)
+    target = condense_target(home)
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    bench = CondenseBenchConfig(seeds=seeds, out=str(out or Path(home or xdistill_home()) / "bench" / "condense"),
+                                **({"methods": chosen} if chosen else {}))
+    if quick:
+        bench.ipcs, bench.recipe = [1], {"steps": 20}
+        bench.condense = {"iterations": 5}
+    reuse = reuse_check(world.task_paths["mnist-noise"], world.zoo_path, REUSE_METHOD,
+                        {"method": "relabel", "ipc": 10}, epochs=REUSE_EPOCHS if not quick else 2,
+                        seeds=seeds, log=console.print)
+    results = run_condense_bench(target, world.zoo_path, bench, log=console.print, reuse=reuse)
+    columns, rows = table_rows(results)
+    print_table(f"Condensed {results['task']}: test accuracy (%)", columns, rows)
+    if results.get("reuse"):
+        print_table("Reuse", *reuse_rows(results["reuse"]))
+    console.print(markdown_table(columns, rows))
+    emit_json(results, json_out)
+
+
+REUSE_METHOD = "weighted"  # the distillation method the reuse check runs on the full target and the condensed set
+REUSE_EPOCHS = 30
