@@ -21,7 +21,7 @@ from xdistill.condense.methods.dm import embedding_distance
 from xdistill.condense.registry import CONDENSE_METHODS, CondensedImages, CondenseMethod
 
 ITERATIONS = 200  # CPU default; the paper runs 8,000-20,000
-LR_IMAGES = 1.0
+LR_IMAGES = 0.1  # as dm
 
 
 def attention_map(features: Tensor, power: int) -> Tensor:
