@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xdistill.condense import CONDENSE_METHODS, CondenseConfig, methods_of
 from xdistill.condense.evaluate import EvalConfig, condensed_results, full_data_results, random_real_results
 from xdistill.condense.store import PICTURE, RECORD, read_condensed
@@ -90,9 +92,10 @@ def run_condense_bench(task_dir: str | Path, zoo: str | Path, bench: CondenseBen
             rows.append(_row(method, ipc, folder, task, recipe, baselines, say))
     results = {"task": task.name, "task_dir": str(task_dir), "zoo": str(zoo), "bench": to_dict(bench),
                "recipe": to_dict(recipe), "full_data": full, "rows": rows}
+    write_results(out, results)
     if reuse is not None:
         results["reuse"] = reuse(out / "reuse")
-    write_results(out, results)
+        write_results(out, results)
     return results
 
 
@@ -139,7 +142,8 @@ def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
 
 def reuse_rows(reuse: dict) -> tuple[list[str], list[list[str]]]:
     columns = ["trained on", "method", "test accuracy", "distill s", "condense s"]
-    rows = [[name, entry["method"], _pct(entry), f"{entry['seconds']:.0f}", f"{entry.get('condense_seconds', 0):.0f}"]
+    rows = [[name.split(",")[0], entry["method"], _pct(entry), f"{entry['seconds']:.0f}",
+             f"{entry['condense_seconds']:.0f}" if "condense_seconds" in entry else ""]
             for name, entry in reuse["runs"].items()]
     return columns, rows
 
@@ -171,10 +175,10 @@ def write_results(out: Path, results: dict) -> None:
     page.write(out / "report.html")
 
 
-def reuse_check(task_dir: str | Path, zoo: str | Path, method: str, condense_settings: dict, epochs: int,
+def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], condense_settings: dict, epochs: int,
                 seeds: int, log: Callable[[str], None] | None = None) -> Callable[[Path], dict]:
-    """``reuse(out)``: ``method`` distilled on the full target and with ``labeled_from=`` a condensed set made
-    with ``condense_settings``, ``seeds`` seeds each, accuracy and wall time (kept under ``out``)."""
+    """``reuse(out)``: each distillation method on the full target and with ``labeled_from=`` a condensed set made
+    with ``condense_settings`` (same method, epochs and seeds), accuracy and wall time (kept under ``out``)."""
 
     def run(out: Path) -> dict:
         folder = out / "condensed"
@@ -183,32 +187,34 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, method: str, condense_set
                         "progress": False}
             condense(from_dict(CondenseConfig, settings, "condense settings"), log=log)
         condense_seconds = json.loads((folder / RECORD).read_text())["seconds"]
-        runs = {}
-        for name, extra in (("full target", {}), ("condensed set", {"labeled_from": str(folder)})):
-            accuracies, seconds = [], []
-            for seed in range(seeds):
-                run_out = out / ("full" if not extra else "from-condensed") / f"seed{seed}"
-                config = DistillConfig(task=str(task_dir), zoo=str(zoo), method=method, epochs=epochs, seed=seed,
-                                       out=str(run_out), progress=False, **extra)
+        runs, comparison = {}, {}
+        for method in methods:
+            for name, extra in (("full target", {}), ("condensed set", {"labeled_from": str(folder)})):
+                accuracies, seconds = [], []
+                for seed in range(seeds):
+                    run_out = out / method / ("full" if not extra else "from-condensed") / f"seed{seed}"
+                    config = DistillConfig(task=str(task_dir), zoo=str(zoo), method=method, epochs=epochs, seed=seed,
+                                           out=str(run_out), progress=False, **extra)
 
-                def train(config=config) -> dict:
-                    started = time.perf_counter()
-                    metrics = distill(config, runtime=Runtime(log=None, write_report=False)).metrics
-                    return {"accuracy": metrics["test"]["accuracy"], "seconds": time.perf_counter() - started}
+                    def train(config=config) -> dict:
+                        started = time.perf_counter()
+                        metrics = distill(config, runtime=Runtime(log=None, write_report=False)).metrics
+                        return {"accuracy": metrics["test"]["accuracy"], "seconds": time.perf_counter() - started}
 
-                done = _cached(run_out.parent / f"seed{seed}.json", train)
-                accuracies.append(done["accuracy"])
-                seconds.append(done["seconds"])
-            import numpy as np
-
-            runs[name] = {"method": method, "accuracy_mean": float(np.mean(accuracies)),
-                          "accuracy_std": float(np.std(accuracies)), "accuracy": accuracies,
-                          "seconds": float(np.mean(seconds))}
-            if extra:
-                runs[name]["condense_seconds"] = condense_seconds
-        full, small = runs["full target"], runs["condensed set"]
-        return {"task": load_task(task_dir).name, "condense": condense_settings, "epochs": epochs, "runs": runs,
-                "accuracy_gap_points": 100 * (full["accuracy_mean"] - small["accuracy_mean"]),
-                "time_ratio": small["seconds"] / full["seconds"]}
+                    done = _cached(run_out.parent / f"seed{seed}.json", train)
+                    accuracies.append(done["accuracy"])
+                    seconds.append(done["seconds"])
+                runs[f"{name}, {method}"] = {
+                    "method": method, "accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
+                    "accuracy": accuracies, "seconds": float(np.mean(seconds)),
+                    **({"condense_seconds": condense_seconds} if extra else {})}
+            full, small = runs[f"full target, {method}"], runs[f"condensed set, {method}"]
+            comparison[method] = {"accuracy_gap_points": 100 * (full["accuracy_mean"] - small["accuracy_mean"]),
+                                  "time_ratio": small["seconds"] / full["seconds"]}
+            if log is not None:
+                log(f"reuse {method}: full {full['accuracy_mean']:.4f} in {full['seconds']:.0f}s, condensed "
+                    f"{small['accuracy_mean']:.4f} in {small['seconds']:.0f}s")
+        return {"task": load_task(task_dir).name, "condense": condense_settings, "epochs": epochs, "seeds": seeds,
+                "runs": runs, "comparison": comparison}
 
     return run

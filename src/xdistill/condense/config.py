@@ -31,9 +31,9 @@ class CondenseConfig:
     seed: int = 0  # seeds the initial images, the random networks, the real mini-batches and augmentation
     iterations: int = 0  # matching iterations; 0 = the method's CPU default (docs/condense.md)
     lr_images: float = 0.0  # learning rate of the synthetic pixels (SGD, momentum 0.5); 0 = the method's default
-    real_batch: int = 64  # real images per class in each matching iteration (mini-batches: memory stays flat); 1..1024
+    real_batch: int = 32  # real images per class in each matching iteration (the papers' 256; memory stays flat); 1..1024
     embedder: str = "convnet3"  # student family whose freshly initialised networks embed the images
-    embedder_width: int = 64  # width of those networks (the papers' 128 costs 4x on a CPU); 8..256
+    embedder_width: int = 32  # width of those networks (the papers' 128 costs about 8x on a CPU); 8..256
     augment: bool = True  # differentiable Siamese augmentation of real and synthetic batches (Zhao & Bilen 2021)
     flip: bool = False  # FYI (Son et al. 2024): match each synthetic image together with its horizontal flip
     init: str = "real"  # synthetic images start as real images of their class ('real') or uniform noise ('noise')
