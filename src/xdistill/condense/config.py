@@ -41,6 +41,7 @@ class CondenseConfig:
     attention_power: int = 4  # datadam: p of the attention map sum_c |f_c|^p; 1..8
     net_steps: int = 5  # dc: updates of each random network on the synthetic set between matchings; 0..100
     features: str = "random"  # herding/kcenter: 'random' (a fresh network's embedding) or 'teacher' (best-ranked)
+    label_temperature: float = 3.0  # relabel/committee: soft labels become p^(1/T), normalised; > 0 (1 keeps them)
     committee_size: int = 3  # committee: teachers that vote (the best by held-out accuracy); 1..100
     pool: str = "auto"  # auto: add pseudo-labeled unlabeled images when a class has under 5 x ipc labels and the zoo
     #                     is reliable enough; labeled: labels only; pseudo: always add them (error if unreliable)
@@ -61,6 +62,8 @@ class CondenseConfig:
                 problems.append(f"'{key}' must lie in {low}..{high}. Got {value}.")
         if not (math.isfinite(self.lr_images) and self.lr_images >= 0):
             problems.append(f"'lr_images' must be a finite number >= 0 (0 = the method's default). Got {self.lr_images}.")
+        if not (math.isfinite(self.label_temperature) and self.label_temperature > 0):
+            problems.append(f"'label_temperature' must be a finite number > 0. Got {self.label_temperature}.")
         if not (math.isfinite(self.attention_weight) and self.attention_weight >= 0):
             problems.append(f"'attention_weight' must be a finite number >= 0. Got {self.attention_weight}.")
         for key in ("pseudo_min_accuracy", "pseudo_confidence"):

@@ -49,3 +49,13 @@ CONDENSE_METHODS: Registry[CondenseMethod] = Registry("condense method")
 def methods_of(role: str) -> list[str]:
     """Names of the registered methods of one role."""
     return [name for name, method in CONDENSE_METHODS.items() if method.role == role]
+
+
+def condense_methods_markdown() -> str:
+    """The table of condensation methods in docs/condense.md, from the registry."""
+    rows = ["| method | role | what it does | needs the zoo | CPU default iterations | the paper's budget | follows |",
+            "|---|---|---|---|---|---|---|"]
+    for name, m in CONDENSE_METHODS.items():
+        rows.append(f"| `{name}` | {m.role} | {m.summary} | {'yes' if m.teachers else 'no'} | "
+                    f"{m.iterations or ''} | {m.paper_iterations} | {m.citation} |")
+    return "\n".join(rows)

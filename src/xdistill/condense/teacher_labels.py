@@ -40,3 +40,11 @@ def normalised_rows(probs: np.ndarray) -> np.ndarray:
     """[N, C] float32 rows that sum to 1 (in float64 first, so float32 rounding stays far below 1e-3)."""
     probs = np.clip(np.asarray(probs, dtype=np.float64), 0.0, None)
     return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """[N, C] probabilities -> rows proportional to p^(1/T) (softmax of log p / T), float32 summing to 1.
+    T > 1 spreads a sharp label over the classes its teachers find similar (Hinton et al. 2015)."""
+    logs = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)) / temperature
+    logs -= logs.max(axis=1, keepdims=True)
+    return normalised_rows(np.exp(logs))

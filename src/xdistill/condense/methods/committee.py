@@ -4,8 +4,8 @@
 The ``committee_size`` teachers with the best held-out labeled accuracy of their bridge to the target
 vote; each member's calibrated prediction counts in proportion to its accuracy above chance
 (acc - 1/C), so a member no better than a guess has no say, and the soft label is the weighted mean of
-the votes. Where the members agree the label is sharp; where they disagree it spreads over the classes
-they name.
+the votes, softened by ``label_temperature``. Where the members agree the label is sharp; where they
+disagree it spreads over the classes they name.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from xdistill.condense.context import CondenseContext
 from xdistill.condense.registry import CONDENSE_METHODS, CondenseMethod
-from xdistill.condense.teacher_labels import normalised_rows, teacher_probabilities
+from xdistill.condense.teacher_labels import soften, teacher_probabilities
 from xdistill.errors import XDistillError
 
 
@@ -40,7 +40,7 @@ def committee(ctx: CondenseContext, images: np.ndarray) -> np.ndarray:
     probs = teacher_probabilities(prepared, ctx.task, members, images)
     if ctx.log is not None:
         ctx.log("condense: committee of " + ", ".join(f"{n} {w:.2f}" for n, w in zip(members, weights)))
-    return normalised_rows(np.tensordot(weights, probs, axes=1))
+    return soften(np.tensordot(weights, probs, axes=1), ctx.config.label_temperature)
 
 
 CONDENSE_METHODS.register("committee", CondenseMethod(

@@ -12,5 +12,5 @@ def herding_images(ctx: CondenseContext) -> CondensedImages:
 
 
 CONDENSE_METHODS.register("herding", CondenseMethod(
-    role="images", summary="herding coreset: real images whose running mean tracks the class mean (features=random|teacher)",
+    role="images", summary="herding coreset: real images whose running mean tracks the class mean (features=random or teacher)",
     citation="Welling 2009, Herding dynamical weights to learn", make=herding_images))

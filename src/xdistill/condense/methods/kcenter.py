@@ -12,5 +12,5 @@ def kcenter_images(ctx: CondenseContext) -> CondensedImages:
 
 
 CONDENSE_METHODS.register("kcenter", CondenseMethod(
-    role="images", summary="k-center coreset: real images chosen farthest-first in feature space (features=random|teacher)",
+    role="images", summary="k-center coreset: real images chosen farthest-first in feature space (features=random or teacher)",
     citation="Sener & Savarese 2018, Active learning for CNNs: a core-set approach", make=kcenter_images))
