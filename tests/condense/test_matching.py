@@ -181,3 +181,13 @@ def test_committee_votes_by_accuracy_above_chance():
     np.testing.assert_allclose(weights, [0.8 / 1.2, 0.4 / 1.2, 0.0])
     names, weights = committee_weights({"a": 0.1, "b": 0.05}, 2, 10)
     np.testing.assert_allclose(weights, [0.5, 0.5])  # nobody above chance: equal votes
+
+
+def test_label_temperature_softens_by_the_power_one_over_t():
+    from xdistill.condense.teacher_labels import soften
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.05, 0.9, 0.05]])
+    for temperature in (1.0, 3.0):
+        expected = [[p ** (1 / temperature) / sum(q ** (1 / temperature) for q in row) for p in row] for row in probs]
+        np.testing.assert_allclose(soften(probs, temperature), expected, rtol=1e-6)  # float32 output
+    assert soften(probs, 3.0)[0].max() < probs[0].max()
