@@ -33,7 +33,7 @@ from xdistill.report.html import HtmlPage
 from xdistill.runtime import Runtime
 from xdistill.train.config import DistillConfig
 
-DEFAULT_METHODS = ["random", "herding", "kcenter", "dm", "datadam"]
+DEFAULT_METHODS = ["random", "dm", "datadam", "herding", "kcenter"]
 
 
 @dataclass
