@@ -25,3 +25,12 @@ def test_bench_rows_tables_report_and_resume(tiny_task, tiny_zoo, tmp_path):
     again = run_condense_bench(tiny_task, tiny_zoo, bench, reuse=reuse)  # resumes: nothing is recomputed
     assert (out / "ipc2" / "dm" / "eval.json").stat().st_mtime_ns == before
     assert json.dumps(again["rows"]) == json.dumps(results["rows"])
+
+
+def test_scale_check_runs_condense_in_a_fresh_process_on_a_memory_mapped_pool(tmp_path):
+    from xdistill.bench.condense import scale_check
+
+    rows = scale_check(tmp_path, [40], [1], image_shape=(8, 8, 3), settings={**TINY, "real_batch": 2})
+    assert rows[0]["pool"] == 40 and rows[0]["seconds"] > 0 and rows[0]["peak_rss_mib"] > 0
+    assert (tmp_path / "task-40" / "labeled" / "x.npy").is_file()  # the pool is read memory-mapped
+    assert (tmp_path / "condensed-40-ipc1" / "condensed.npz").is_file()

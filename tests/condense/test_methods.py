@@ -86,3 +86,19 @@ def test_flip_matches_each_image_with_its_mirror(tiny_task, tmp_path):
     record, flipped = run(tiny_task, tmp_path / "b", method="dm", ipc=1, flip=True)
     assert record["settings"]["flip"] is True
     assert not np.array_equal(plain.x, flipped.x)
+
+
+def test_matching_reads_one_mini_batch_of_real_images_per_class_per_step(tiny_task, tmp_path, monkeypatch):
+    """Memory stays flat as the pool grows: each matching step reads C x real_batch real images, never the pool."""
+    from xdistill.condense.pool import RealPool
+
+    sizes = []
+    original = RealPool.images
+
+    def counting(self, positions):
+        sizes.append(len(positions))
+        return original(self, positions)
+
+    monkeypatch.setattr(RealPool, "images", counting)
+    run(tiny_task, tmp_path / "a", method="dm", ipc=1, iterations=3, real_batch=2)
+    assert sizes == [3] + [3 * 2] * 3  # the initial images, then one class mini-batch per class per step

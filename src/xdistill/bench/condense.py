@@ -218,3 +218,55 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
                 "runs": runs, "comparison": comparison}
 
     return run
+
+
+SCALE_SCRIPT = """
+import json, resource, sys, time
+from xdistill.cli.main import main
+started = time.perf_counter()
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    if exit.code:
+        raise
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def scale_check(out: Path, pool_sizes: list[int], ipcs: list[int], image_shape: tuple[int, ...] = (32, 32, 3),
+                method: str = "dm", settings: dict | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
+    """Condense synthetic tasks of ``image_shape`` whose labeled pool is stored as a memory-mapped ``x.npy`` folder,
+    each run in a fresh process, and report its wall time and peak resident memory per pool size and ipc: memory
+    stays flat when matching reads mini-batches of the pool only."""
+    import os
+    import subprocess
+    import sys
+
+    from xdistill.data import save_task, task_from_arrays
+
+    rows = []
+    for size in pool_sizes:
+        task_dir = out / f"task-{size}"
+        if not (task_dir / "task.yaml").is_file():
+            rng = np.random.default_rng(size)
+            labels = np.arange(size) % 10
+            images = rng.integers(0, 256, size=(size, *image_shape), dtype=np.uint8)
+            test = (images[:100], labels[:100])
+            save_task(task_from_arrays(f"synthetic-{size}", [str(c) for c in range(10)], (images, labels), images[:100],
+                                       test, "image"), task_dir, layout="npy")
+        for ipc in ipcs:
+            record = out / f"run-{size}-ipc{ipc}.json"
+            if not record.is_file():
+                overrides = [f"{k}={v}" for k, v in (settings or {}).items()]
+                command = [sys.executable, "-c", SCALE_SCRIPT, "condense", "--task", str(task_dir), "--ipc", str(ipc),
+                           "--method", method, "--out", str(out / f"condensed-{size}-ipc{ipc}"), "progress=false",
+                           *overrides]
+                done = subprocess.run(command, capture_output=True, text=True, check=True, env=dict(os.environ))
+                atomic_write_json(record, {"pool": size, "ipc": ipc, "shape": list(image_shape), "method": method,
+                                           **json.loads(done.stdout.strip().splitlines()[-1])})
+            rows.append(json.loads(record.read_text()))
+            if log is not None:
+                r = rows[-1]
+                log(f"pool {size}, ipc {ipc}: {r['seconds']:.0f}s, peak RSS {r['peak_rss_mib']:.0f} MiB")
+    return rows
