@@ -102,3 +102,23 @@ def test_matching_reads_one_mini_batch_of_real_images_per_class_per_step(tiny_ta
     monkeypatch.setattr(RealPool, "images", counting)
     run(tiny_task, tmp_path / "a", method="dm", ipc=1, iterations=3, real_batch=2)
     assert sizes == [3] + [3 * 2] * 3  # the initial images, then one class mini-batch per class per step
+
+
+@pytest.mark.parametrize("init", ["noise", "herding", "kcenter"])
+def test_matching_starts_from_noise_or_a_coreset(init, tiny_task, tmp_path, monkeypatch):
+    from xdistill.condense import matching
+
+    started = {}
+    original = matching.initial_images
+
+    def recording(ctx):
+        images = original(ctx)
+        started["images"] = images.detach().clone()  # the loop then learns the returned tensor in place
+        return images
+
+    monkeypatch.setattr(matching, "initial_images", recording)
+    _, made = run(tiny_task, tmp_path / "a", method="dm", ipc=2, init=init)
+    assert made.x.shape == (6, 8, 8) and 0 <= made.x.min() and made.x.max() <= 1
+    if init != "noise":
+        _, coreset = run(tiny_task, tmp_path / "b", method=init, ipc=2)
+        np.testing.assert_array_equal(started["images"][:, 0].numpy(), coreset.x)  # the coreset's own images

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from xdistill.config import device_problems, seed_problems
 
 POOLS = ("auto", "labeled", "pseudo")  # where real images come from: see CondenseConfig.pool
-INITS = ("real", "noise")  # how synthetic images start
+INITS = ("real", "noise", "herding", "kcenter")  # how synthetic images start
 FEATURE_SPACES = ("random", "teacher")  # the feature space of the coresets (herding, kcenter)
 HARD_LABELS = "hard"  # 'labels' value that keeps hard labels only
 
@@ -36,7 +36,8 @@ class CondenseConfig:
     embedder_width: int = 32  # width of those networks (the papers' 128 costs about 8x on a CPU); 8..256
     augment: bool = True  # differentiable Siamese augmentation of real and synthetic batches (Zhao & Bilen 2021)
     flip: bool = False  # FYI (Son et al. 2024): match each synthetic image together with its horizontal flip
-    init: str = "real"  # synthetic images start as real images of their class ('real') or uniform noise ('noise')
+    init: str = "real"  # synthetic images start as random real images of their class ('real'), uniform noise
+    #                     ('noise'), or that coreset of real images ('herding', 'kcenter'; in the 'features' space)
     attention_weight: float = 1.0  # datadam: weight of the attention-map term beside the embedding term; >= 0
     attention_power: int = 4  # datadam: p of the attention map sum_c |f_c|^p; 1..8
     net_steps: int = 5  # dc: updates of each random network on the synthetic set between matchings; 0..100

@@ -47,9 +47,14 @@ MatchingLoss = Callable[[nn.Module, MatchBatch], Tensor]
 
 
 def initial_images(ctx: CondenseContext) -> Tensor:
-    """[C * ipc, ch, H, W] starting images: distinct real images of each class (init=real) or uniform noise."""
+    """[C * ipc, ch, H, W] starting images: distinct random real images of each class (init=real), uniform noise,
+    or a coreset of real images (init=herding or kcenter)."""
     if ctx.config.init == "noise":
         return torch.rand((ctx.num_classes * ctx.config.ipc, *ctx.input_shape), generator=ctx.generator(1))
+    if ctx.config.init in ("herding", "kcenter"):
+        from xdistill.condense.coreset import coreset, herding, k_center
+
+        return torch.as_tensor(coreset(ctx, herding if ctx.config.init == "herding" else k_center).x)
     rng = ctx.rng(1)
     positions = np.concatenate([ctx.pool.sample(c, ctx.config.ipc, rng) for c in range(ctx.num_classes)])
     return ctx.pool.images(positions)
