@@ -118,7 +118,12 @@ def _row(method: str, ipc: int, folder: Path, task, recipe: EvalConfig, baseline
 
 
 def _pct(summary: dict | None) -> str:
-    return "" if summary is None else f"{100 * summary['accuracy_mean']:.1f} ± {100 * summary['accuracy_std']:.1f}"
+    """Mean ± sample standard deviation (ddof 1) over seeds, in percent."""
+    if summary is None:
+        return ""
+    values = np.asarray(summary.get("accuracy") or [summary["accuracy_mean"]], dtype=np.float64)
+    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return f"{100 * summary['accuracy_mean']:.1f} ± {100 * spread:.1f}"
 
 
 def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:

@@ -125,7 +125,8 @@ def full_data(task: Task) -> tuple[torch.Tensor, np.ndarray]:
 
 def summarise(runs: list[dict]) -> dict:
     accuracies = [r["accuracy"] for r in runs]
-    return {"accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
+    spread = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0  # sample std over seeds
+    return {"accuracy_mean": float(np.mean(accuracies)), "accuracy_std": spread,
             "accuracy": accuracies, "seconds": float(sum(r["seconds"] for r in runs))}
 
 
