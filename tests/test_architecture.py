@@ -84,3 +84,17 @@ def test_no_import_cycles_between_modules():
         if node not in index:
             visit(node)
     assert cycles == []
+
+
+def test_condense_sits_between_the_stages_and_the_pipeline():
+    """Condensation uses the stages and the classification kind's teacher preparation; the stages never import
+    it, and it never imports the verbs, the benches or the clients."""
+    stages = ("xdistill.data", "xdistill.teachers", "xdistill.cache", "xdistill.select", "xdistill.losses",
+              "xdistill.students", "xdistill.train", "xdistill.eval", "xdistill.report", "xdistill.kinds")
+    below = {n: sorted(d for d in deps if d.startswith("xdistill.condense"))
+             for n, deps in GRAPH.items() if n.startswith(stages)}
+    above = {n: sorted(d for d in deps if d.startswith(("xdistill.pipeline", "xdistill.bench", "xdistill.cli",
+                                                         "xdistill.demo")))
+             for n, deps in GRAPH.items() if n.startswith("xdistill.condense")}
+    assert {n: d for n, d in below.items() if d} == {}
+    assert {n: d for n, d in above.items() if d} == {}

@@ -33,8 +33,16 @@ def register(app: typer.Typer) -> None:
         cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Teacher-output cache (default: $XDISTILL_HOME/cache)."),
         home: Optional[Path] = typer.Option(None, "--home", help="Where the demo world lives (default: $XDISTILL_HOME)."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here ('-': stdout)."),
+        condense: bool = typer.Option(False, "--condense", help="The condensation bench instead: methods x images per "
+                                      "class x hard/soft labels on the demo's target-only MNIST images, and the reuse "
+                                      "check (docs/condense.md)."),
     ) -> None:
         """Run every target x method x seed (resumable) and write results.json, results.md and report.html."""
+        if condense:
+            from xdistill.cli.condense import run_condense_bench_cmd
+
+            run_condense_bench_cmd(home, out, methods, seeds, quick, json_out)
+            return
         if sweep and not perf:
             from xdistill.errors import XDistillError
 

@@ -192,12 +192,24 @@ def distill_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    student_dir: Path = typer.Argument(..., help="Folder of a finished run (the --out of distill)."),
+    student_dir: Path = typer.Argument(..., help="Folder of a finished run (the --out of distill) or a condensed folder."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder to score on (default: the run's own)."),
     split: str = typer.Option("test", "--split", help="Split to score (one with labels, e.g. test)."),
     json_out: Optional[Path] = JsonOpt,
+    overrides: Optional[list[str]] = typer.Argument(None, help="For a condensed folder: key=value overrides of the "
+                                                    "evaluation recipe (student, seeds, steps, ...).", show_default=False),
 ) -> None:
-    """Score a run's student on a task split, by the run's task kind."""
+    """Score a run's student on a task split, by the run's task kind; a condensed folder (condense.json) is scored
+    by training fresh students on it with a fixed recipe (key=value overrides of that recipe, e.g. seeds=1)."""
+    from xdistill.condense.store import is_condensed
+
+    if is_condensed(student_dir):
+        from xdistill.cli.condense import evaluate_condensed_cmd
+
+        return evaluate_condensed_cmd(student_dir, task, overrides or [], json_out)
+    if overrides:
+        raise XDistillError(f"key=value overrides ({' '.join(overrides)}) apply to a condensed folder's evaluation; "
+                            f"'{student_dir}' is a run. Remove them.")
     from xdistill.pipeline.evaluate import evaluate_saved
 
     report = evaluate_saved(student_dir, task, split)
@@ -320,6 +332,9 @@ _register_bench(app)
 from xdistill.cli.report import register as _register_report  # noqa: E402  (report lives in its own file)
 
 _register_report(app)
+from xdistill.cli.condense import register as _register_condense  # noqa: E402  (condense lives in its own file)
+
+_register_condense(app)
 
 
 # Control characters inside a message come from the user's own keys, names or paths; shown escaped,

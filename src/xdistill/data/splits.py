@@ -10,6 +10,11 @@ Formats:
   unlabeled folder may be flat. Images are decoded on demand.
 - ``.jsonl`` / ``.csv`` with ``text`` and ``label`` columns for text tasks
   (``label`` is a class name or index; absent or empty in ``unlabeled``).
+
+A labeled ``.npz`` may also hold ``soft`` [N, C]: float target-space
+probabilities (each row non-negative, summing to 1), for example a condensed
+set's soft labels (``xdistill condense``); a split folder may hold them as
+``soft.npy``. Training uses them for those rows; they are never dropped.
 """
 
 from __future__ import annotations
@@ -103,6 +108,49 @@ def validate_split_arrays(x: np.ndarray, y: np.ndarray | None, name: str, input:
             f"Got {sorted(set(y[bad].tolist()))[:5]}. Fix the labels or the task's 'classes' list."
         )
     return problems
+
+
+SOFT_ROW_TOLERANCE = 1e-3  # |sum of a soft-label row - 1| accepted (float32 probabilities written by other tools)
+
+
+def load_soft_labels(path: Path, name: str, n: int, num_classes: int) -> np.ndarray | None:
+    """The ``soft`` array [N, C] (float32) of an ``.npz`` split or ``soft.npy`` of a split folder, validated;
+    None when there is none. Soft labels belong to the labeled split: elsewhere they are an error, not dropped."""
+    soft = None
+    if path.is_dir() and (path / "soft.npy").is_file():
+        soft = _load_npy(path / "soft.npy", mmap=False)
+    elif path.suffix == ".npz" and path.is_file():
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+            soft = data["soft"] if "soft" in data.files else None
+    if soft is None:
+        return None
+    if name != "labeled":
+        raise XDistillError(f"The split '{name}' ('{path}') holds soft labels 'soft', which only the labeled split "
+                            "uses. Move them to the labeled split or remove the array.")
+    problems = soft_label_problems(soft, n, num_classes, name)
+    if problems:
+        raise XDistillError("; ".join(f"{p} (file '{path}')" for p in problems))
+    return np.asarray(soft, dtype=np.float32)
+
+
+def soft_label_problems(soft: np.ndarray, n: int, num_classes: int, name: str = "labeled") -> list[str]:
+    """Every problem with soft labels [N, C]: shape, finite non-negative values, rows summing to 1."""
+    where = f"The split '{name}' soft labels 'soft'"
+    if not isinstance(soft, np.ndarray) or soft.dtype.kind not in "fiu":
+        return [f"{where} must be a float array [N, C]. Got {type(soft).__name__}"
+                f"{'' if not isinstance(soft, np.ndarray) else ' of dtype ' + str(soft.dtype)}."]
+    if soft.shape != (n, num_classes):
+        return [f"{where} must have shape [{n}, {num_classes}] (one row of class probabilities per sample). "
+                f"Got {list(soft.shape)}."]
+    values = soft.astype(np.float64)
+    if not np.isfinite(values).all() or (values < 0).any():
+        return [f"{where} must be finite and >= 0. Fix or remove the bad rows."]
+    sums = values.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1) > SOFT_ROW_TOLERANCE)
+    if len(bad):
+        return [f"{where} must sum to 1 in every row. Row {int(bad[0])} sums to {sums[bad[0]]:.4g}. "
+                "Normalise each row (soft / soft.sum(1, keepdims=True))."]
+    return []
 
 
 def fingerprint_split(x: np.ndarray, y: np.ndarray | None) -> str:
@@ -337,8 +385,12 @@ def save_split_folder(path: Path, x, y: np.ndarray | None) -> Path:
     return path
 
 
-def save_split_file(path: Path, x: np.ndarray, y: np.ndarray | None, input: str, classes: list[str]) -> Path:
-    """Write one split atomically as ``.npz`` (arrays) or ``.jsonl`` (text)."""
+def save_split_file(path: Path, x: np.ndarray, y: np.ndarray | None, input: str, classes: list[str],
+                    soft: np.ndarray | None = None) -> Path:
+    """Write one split atomically as ``.npz`` (arrays, with ``soft`` [N, C] when given) or ``.jsonl`` (text)."""
+    if soft is not None and input == "text":
+        raise XDistillError(f"Soft labels of split '{path.name}' need an .npz split; text splits are .jsonl. "
+                            "Keep soft labels for image or feature tasks.")
     if input == "text":
         lines = []
         for i, text in enumerate(x):
@@ -350,6 +402,8 @@ def save_split_file(path: Path, x: np.ndarray, y: np.ndarray | None, input: str,
 
     def write(tmp: Path) -> None:
         arrays = {"x": x} if y is None else {"x": x, "y": y}
+        if soft is not None:
+            arrays["soft"] = np.asarray(soft, dtype=np.float32)
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 

@@ -14,13 +14,15 @@ from xdistill.config import load_yaml
 from xdistill.data.fingerprint import split_fingerprint
 from xdistill.data.lazy import is_lazy
 from xdistill.data.splits import (
+    load_soft_labels,
     load_split_file,
     save_split_file,
     save_split_folder,
+    soft_label_problems,
     validate_split_arrays,
 )
 from xdistill.errors import XDistillError, join_problems
-from xdistill.io import atomic_write_text, unusable_path
+from xdistill.io import atomic_write, atomic_write_text, unusable_path
 
 TASK_INPUTS = ("image", "features", "text")  # what a classification task's samples are
 SPLIT_NAMES = ("labeled", "unlabeled", "test")
@@ -39,6 +41,8 @@ class Split:
     y: int64 labels [N] in 0..C-1, or None for the unlabeled split.
     fingerprint: sha256 of the split's content, used to key the cache.
     source: the file or folder it was read from (None when built in memory).
+    soft: float32 target-space probabilities [N, C] of a labeled split (rows sum to 1), or None;
+       training fits these rows to them instead of their one-hot labels.
     """
 
     name: str
@@ -46,6 +50,7 @@ class Split:
     y: np.ndarray | None
     fingerprint: str = ""
     source: Path | None = None
+    soft: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -173,10 +178,11 @@ def load_task(path: str | Path) -> Task:
     for name in SPLIT_NAMES:
         try:
             x, y = load_split_file(root / raw["splits"][name], name, raw["input"], classes)
+            soft = load_soft_labels(root / raw["splits"][name], name, len(x), len(classes))
         except XDistillError as exc:
             problems.append(str(exc))
             continue
-        splits[name] = Split(name, x, y, source=root / raw["splits"][name])
+        splits[name] = Split(name, x, y, source=root / raw["splits"][name], soft=soft)
     if "labeled" in splits:
         problems += unlabeled_class_problems(classes, splits["labeled"].y)
     if problems:
@@ -192,8 +198,11 @@ def task_from_arrays(
     test: tuple[Any, Any],
     input: str | None = None,
     description: str = "",
+    soft: Any = None,
 ) -> Task:
     """Build a task from in-memory arrays (``labeled=(x, y)``, ``unlabeled=x``, ``test=(x, y)``).
+
+    ``soft`` [N_labeled, C]: optional soft labels of the labeled split (rows sum to 1).
 
     ``input`` is inferred when omitted: a list of strings is text, 2-D float
     arrays are feature vectors, anything else is images.
@@ -218,6 +227,10 @@ def task_from_arrays(
         y = None if y is None else np.asarray(y)
         problems += validate_split_arrays(x, y, split_name, input, len(classes), require_labels=split_name != "unlabeled")
         splits[split_name] = Split(split_name, x, None if y is None else y.astype(np.int64))
+    if soft is not None:
+        soft = np.asarray(soft)
+        problems += soft_label_problems(soft, len(splits["labeled"]), len(classes))
+        splits["labeled"].soft = soft.astype(np.float32)
     if problems:
         raise XDistillError(join_problems(problems, f"Invalid task '{name}'"))
     return _finish(name, classes, input, splits, description, None)
@@ -282,10 +295,12 @@ def save_task(task: Task, folder: str | Path, layout: str = "npz") -> Path:
     for name, split in task.splits.items():
         if task.input != "text" and layout == "npy":
             save_split_folder(folder / name, split.x, split.y)
+            if split.soft is not None:
+                atomic_write(folder / name / "soft.npy", lambda tmp, soft=split.soft: _save_npy(tmp, soft))
             names[name] = name
             continue
         filename = f"{name}.jsonl" if task.input == "text" else f"{name}.npz"
-        save_split_file(folder / filename, split.x, split.y, task.input, task.classes)
+        save_split_file(folder / filename, split.x, split.y, task.input, task.classes, soft=split.soft)
         names[name] = filename
     header = {"name": task.name, "classes": list(task.classes), "input": task.input, "splits": names}
     if task.description:
@@ -294,10 +309,15 @@ def save_task(task: Task, folder: str | Path, layout: str = "npz") -> Path:
     return folder
 
 
-def replace_split(task: Task, name: str, x: np.ndarray, y: np.ndarray | None) -> Task:
-    """A copy of ``task`` with one split replaced (fingerprints recomputed)."""
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a handle: np.save appends '.npy' to a bare path
+        np.save(handle, array, allow_pickle=False)
+
+
+def replace_split(task: Task, name: str, x: np.ndarray, y: np.ndarray | None, soft: np.ndarray | None = None) -> Task:
+    """A copy of ``task`` with one split replaced (fingerprints recomputed); ``soft`` [N, C] for a labeled split."""
     splits = dict(task.splits)
-    splits[name] = Split(name, x, y)
+    splits[name] = Split(name, x, y, soft=soft)
     return _finish(task.name, task.classes, task.input, splits, task.description, task.root)
 
 

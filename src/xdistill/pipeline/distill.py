@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from xdistill.errors import XDistillError, join_problems
@@ -26,14 +28,40 @@ def config_problems(config: DistillConfig, given: DistillInputs | None = None) -
     """Every problem with a distill config for its task's kind, found before anything heavy runs."""
     given = given or DistillInputs()
     has_teachers = given.teachers is not None or given.prepared is not None
-    return task_kind(config, given).config_problems(config, given.task, has_teachers)
+    return task_kind(config, given).config_problems(config, given.task, has_teachers) + labeled_from_problems(config)
+
+
+def labeled_from_problems(config: DistillConfig) -> list[str]:
+    """'labeled_from' must name a condensed folder (made by xdistill condense)."""
+    from xdistill.condense.store import ARRAYS, is_condensed
+
+    folder = Path(config.labeled_from) if config.labeled_from else None
+    if folder is None or (is_condensed(folder) and (folder / ARRAYS).is_file()):
+        return []
+    return [f"'labeled_from' must be a condensed folder holding condense.json and {ARRAYS}. Got '{folder}'. "
+            "Make one with `xdistill condense --task T --ipc N --method M --out DIR`."]
+
+
+def condensed_task(task, folder: str | Path):
+    """``task`` with its labeled split replaced by the condensed set (images, hard labels and soft labels when it
+    has them) and its unlabeled split by the same images: the condensed set is the only training data; the test
+    split is unchanged."""
+    from xdistill.condense.store import read_condensed
+    from xdistill.data.task import replace_split
+
+    if getattr(task, "kind", DEFAULT_KIND) != DEFAULT_KIND or getattr(task, "input", None) != "image":
+        raise XDistillError(f"'labeled_from' replaces the images of an image classification task; '{task.name}' is "
+                            "not one. Remove labeled_from=.")
+    condensed = read_condensed(folder, list(task.classes), tuple(task.labeled.x.shape[1:]))
+    task = replace_split(task, "labeled", condensed.x, condensed.y, condensed.soft)
+    return replace_split(task, "unlabeled", condensed.x, None)
 
 
 def distill(config: DistillConfig, given: DistillInputs | None = None, runtime: Runtime | None = None) -> DistillResult:
     """Train a student on ``config.task`` (or ``given.task``) with ``config.method``; write to ``config.out``."""
     given, runtime = given or DistillInputs(), runtime or Runtime()
     kind = task_kind(config, given)
-    problems = kind.config_problems(config, given.task, given.teachers is not None or given.prepared is not None)
+    problems = config_problems(config, given)
     if problems:
         raise XDistillError(join_problems(problems, "Invalid distill config"))
     if config.threads:
@@ -41,6 +69,8 @@ def distill(config: DistillConfig, given: DistillInputs | None = None, runtime: 
     if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     task = given.task if given.task is not None else kind.load(config.task)
+    if config.labeled_from:
+        task = condensed_task(task, config.labeled_from)
     return kind.distill(kind.resolve(config, task), task, given, runtime)
 
 

@@ -45,6 +45,7 @@ class DistillConfig:
     method: str = "weighted"  # a method registered for the task's kind (xdistill distill --help lists them)
     student: StudentConfig = field(default_factory=StudentConfig)
     init: str = ""  # generic pretrained student (.safetensors, see xdistill pretrain) to start from
+    labeled_from: str = ""  # a condensed folder (xdistill condense): its images are the only training data
     seed: int = 0  # seeds data order, augmentation and initialisation
     epochs: int = 30  # passes over the unlabeled pool (steps per epoch = unlabeled / unlabeled batch)
     max_steps_per_epoch: int = 0  # cap on an epoch's steps, for fixed-cost runs on large pools; 0 = a full pass

@@ -66,6 +66,8 @@ class BatchSource:
             s = seed_of(cfg.seed, epoch, step)
             x_l = self.inputs.augmented(self.task.labeled, idx_l, "weak", s, 0)
             out = Batch(x_l.to(cfg.device), torch.as_tensor(self.task.labeled.y[idx_l], device=cfg.device), idx_l)
+            if self.task.labeled.soft is not None:
+                out.soft_labeled = torch.as_tensor(self.task.labeled.soft[idx_l], device=cfg.device)
             if self.method.unlabeled:
                 self._add_unlabeled(out, order_u[step * u:(step + 1) * u], view_choice[step * u:(step + 1) * u], s)
             return out

@@ -59,6 +59,7 @@ class Batch:
     mix_lambda: np.ndarray | None = None  # [B*mu] the mixed image's share of its own image
     x_candidates: Tensor | None = None  # [K, B*mu, ...] strong views, normalised
     raw_candidates: Tensor | None = None  # [K, B*mu, C, H, W] the same before normalisation
+    soft_labeled: Tensor | None = None  # [B, C] the labeled split's soft labels, when it has them (Split.soft)
 
 
 @dataclass
@@ -91,9 +92,17 @@ def student_forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     return model(x)
 
 
+def labeled_cross_entropy(logits: Tensor, batch: Batch) -> Tensor:
+    """Cross-entropy of the labeled rows' logits [B, C]: towards their soft labels [B, C] when the labeled split
+    has them (-sum_c q_c log p_c, averaged over the batch), else towards their hard labels [B]."""
+    if batch.soft_labeled is None:
+        return F.cross_entropy(logits, batch.y_labeled)
+    return -(batch.soft_labeled * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
 def supervised_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor]:
     _, logits = student_forward(student, batch.x_labeled)
-    ce = F.cross_entropy(logits, batch.y_labeled)
+    ce = labeled_cross_entropy(logits, batch)
     return {"loss": ce, "ce": ce.detach()}
 
 
@@ -101,7 +110,7 @@ def fixmatch_step(student: nn.Module, batch: Batch, ctx: StepContext) -> dict[st
     b, u = len(batch.x_labeled), len(batch.x_unlabeled)
     _, logits = student_forward(student, torch.cat([batch.x_labeled, batch.x_unlabeled, batch.x_strong]))
     logits_l, logits_w, logits_s = logits[:b], logits[b:b + u], logits[b + u:]
-    ce = F.cross_entropy(logits_l, batch.y_labeled)
+    ce = labeled_cross_entropy(logits_l, batch)
     with torch.no_grad():
         confidence, pseudo = F.softmax(logits_w.detach().float(), dim=1).max(dim=1)
         mask = (confidence >= ctx.config.fixmatch_threshold).float()
@@ -134,7 +143,7 @@ def distill_terms(student: nn.Module, batch: Batch, ctx: StepContext, dual: bool
         supervised, logits_all = logits_all[:b, :ctx.num_classes], logits_all[:, ctx.num_classes:]
     features, logits = features[:b + u], logits_all[:b + u]
     strong_logits = logits_all[b + u:b + u + len(strong) * u]
-    ce = F.cross_entropy(supervised, batch.y_labeled)
+    ce = labeled_cross_entropy(supervised, batch)
     targets = ctx.targets
     if ctx.online_targets is not None and augmented is None:
         target_u, teacher_features = ctx.online_targets(batch.raw_unlabeled, batch.index_unlabeled)
