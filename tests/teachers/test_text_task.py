@@ -179,4 +179,6 @@ def test_cli_refuses_an_image_student_on_a_text_task(tmp_path, capsys):
         main(["distill", "--task", str(TEXT_TASK), "--method", "supervised", "--student", "cnn",
               "--out", str(tmp_path / "run")])
     assert exited.value.code == 2
-    assert "Choose one of: text-cnn, text-transformer" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "reads image inputs, but task 'text-topics' has text inputs. Choose one of: " in err
+    assert "text-cnn" in err and "text-transformer" in err and "(--student NAME)" in err

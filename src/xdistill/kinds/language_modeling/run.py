@@ -197,7 +197,8 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
         model.train()
         return {"bits_per_byte": score.bits_per_byte, "nats_per_token": score.nats_per_token}
 
-    ctx = StepContext(targets=targets, loss=loss_name(config), kd_weight=config.kd_weight, label_weight=config.label_weight)
+    ctx = StepContext(targets=targets, loss=loss_name(config), kd_weight=config.kd_weight, label_weight=config.label_weight,
+                      gate=bool(config.anneal and method.teachers))
     sampling = domain_sampler(config, task, stream, targets, tokenizer, context) if config.domain_sampling else None
     def batches(epoch, rank, world):
         domains = (sampling.doc_domain, sampling.weights) if sampling is not None else (None, None)

@@ -9,6 +9,7 @@ target is a document's BOS (row -1) are not scored.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,7 @@ class StepContext:
     label_weight: float = 1.0
     step: int = 0
     total_steps: int = 1
+    gate: bool = False  # distil only the tokens whose actual next token the teachers predict better (trust.py)
 
 
 IGNORE = -100  # the target of a position that is not scored (its target is a document's BOS)
@@ -48,13 +50,34 @@ def next_token_step(model, batch, ctx: StepContext) -> dict[str, torch.Tensor]:
     return {"loss": ce, "ce": ce.detach()}
 
 
+def teacher_token_logp(ids: torch.Tensor, logp: torch.Tensor, tail_logp: torch.Tensor, tokens: torch.Tensor,
+                       vocab_size: int) -> torch.Tensor:
+    """log p_teacher(token) [N] from cached rows (ids [N, k], logp [N, k], tail_logp [N]) for tokens [N]: the
+    cached log-probability where the token is among the k ids, else the tail mass spread evenly over the other
+    V - k ids (the cache's own reconstruction)."""
+    match = ids == tokens[:, None]
+    cached = (logp.float() * match).sum(dim=1)
+    spread = tail_logp.float() - math.log(max(vocab_size - ids.shape[1], 1))
+    return torch.where(match.any(dim=1), cached, spread)
+
+
 def distill_step(model, batch, ctx: StepContext) -> dict[str, torch.Tensor]:
     log_probs, targets, keep = _log_probs(model, batch)
     rows = batch["rows"].reshape(-1).clamp(min=0)
-    weight = keep.to(log_probs.dtype) * (len(keep) / keep.sum().clamp(min=1))  # the mean over scored positions
     teacher = ctx.targets
-    kd = call_topk_loss(ctx.loss, {"student_logits": log_probs, "teacher_ids": teacher.ids[rows],
-                                   "teacher_logp": teacher.logp[rows], "teacher_tail_logp": teacher.tail_logp[rows],
-                                   "weight": weight, "normalized": True}, ctx.step, ctx.total_steps)["loss"]
+    ids, logp, tail = teacher.ids[rows], teacher.logp[rows], teacher.tail_logp[rows]
+    terms = {}
+    scored = keep
+    if ctx.gate:  # teachers against the student, per token (trust.py)
+        tokens = targets.clamp(min=0)
+        with torch.no_grad():
+            ahead = teacher_token_logp(ids, logp, tail, tokens, log_probs.shape[1]) > log_probs.gather(
+                1, tokens[:, None]).squeeze(1)
+        scored = keep & ahead
+        terms["teacher_share"] = (scored.sum() / keep.sum().clamp(min=1)).detach()
+    weight = scored.to(log_probs.dtype) * (len(keep) / keep.sum().clamp(min=1))  # the mean over scored positions
+    kd = call_topk_loss(ctx.loss, {"student_logits": log_probs, "teacher_ids": ids, "teacher_logp": logp,
+                                   "teacher_tail_logp": tail, "weight": weight, "normalized": True},
+                        ctx.step, ctx.total_steps)["loss"]
     ce = F.nll_loss(log_probs, targets, ignore_index=IGNORE)
-    return {"loss": ctx.kd_weight * kd + ctx.label_weight * ce, "kd": kd.detach(), "ce": ce.detach()}
+    return {"loss": ctx.kd_weight * kd + ctx.label_weight * ce, "kd": kd.detach(), "ce": ce.detach(), **terms}
