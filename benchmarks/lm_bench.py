@@ -4,6 +4,7 @@ cache's size and reconstruction error at several k.
 
     python benchmarks/lm_bench.py methods --seeds 3      # test bits per byte, every method and target
     python benchmarks/lm_bench.py probes                 # rank on text from domains the world never uses
+    python benchmarks/lm_bench.py trust --seeds 3        # teacher methods with and without anneal, where no teacher fits
     python benchmarks/lm_bench.py timing                 # one nearest run on ~200 KB of target text
     python benchmarks/lm_bench.py step-ratio             # cached KD step / plain next-token step
     python benchmarks/lm_bench.py cache --k 8 32 128     # bytes per token and reconstruction KL
@@ -63,6 +64,30 @@ def methods(args) -> None:
         verdict &= all(g >= 0.03 for g in gains) and all(means[m] < means["finetune"] for m in ("weighted", "nearest"))
     print(f"\nweighted and nearest >= 3% below supervised and below finetune on every target: {verdict}")
     Path(args.json).write_text(json.dumps(table, indent=2))
+
+
+def trust(args) -> None:
+    """finetune, nearest and weighted (anneal on, the default) and nearest with anneal=false on the probes
+    where no teacher fits the text, each seed's run kept under OUT/TARGET/NAME-sSEED."""
+    from xdistill.pipeline.distill import distill
+
+    world = build_lm_world()
+    out = Path(args.out)
+    rows = ("finetune", "nearest", "weighted", "nearest anneal=false")
+    print(f"| text | {' | '.join(rows)} |\n|---|" + "---|" * len(rows))
+    for target in args.targets:
+        cells = []
+        for row in rows:
+            method, *flags = row.split()
+            values = []
+            for seed in range(args.seeds):
+                folder = out / target / f"{row.replace(' ', '-').replace('=', '-')}-s{seed}"
+                if not (folder / "metrics.json").is_file():
+                    extra = {"anneal": False} if flags else {}
+                    distill(distill_config(world, target, method, seed, folder, cache_dir=str(out / "cache"), **extra))
+                values.append(json.loads((folder / "metrics.json").read_text())["test"]["bits_per_byte"])
+            cells.append(f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0:.4f}")
+        print(f"| {target} | {' | '.join(cells)} |", flush=True)
 
 
 def probes(args) -> None:
@@ -179,6 +204,10 @@ def main() -> None:
     p.add_argument("--json", default="lm-bench.json")
     p = sub.add_parser("probes")
     p.add_argument("--cache", default="")
+    p = sub.add_parser("trust")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--targets", nargs="+", default=["numpy-headers", "python-license"])
+    p.add_argument("--out", default=str(xdistill_home() / "lm-bench-trust"))
     p = sub.add_parser("timing")
     p.add_argument("--train-bytes", type=int, default=200_000)
     p.add_argument("--method", default="nearest")
@@ -192,7 +221,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.world:
         WORLD.append(Path(args.world))
-    {"methods": methods, "probes": probes, "timing": timing, "step-ratio": step_ratio, "cache": cache_table}[args.command](args)
+    {"methods": methods, "trust": trust, "probes": probes, "timing": timing, "step-ratio": step_ratio, "cache": cache_table}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,23 @@
-"""Teachers against the student, for language models: a teacher that predicts the target worse than the
-student already does before training is not distilled.
+"""Teachers against the student, for language models (``anneal``, on by default, as for classification).
 
-A teacher trained on another domain can predict the target worse than the student, and distilling it then
-costs the student (on numpy's C headers a C++ teacher scores 3.85 bits per byte where the generic student
-starts at 2.4: distilled, the student ends at 1.74 against 1.60 fine-tuned alone). Before training, each
-teacher method (with ``anneal``, on by default, as for classification) scores the student as it starts (from
-its ``init=``, or fresh) on the target's train text, which it has not trained on yet, and keeps only the
-teachers whose bits per byte on that same text (their ranking scores) are lower; their weights are
-renormalised. When none is left the run trains as its baseline does (next-token cross-entropy alone), so a
-method never distils a teacher that is behind the student's starting point.
+A teacher trained on another domain can predict the target worse than the student learns to, and distilling
+it then costs the student: on numpy's C headers a C++ teacher scores 3.85 bits per byte, and a student
+distilled from it ends at 1.74 against 1.60 fine-tuned alone. Teacher methods weigh the teachers against the
+student twice:
 
-A teacher a little behind the student can still help through its soft targets, and one ahead of the student
-at the start stays useful while the student passes it (on the demo's targets a teacher at 2.42 bits per byte
-takes students that end near 2.13 from 2.21 fine-tuned alone), so the rule looks at the start only.
+- before training, per teacher: the student is scored as it starts (from its ``init=``, or fresh) on the
+  target's train text, which it has not trained on yet, and only the chosen teachers whose bits per byte on
+  that text (their ranking scores) are lower are distilled, their weights renormalised (:func:`teachers_ahead`);
+  a method left with none trains exactly as its baseline does;
+- in every step, per token: the distillation term applies only at positions where the teachers give the
+  actual next token a higher probability than the student does
+  (:func:`xdistill.kinds.language_modeling.steps.teacher_token_logp`), averaged over all scored positions, so it
+  fades as the student passes the teachers and stays where they still know better. The share of such tokens
+  is logged as the training term ``teacher_share``.
+
+A per-epoch rule that stopped distilling once the student's held-out bits per byte passed the teachers'
+gave most of the gain away on targets where a teacher behind the student still teaches (measured in
+docs/benchmarks.md); per token, the teachers keep teaching what they know better.
 """
 
 from __future__ import annotations
