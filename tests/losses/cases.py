@@ -30,13 +30,17 @@ def random_case(loss, rng):
     """{"loss", "arrays", "params"}: inputs for one call of ``loss``."""
     rows, classes = 5, 7
     arrays, params = {}, {}
-    if loss in ("ce", "soft_ce", "kd", "reverse_kl", "js", "bdkd", "dkd", "taid", "sinkhorn", "sinkd"):
+    if loss in ("ce", "soft_ce", "kd", "reverse_kl", "js", "bdkd", "dkd", "taid", "sinkhorn", "sinkd", "ofa"):
         arrays["student_logits"] = rng.normal(size=(rows, classes)) * rng.uniform(0.5, 3.0)
     if loss in ("kd", "reverse_kl", "js", "bdkd", "dkd", "taid", "sinkhorn", "sinkd"):
         arrays["teacher_probs"] = random_probs(rng, rows, classes)
         params["temperature"] = float(rng.choice([0.5, 1.0, 2.0, 4.0]))
-    if loss in ("ce", "dkd"):
+    if loss in ("ce", "dkd", "ofa"):
         arrays["labels"] = rng.integers(0, classes, size=rows)
+    if loss == "ofa":
+        arrays["teacher_probs"] = random_probs(rng, rows, classes)
+        arrays["exit_logits"] = rng.normal(size=(int(rng.integers(0, 4)), rows, classes)) * rng.uniform(0.5, 3.0)
+        params["gamma"] = float(rng.choice([1.0, 1.5, 2.0]))
     if loss == "soft_ce":
         arrays["target_probs"] = random_probs(rng, rows, classes)
     if loss == "dkd":

@@ -255,6 +255,22 @@ def nd(student_features, teacher_features, projector_weight, projector_bias, lab
     return {"loss": batch_mean(per_sample, weight)}
 
 
+def ofa(student_logits, teacher_probs, labels, exit_logits, gamma, weight=None):
+    """Hao et al. 2023, eq. 5: -sum_c [(p_c + [c = y])^gamma - [c = y]] log q_c, summed over the final
+    head and every exit, each a batch mean."""
+    def one(logits):
+        per_sample = []
+        for z, p, label in zip(logits, teacher_probs, labels):
+            q = softmax(z)
+            per_sample.append(-sum(((pc + (c == int(label))) ** gamma - (c == int(label))) * math.log(qc)
+                                   for c, (pc, qc) in enumerate(zip(p, q))))
+        return batch_mean(per_sample, weight)
+
+    final = one(student_logits)
+    exits = sum(one(e) for e in exit_logits)
+    return {"loss": final + exits, "final": final, "exits": exits}
+
+
 REFERENCES = {
     "kd": kd,
     "reverse_kl": reverse_kl,
@@ -271,4 +287,5 @@ REFERENCES = {
     "sinkhorn": sinkhorn,
     "sinkd": sinkd,
     "nd": nd,
+    "ofa": ofa,
 }

@@ -14,7 +14,7 @@ from .cases import random_case, torch_arguments
 
 EXPECTED = [
     "bdkd", "ce", "cka", "dkd", "feature_cosine", "feature_mse",
-    "js", "kd", "nd", "reverse_kl", "rkd", "sinkd", "sinkhorn", "soft_ce", "taid",
+    "js", "kd", "nd", "ofa", "reverse_kl", "rkd", "sinkd", "sinkhorn", "soft_ce", "taid",
 ]  # fmt: skip
 
 

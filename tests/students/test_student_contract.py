@@ -138,3 +138,14 @@ def test_size_presets_set_the_unset_knobs_and_base_is_larger(name):
 
     with pytest.raises(XDistillError, match=r"the knob 'size' must be one of 'small', 'base'. Got 'huge'"):
         build_student(name, SHAPES["image"], NUM_CLASSES, size="huge")
+
+
+@pytest.mark.parametrize(("name", "kind"), STAGED, ids=[f"{n}-{k}" for n, k in STAGED])
+def test_features_with_stages_come_from_one_pass(name, kind):
+    torch.manual_seed(0)
+    student = build_default(name, kind).eval()
+    x = example_batch(kind)
+    features, stages = student.forward_with_stages(x)
+    torch.testing.assert_close(features, student.forward_features(x))
+    for a, b in zip(stages, student.forward_stages(x)):
+        torch.testing.assert_close(a, b)

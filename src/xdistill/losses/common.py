@@ -32,6 +32,7 @@ STEP_INPUTS = {
     "teacher_features": "[N, Dt] teacher features",
     "projector": "nn.Module mapping student features to the teacher's dimension",
     "teacher_class_means": "[C, Dt] the teacher's mean feature of each target class",
+    "exit_logits": "S tensors [N, C]: the logits of the student's exit branches after its intermediate stages",
 }
 Schedule = Callable[[int, int], float]  # (step, total_steps) -> value
 

@@ -38,13 +38,17 @@ class CNNStudent(nn.Module):
         """x [N, C, H, W] -> [N, feature_dim]."""
         return self.pool(self.stages(x)).flatten(1)
 
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """x [N, C, H, W] -> each stage's feature map [N, C_s, H_s, W_s] (the last one pooled is forward_features)."""
+    def forward_with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x [N, C, H, W] -> (forward_features(x), each stage's feature map [N, C_s, H_s, W_s]), in one pass."""
         out = []
         for stage in self.stages:
             x = stage(x)
             out.append(x)
-        return out
+        return self.pool(x).flatten(1), out
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x [N, C, H, W] -> each stage's feature map [N, C_s, H_s, W_s] (the last one pooled is forward_features)."""
+        return self.forward_with_stages(x)[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> logits [N, num_classes]."""

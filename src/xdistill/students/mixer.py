@@ -50,20 +50,21 @@ class MixerStudent(nn.Module):
             x = F.pad(x, (0, self.padding[0], 0, self.padding[1]))
         return self.patch_embed(x).flatten(2).transpose(1, 2)
 
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """x [N, C, H, W] -> the patch tokens [N, T, dim] after each Mixer block."""
+    def forward_with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x [N, C, H, W] -> (forward_features(x), the patch tokens [N, T, dim] after each Mixer block)."""
         tokens, out = self._embed(x), []
         for block in self.blocks:
             tokens = block(tokens)
             out.append(tokens)
-        return out
+        return self.norm(tokens).mean(dim=1), out
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x [N, C, H, W] -> the patch tokens [N, T, dim] after each Mixer block."""
+        return self.forward_with_stages(x)[1]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> [N, dim]."""
-        tokens = self._embed(x)
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.norm(tokens).mean(dim=1)
+        return self.forward_with_stages(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> logits [N, num_classes]."""

@@ -62,20 +62,22 @@ class ViTStudent(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> [N, dim]."""
-        tokens = self._embed(x)
-        for block in self.blocks:
-            tokens = block(tokens)
-        tokens = self.norm(tokens)
-        return tokens[:, 0] if self.cls_token is not None else tokens.mean(dim=1)
+        return self.forward_with_stages(x)[0]
 
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """x [N, C, H, W] -> the patch tokens [N, T, dim] after each encoder block (class token left out)."""
+    def forward_with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x [N, C, H, W] -> (forward_features(x), the patch tokens [N, T, dim] after each encoder block, class
+        token left out), in one pass."""
         tokens, out = self._embed(x), []
         first = 1 if self.cls_token is not None else 0
         for block in self.blocks:
             tokens = block(tokens)
             out.append(tokens[:, first:])
-        return out
+        tokens = self.norm(tokens)
+        return (tokens[:, 0] if self.cls_token is not None else tokens.mean(dim=1)), out
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x [N, C, H, W] -> the patch tokens [N, T, dim] after each encoder block (class token left out)."""
+        return self.forward_with_stages(x)[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> logits [N, num_classes]."""

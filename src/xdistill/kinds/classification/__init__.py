@@ -25,8 +25,8 @@ from xdistill.students import STUDENTS
 from xdistill.train.config import DistillConfig
 
 # What a distillation step can hand a loss (xdistill.losses.STEP_INPUTS): logit losses get the first
-# five, feature losses the features, the projector, the labels and the teacher's class means.
-LOGIT_INPUTS = frozenset({"student_logits", "teacher_probs", "target_probs", "labels", "temperature"})
+# six (exit_logits: the exit branches of the ofa loss), feature losses the features, the projector, the labels and the teacher's class means.
+LOGIT_INPUTS = frozenset({"student_logits", "teacher_probs", "target_probs", "labels", "temperature", "exit_logits"})
 FEATURE_INPUTS = frozenset({"student_features", "teacher_features", "projector", "labels", "teacher_class_means"})
 
 
@@ -43,6 +43,11 @@ def config_problems(config: DistillConfig, task: Task | None = None, teachers_gi
             problems.append(f"'{key}' must be one of {', '.join(fitting)}. Got {getattr(config, key)!r}.")
     if config.student.name and config.student.name not in STUDENTS:
         problems.append(STUDENTS.unknown_message(config.student.name))
+    elif (config.student.name and config.loss in LOSSES and "exit_logits" in LOSSES.get(config.loss).consumes
+          and not STUDENTS.get(config.student.name).stages):
+        staged = ", ".join(name for name, family in STUDENTS.items() if family.stages)
+        problems.append(f"'loss={config.loss}' trains exit branches after the student's intermediate stages, and "
+                        f"student '{config.student.name}' has no stages. Use a student with stages: {staged}.")
     if config.metric != AUTO_METRIC and config.metric not in METRICS:
         problems.append(METRICS.unknown_message(config.metric) + f" Or '{AUTO_METRIC}', the default.")
     if config.prepare not in PREPARATIONS:

@@ -22,6 +22,7 @@ from xdistill.eval.predict import cpu_latency_per_sample_ms, evaluate_split
 from xdistill.home import default_cache_dir
 from xdistill.io import atomic_write_json, atomic_write_text, load_weights, read_safetensors
 from xdistill.kinds.classification.batches import BatchSource
+from xdistill.kinds.classification.exits import exit_branches
 from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.mixing import (
     UNINFORMATIVE_ALPHA,
@@ -46,6 +47,7 @@ from xdistill.kinds.classification.trust import (
     student_outputs,
 )
 from xdistill.runtime import Runtime
+from xdistill.losses import LOSSES
 from xdistill.students import STUDENTS, build_student, count_flops, count_params
 from xdistill.students.dual_head import DUAL_HEAD
 from xdistill.students.io import adapt_state_dict, save_student
@@ -146,13 +148,17 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
         })
     if targets is not None and config.online:
         ctx.online_targets = online_targets(targets, prepared, config)
+    forward = FeaturesAndLogits
+    if targets is not None and "exit_logits" in LOSSES.get(config.loss).consumes:  # the ofa loss (exits.py)
+        exits = modules["exits"] = exit_branches(model, task.num_classes)
+        forward = lambda student: FeaturesAndLogits(student, exits)  # noqa: E731
     reference = None if targets is None else targets.combined["test"]
     source = BatchSource(task, inputs, method, config)
     before_epoch = None
     if targets is not None and config.anneal:
         before_epoch, source.labeled_pool = teachers_against_student(task, inputs, targets, ctx, config)
     return TrainPlan(step=method.step, context=ctx, steps_per_epoch=source.steps, batches=source.epoch,
-                     forward=FeaturesAndLogits, modules=modules,
+                     forward=forward, modules=modules,
                      evaluate=lambda m: evaluate_split(m, inputs, task, "test", reference, config.device),
                      before_epoch=before_epoch,
                      loader_workers=resolve_workers(config.loader_workers, task.labeled.x, task.unlabeled.x))

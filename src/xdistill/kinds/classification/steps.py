@@ -76,20 +76,26 @@ class StepContext:
 
 class FeaturesAndLogits(nn.Module):
     """A student seen as one module returning (features [N, D], logits [N, C]), so a
-    DistributedDataParallel wrapper sees every forward pass and syncs every gradient."""
+    DistributedDataParallel wrapper sees every forward pass and syncs every gradient. With ``exits``
+    (:mod:`xdistill.kinds.classification.exits`, for the ``ofa`` loss) it returns the exit branches' logits
+    too, computed from the same pass's intermediate stages."""
 
-    def __init__(self, student: nn.Module) -> None:
+    def __init__(self, student: nn.Module, exits: nn.Module | None = None) -> None:
         super().__init__()
         self.student = student
+        self.exits = exits
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        features = self.student.forward_features(x)
-        return features, self.student.head(features)
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        if self.exits is None:
+            features = self.student.forward_features(x)
+            return features, self.student.head(features)
+        features, stages = self.student.forward_with_stages(x)
+        return features, self.student.head(features), self.exits(stages[:-1])
 
 
 def student_forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     """(features [N, D], logits [N, C]) in one pass of a :class:`FeaturesAndLogits` (or its DDP wrapper)."""
-    return model(x)
+    return model(x)[:2]
 
 
 def labeled_cross_entropy(logits: Tensor, batch: Batch) -> Tensor:
@@ -137,7 +143,8 @@ def distill_terms(student: nn.Module, batch: Batch, ctx: StepContext, dual: bool
     # kd_augment: the distillation term's unlabeled rows are other images, with their own targets [U, C]
     augmented, augmented_targets = shown_to_teachers(student, batch, ctx, dual)
     views = [batch.x_labeled, batch.x_unlabeled] + strong + ([augmented] if augmented is not None else [])
-    features, logits_all = student_forward(student, torch.cat(views))
+    features, logits_all, *exits = student(torch.cat(views))  # exits: [S logits [N, C]] with the ofa loss
+    exit_all = exits[0] if exits else []
     supervised = logits_all[:b]
     if dual:  # [N, 2C]: the supervised head's logits, then the distillation head's
         supervised, logits_all = logits_all[:b, :ctx.num_classes], logits_all[:, ctx.num_classes:]
@@ -169,14 +176,17 @@ def distill_terms(student: nn.Module, batch: Batch, ctx: StepContext, dual: bool
     # None on a clean pool, where the step is exactly the unweighted one.
     pool = None if targets is None else targets.pool_weight(batch.index_unlabeled)
     kd_logits, kd_soft, kd_pool = logits, soft, pool
+    kd_exits = [e[:b + u] for e in exit_all]
     if augmented is not None:
         kd_logits = torch.cat([logits[:b], logits_all[b + u + len(strong) * u:]])
+        kd_exits = [torch.cat([e[:b], e[b + u + len(strong) * u:]]) for e in exit_all]
         kd_soft = torch.cat([soft[:b], torch.as_tensor(augmented_targets, dtype=torch.float32, device=logits.device)])
         if pool is not None and batch.mix_partner is not None:  # a mixed image weighs as its mix of the two
             kd_pool = batch.mix_lambda * pool + (1 - batch.mix_lambda) * pool[batch.mix_partner]
     hard = torch.cat([batch.y_labeled, kd_soft[b:].argmax(dim=1)])
     inputs = {"student_logits": kd_logits[rows].float(), "teacher_probs": kd_soft[rows],
-              "target_probs": kd_soft[rows], "labels": hard[rows], "temperature": cfg.kd_temperature}
+              "target_probs": kd_soft[rows], "labels": hard[rows], "temperature": cfg.kd_temperature,
+              "exit_logits": [e[rows].float() for e in kd_exits]}
     row_weight = None
     if pool is not None:
         pool = torch.as_tensor(pool, dtype=torch.float32, device=logits.device)
