@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from xdistill.errors import XDistillError
+from xdistill.losses.common import kl_per_sample
 from xdistill.losses.taid import taid_schedule
 from xdistill.registry import Registry
 
@@ -75,7 +76,7 @@ def topk_forward_kl(student_logits, teacher_ids, teacher_logp, teacher_tail_logp
     """KL(teacher || student) on the teacher's top k and the tail: the cached form of KD at T = 1."""
     _check(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, weight)
     log_q, log_p = bins(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, normalized)
-    return {"loss": _mean((log_p.exp() * (log_p - log_q)).sum(dim=1), weight)}
+    return {"loss": _mean(kl_per_sample(log_p, log_q), weight)}
 
 
 @TOPK_LOSSES.register("reverse_kl")
@@ -84,7 +85,7 @@ def topk_reverse_kl(student_logits, teacher_ids, teacher_logp, teacher_tail_logp
     """KL(student || teacher) on the teacher's top k and the tail: mode-seeking."""
     _check(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, weight)
     log_q, log_p = bins(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, normalized)
-    return {"loss": _mean((log_q.exp() * (log_q - log_p)).sum(dim=1), weight)}
+    return {"loss": _mean(kl_per_sample(log_q, log_p), weight)}
 
 
 @TOPK_LOSSES.register("taid")
@@ -97,7 +98,7 @@ def topk_taid(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, t: f
         raise XDistillError(f"The 't' of the top-k TAID loss must lie in [0, 1]. Got {t}.")
     log_q, log_p = bins(student_logits, teacher_ids, teacher_logp, teacher_tail_logp, normalized)
     log_target = F.log_softmax((1 - t) * log_q.detach() + t * log_p, dim=1)
-    return {"loss": _mean((log_target.exp() * (log_target - log_q)).sum(dim=1), weight)}
+    return {"loss": _mean(kl_per_sample(log_target, log_q), weight)}
 
 
 SCHEDULES = {"taid": {"t": taid_schedule}}

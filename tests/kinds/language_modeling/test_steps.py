@@ -43,7 +43,7 @@ def test_masked_positions_are_left_out_of_both_terms():
 
 
 def test_teacher_token_logp_reads_the_cached_row_or_spreads_the_tail():
-    from xdistill.kinds.language_modeling.steps import teacher_token_logp
+    from xdistill.kinds.language_modeling.topk import teacher_token_logp
 
     ids = torch.tensor([[2, 5, 1], [0, 3, 4]])
     logp = torch.log(torch.tensor([[0.5, 0.2, 0.1], [0.6, 0.3, 0.05]], dtype=torch.float64))

@@ -12,12 +12,11 @@ so the student sees more of the domains where it trails the teachers most, and n
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from xdistill.kinds.language_modeling.scoring import StudentLM, sequence_of, window_log_probs
+from xdistill.kinds.language_modeling.topk import teacher_token_logp
 
 SMOOTHING = 0.2  # the uniform share that keeps every domain in the mix (DDK's smoothing, 0..1)
 
@@ -32,11 +31,8 @@ def teacher_token_nll(targets, stream) -> np.ndarray:
     positions = np.flatnonzero(stream.rows >= 0)
     rows = torch.from_numpy(stream.rows[positions])
     actual = torch.from_numpy(stream.ids[positions])
-    ids, logp = targets.ids[rows], targets.logp[rows]
-    match = ids == actual[:, None]
-    rest = targets.tail_logp[rows] - math.log(max(targets.vocab_size - ids.shape[1], 1))
-    found = torch.where(match, logp, torch.full_like(logp, -math.inf)).max(dim=1).values
-    return (-torch.where(match.any(dim=1), found, rest)).double().numpy()
+    logp = teacher_token_logp(targets.ids[rows], targets.logp[rows], targets.tail_logp[rows], actual, targets.vocab_size)
+    return (-logp).double().numpy()
 
 
 def per_domain_means(values: np.ndarray, doc_tokens: list[int], doc_domain: np.ndarray, n_domains: int) -> np.ndarray:

@@ -9,12 +9,12 @@ target is a document's BOS (row -1) are not scored.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from xdistill.kinds.language_modeling.topk import teacher_token_logp
 from xdistill.losses.topk import call_topk_loss
 
 
@@ -48,17 +48,6 @@ def next_token_step(model, batch, ctx: StepContext) -> dict[str, torch.Tensor]:
     log_probs, targets, _ = _log_probs(model, batch)
     ce = F.nll_loss(log_probs, targets, ignore_index=IGNORE)
     return {"loss": ce, "ce": ce.detach()}
-
-
-def teacher_token_logp(ids: torch.Tensor, logp: torch.Tensor, tail_logp: torch.Tensor, tokens: torch.Tensor,
-                       vocab_size: int) -> torch.Tensor:
-    """log p_teacher(token) [N] from cached rows (ids [N, k], logp [N, k], tail_logp [N]) for tokens [N]: the
-    cached log-probability where the token is among the k ids, else the tail mass spread evenly over the other
-    V - k ids (the cache's own reconstruction)."""
-    match = ids == tokens[:, None]
-    cached = (logp.float() * match).sum(dim=1)
-    spread = tail_logp.float() - math.log(max(vocab_size - ids.shape[1], 1))
-    return torch.where(match.any(dim=1), cached, spread)
 
 
 def distill_step(model, batch, ctx: StepContext) -> dict[str, torch.Tensor]:

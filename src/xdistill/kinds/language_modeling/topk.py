@@ -279,3 +279,14 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def _ranges(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def teacher_token_logp(ids: torch.Tensor, logp: torch.Tensor, tail_logp: torch.Tensor, tokens: torch.Tensor,
+                       vocab_size: int) -> torch.Tensor:
+    """log p_teacher(token) [N] from cached rows (ids [N, k], logp [N, k], tail_logp [N]) for tokens [N]: the
+    cached log-probability where the token is among the k ids, else the tail mass spread evenly over the other
+    V - k ids (the cache's own reconstruction)."""
+    match = ids == tokens[:, None]
+    cached = (logp.float() * match).sum(dim=1)
+    spread = tail_logp.float() - math.log(max(vocab_size - ids.shape[1], 1))
+    return torch.where(match.any(dim=1), cached, spread)

@@ -11,7 +11,7 @@ student twice:
   a method left with none trains exactly as its baseline does;
 - in every step, per token: the distillation term applies only at positions where the teachers give the
   actual next token a higher probability than the student does
-  (:func:`xdistill.kinds.language_modeling.steps.teacher_token_logp`), averaged over all scored positions, so it
+  (:func:`xdistill.kinds.language_modeling.topk.teacher_token_logp`), averaged over all scored positions, so it
   fades as the student passes the teachers and stays where they still know better. The share of such tokens
   is logged as the training term ``teacher_share``.
 
