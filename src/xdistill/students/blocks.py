@@ -1,4 +1,5 @@
-"""Transformer encoder block shared by the ``vit`` and ``text-transformer`` students.
+"""Pieces shared by students: the transformer encoder block (``vit``, ``text-transformer``) and the patch
+embedding of image students that read patches (``vit``, ``mixer``).
 
 Attention is written as two explicit matmuls rather than
 ``F.scaled_dot_product_attention`` because ``FlopCounterMode`` does not count
@@ -8,6 +9,7 @@ the fused CPU kernel, and student FLOPs must be comparable across families.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -44,3 +46,18 @@ class EncoderBlock(nn.Module):
     def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), key_padding)
         return x + self.mlp(self.norm2(x))
+
+
+def patch_grid(height: int, width: int, patch: int) -> tuple[tuple[int, int], int]:
+    """((right, bottom) zero padding that makes H and W multiples of ``patch``, the number of patches), so no
+    pixel is dropped when ``patch`` does not divide the image."""
+    padding = (-width % patch, -height % patch)  # as F.pad orders them
+    return padding, ((height + padding[1]) // patch) * ((width + padding[0]) // patch)
+
+
+def patch_tokens(embed: nn.Module, x: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    """x [N, C, H, W], zero-padded by ``padding`` (see :func:`patch_grid`), through the patch embedding
+    ``embed`` (a convolution with kernel and stride ``patch``) -> tokens [N, T, D]."""
+    if any(padding):
+        x = F.pad(x, (0, padding[0], 0, padding[1]))
+    return embed(x).flatten(2).transpose(1, 2)

@@ -36,7 +36,7 @@ class CNNStudent(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> [N, feature_dim]."""
-        return self.pool(self.stages(x)).flatten(1)
+        return self.forward_with_stages(x)[0]
 
     def forward_with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x [N, C, H, W] -> (forward_features(x), each stage's feature map [N, C_s, H_s, W_s]), in one pass."""

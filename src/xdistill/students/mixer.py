@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from xdistill.students.blocks import patch_grid, patch_tokens
 from xdistill.students.build import from_preset, int_at_least, raise_problems, register_student
 
 
@@ -37,22 +37,16 @@ class MixerStudent(nn.Module):
         super().__init__()
         self.input_shape = tuple(input_shape)
         channels, height, width = input_shape
-        self.padding = (-width % patch, -height % patch)  # (right, bottom), as F.pad orders them
-        tokens = ((height + self.padding[1]) // patch) * ((width + self.padding[0]) // patch)
+        self.padding, tokens = patch_grid(height, width, patch)
         self.patch_embed = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
         self.blocks = nn.ModuleList(MixerBlock(tokens, dim, token_hidden, 2 * dim) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.feature_dim = dim
         self.head = nn.Linear(dim, num_classes)
 
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        if any(self.padding):
-            x = F.pad(x, (0, self.padding[0], 0, self.padding[1]))
-        return self.patch_embed(x).flatten(2).transpose(1, 2)
-
     def forward_with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x [N, C, H, W] -> (forward_features(x), the patch tokens [N, T, dim] after each Mixer block)."""
-        tokens, out = self._embed(x), []
+        tokens, out = patch_tokens(self.patch_embed, x, self.padding), []
         for block in self.blocks:
             tokens = block(tokens)
             out.append(tokens)

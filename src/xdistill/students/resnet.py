@@ -60,7 +60,7 @@ class ResNetStudent(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> [N, feature_dim]."""
-        return self.pool(self.stages(self.stem(x))).flatten(1)
+        return self.forward_with_stages(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> logits [N, num_classes]."""

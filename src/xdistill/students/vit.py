@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from xdistill.students.blocks import EncoderBlock
+from xdistill.students.blocks import EncoderBlock, patch_grid, patch_tokens
 from xdistill.students.build import (
     dim_divisible_by_heads,
     from_preset,
@@ -40,8 +39,7 @@ class ViTStudent(nn.Module):
         self.input_shape = tuple(input_shape)
         channels, height, width = input_shape
         self.patch = patch
-        self.padding = (-width % patch, -height % patch)  # (right, bottom), as F.pad orders them
-        num_patches = ((height + self.padding[1]) // patch) * ((width + self.padding[0]) // patch)
+        self.padding, num_patches = patch_grid(height, width, patch)
         self.pool = pool
         self.patch_embed = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
@@ -53,9 +51,7 @@ class ViTStudent(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        if any(self.padding):
-            x = F.pad(x, (0, self.padding[0], 0, self.padding[1]))
-        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        tokens = patch_tokens(self.patch_embed, x, self.padding)
         if self.cls_token is not None:
             tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
         return tokens + self.pos_embed
