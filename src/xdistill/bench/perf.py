@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xdistill.data.prefetch import usable_cores
 from xdistill.train.config import StudentConfig
 
 TARGETS = {"extraction_overhead": 1.10, "cached_vs_supervised": 1.15, "online_vs_cached": 2.0,
@@ -60,8 +61,7 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": model, "logical_cores": os.cpu_count(), "usable_cores": usable, "torch": torch.__version__,
+    return {"cpu": model, "logical_cores": os.cpu_count(), "usable_cores": usable_cores(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 

@@ -77,6 +77,11 @@ def prefetched(produce: Callable[[int], T], count: int, workers: int = 0,
     yield from loader
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the platform tells it, else the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def auto_workers(*arrays: Any) -> int:
     """Workers worth starting for these inputs: one when any of them is an image folder (decoding
     is the cost a worker hides) and the machine has a core to spare, else none (an array in memory
@@ -85,8 +90,7 @@ def auto_workers(*arrays: Any) -> int:
 
     if not any(isinstance(a, ImageFolderArray) for a in arrays):
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1 if cores > 1 else 0
+    return 1 if usable_cores() > 1 else 0
 
 
 def resolve_workers(requested: int, *arrays: Any) -> int:
@@ -94,4 +98,4 @@ def resolve_workers(requested: int, *arrays: Any) -> int:
     return auto_workers(*arrays) if requested == AUTO else requested
 
 
-__all__ = ["AUTO", "PREFETCH_DEPTH", "auto_workers", "can_fork", "prefetched", "resolve_workers"]
+__all__ = ["AUTO", "PREFETCH_DEPTH", "auto_workers", "can_fork", "prefetched", "resolve_workers", "usable_cores"]

@@ -155,7 +155,7 @@ class TeacherTargets:
     mix: str = ""  # how a multi-teacher method mixed its teachers, when it has a choice (config 'mix')
     pool: PoolWeights | None = None  # per-sample weights of the unlabeled pool (config 'pool_weights'); None: off
     class_means: dict[str, np.ndarray] = field(default_factory=dict)  # teacher -> [C, D] (feature distillation)
-    scratch: object = None  # the temporary folder holding the pool's arrays as files (see TargetArrays), if any
+    scratch: ScratchFolder | None = None  # the folder holding the pool's arrays as files (see TargetArrays), if any
 
     def scale(self, num_classes: int) -> float:
         chance = 1.0 / num_classes
@@ -217,8 +217,7 @@ def build_targets(task: Task, prepared: PreparedTeachers, method_name: str, meth
     class_means = {name: teacher_class_means(f, task.labeled.y, combined["unlabeled"], task.num_classes)
                    for name, f in features.items()}
     targets = TeacherTargets(method_name, names, weights, prepared.heads, stacked, combined, reliability, features, mix,
-                             pool, class_means)
-    targets.scratch = arrays.scratch
+                             pool, class_means, scratch=arrays.scratch)
     if log is not None:
         sources = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)) if len(names) <= 4 else f"{len(names)} teachers"
         held_out = "unknown (one label per class)" if reliability is None else f"{reliability:.3f}"
