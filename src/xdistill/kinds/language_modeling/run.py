@@ -113,14 +113,19 @@ def _knobs_of(gpt_config) -> dict:
             "context": gpt_config.context}
 
 
+def score_student(student, tokenizer, documents: list[str]):
+    """The student's :class:`TextScore` on ``documents``, scored in eval mode; the student is left training."""
+    network = network_of(student)
+    student.eval()
+    score = score_text(StudentLM(network, tokenizer, network.config.context), documents, batch_size=32)
+    student.train()
+    return score
+
+
 def against_student(student, tokenizer, task, prepared, chosen, weights, notes, log):
     """The chosen teachers (and renormalised weights) whose bits per byte on the train text are below the
     student's before training (``trust.py``), with the record of the decision for metrics.json."""
-    context = network_of(student).config.context
-    student.eval()
-    start = score_text(StudentLM(network_of(student), tokenizer, context), task.splits["train"].documents,
-                       batch_size=32).bits_per_byte
-    student.train()
+    start = score_student(student, tokenizer, task.splits["train"].documents).bits_per_byte
     scores = {n: float(prepared.entries[n]["bits_per_byte"]) for n in chosen}
     ahead, behind = teachers_ahead(start, scores)
     for name in behind:
@@ -192,9 +197,7 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
     test_docs = task.splits["test"].documents
 
     def evaluate(model) -> dict:
-        model.eval()
-        score = score_text(StudentLM(network_of(model), tokenizer, context), test_docs, batch_size=32)
-        model.train()
+        score = score_student(model, tokenizer, test_docs)
         return {"bits_per_byte": score.bits_per_byte, "nats_per_token": score.nats_per_token}
 
     ctx = StepContext(targets=targets, loss=loss_name(config), kd_weight=config.kd_weight, label_weight=config.label_weight,
