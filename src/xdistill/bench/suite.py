@@ -61,6 +61,7 @@ class BenchConfig:
 
     seeds: int = 3  # seeds per target and method (0..seeds-1)
     methods: list[str] = field(default_factory=list)  # methods to run; empty = every method of the task's kind
+    students: list[str] = field(default_factory=list)  # --matrix: student families, one column each (bench.matrix)
     epochs: int = 0  # epochs per run; 0 = the distill default (QUICK_EPOCHS with quick)
     quick: bool = False  # the short budget
     validate: bool = False  # also correlate each selection metric with distilled accuracy
@@ -80,9 +81,10 @@ class BenchConfig:
             problems.append(f"'seeds' must be an int >= 1 (the number of seeds, 0..seeds-1). Got {self.seeds!r}.")
         if self.epochs < 0:
             problems.append(f"'epochs' must be >= 1 (0 = the default). Got {self.epochs}.")
-        duplicates = sorted({m for m in self.methods if list(self.methods).count(m) > 1})
-        if duplicates:
-            problems.append(f"Methods listed twice: {', '.join(duplicates)}.")
+        for what, names in (("Methods", self.methods), ("Students", self.students)):
+            duplicates = sorted({m for m in names if list(names).count(m) > 1})
+            if duplicates:
+                problems.append(f"{what} listed twice: {', '.join(duplicates)}.")
         known = {f.name for f in dataclasses.fields(DistillConfig)} - PER_RUN_KEYS
         problems += [f"Override '{k}' is not a DistillConfig field that a bench may set. Valid keys: "
                      f"{', '.join(sorted(known))}." for k in self.overrides if k not in known]

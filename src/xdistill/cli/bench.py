@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_cmd(
         suite: str = typer.Option("demo", "--suite", help="Suite of targets (demo: the digits demo world; robust: targets the demo zoo does not fit; mismatch: a pool 60% outside the label set and its clean twin)."),
-        seeds: int = typer.Option(3, "--seeds", help="Seeds per target and method (0..N-1)."),
+        seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per target and method (0..N-1; default 3, "
+                                            "2 with --matrix)."),
         methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: every method of the task kind); a variant adds its own settings with '+': weighted+loss=sinkd."),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per run (default: 30; 8 with --quick)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: $XDISTILL_HOME/bench/SUITE)."),
@@ -33,6 +34,12 @@ def register(app: typer.Typer) -> None:
         cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Teacher-output cache (default: $XDISTILL_HOME/cache)."),
         home: Optional[Path] = typer.Option(None, "--home", help="Where the demo world lives (default: $XDISTILL_HOME)."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here ('-': stdout)."),
+        matrix: bool = typer.Option(False, "--matrix", help="The method x student matrix instead: every student of "
+                                    "--students with every method of --methods on the suite's targets, each student "
+                                    "from scratch; a table and heat-map per target (default: cnn, resnet, vit, mixer, "
+                                    "mlp x supervised, weighted, weighted+loss=ofa; 2 seeds of 10 epochs)."),
+        students: Optional[str] = typer.Option(None, "--students", help="With --matrix: comma-separated student "
+                                               "families, one column each."),
         condense: bool = typer.Option(False, "--condense", help="The condensation bench instead: methods x images per "
                                       "class x hard/soft labels on the demo's target-only MNIST images, and the reuse "
                                       "check (docs/condense.md)."),
@@ -41,8 +48,12 @@ def register(app: typer.Typer) -> None:
         if condense:
             from xdistill.cli.condense import run_condense_bench_cmd
 
-            run_condense_bench_cmd(home, out, methods, seeds, quick, json_out)
+            run_condense_bench_cmd(home, out, methods, 3 if seeds is None else seeds, quick, json_out)
             return
+        if students is not None and not matrix:
+            from xdistill.errors import XDistillError
+
+            raise XDistillError("--students chooses the columns of the matrix. Pass --matrix --students a,b.")
         if sweep and not perf:
             from xdistill.errors import XDistillError
 
@@ -75,7 +86,15 @@ def register(app: typer.Typer) -> None:
         if suite not in SUITES:
             raise XDistillError(f"Unknown suite '{suite}'. Available: {', '.join(SUITES)}.")
         chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else []
-        bench = BenchConfig(seeds=seeds, methods=chosen, epochs=epochs or 0, quick=quick, validate=validate,
+        if matrix:
+            from xdistill.bench.matrix import MATRIX_EPOCHS, MATRIX_METHODS, MATRIX_SEEDS
+
+            run_matrix_cmd(suite, BenchConfig(
+                seeds=MATRIX_SEEDS if seeds is None else seeds, methods=chosen or list(MATRIX_METHODS), epochs=epochs or MATRIX_EPOCHS,
+                quick=quick, out=str(out or ""), suite=suite,
+                students=[s.strip() for s in (students or "").split(",") if s.strip()]), cache_dir, home, json_out)
+            return
+        bench = BenchConfig(seeds=3 if seeds is None else seeds, methods=chosen, epochs=epochs or 0, quick=quick, validate=validate,
                             track=track, out=str(out or ""), suite=suite)
         problems = bench.problems() + chosen_methods(chosen, METHODS)[1]
         if problems:
@@ -98,3 +117,25 @@ def register(app: typer.Typer) -> None:
                         [[m, q["kendall_tau"], q["spearman_rho"], q["top1_regret"]]
                          for m, q in found["metrics"].items()])
         emit_json(results, json_out)
+
+
+def run_matrix_cmd(suite: str, bench, cache_dir: Path | None, home: Path | None, json_out: Path | None) -> None:
+    """``xdistill bench --matrix``: check everything, then run the matrix and print its tables."""
+    from xdistill.bench.matrix import matrix_problems, matrix_rows, panels, run_matrix
+    from xdistill.bench.suite import chosen_methods
+    from xdistill.demo.suite import SUITES, demo_suite
+    from xdistill.errors import XDistillError, join_problems
+    from xdistill.kinds.classification.methods import METHODS
+    from xdistill.runtime import Runtime
+
+    problems = [] if suite in SUITES else [f"Unknown suite '{suite}'. Available: {', '.join(SUITES)}."]
+    problems += bench.problems() + chosen_methods(bench.methods, METHODS)[1] + matrix_problems(bench)
+    if problems:
+        raise XDistillError(join_problems(problems, "Invalid matrix"))
+    targets, default_cache = demo_suite(home, log=console.print, suite=suite)
+    bench.cache_dir = str(cache_dir or default_cache)
+    matrix = run_matrix(targets, bench, Runtime(log=console.print))
+    for panel in panels(matrix):
+        print_table(f"{panel}: test accuracy at the last epoch ({matrix['epochs']} epochs; mean ± std over "
+                    f"{len(matrix['seeds'])} seeds)", *matrix_rows(matrix, panel))
+    emit_json(matrix, json_out)

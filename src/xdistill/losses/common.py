@@ -28,7 +28,8 @@ STEP_INPUTS = {
     "target_probs": "[N, C] soft targets: in a distillation step, the same tensor as teacher_probs",
     "labels": "[N] target classes: the labels on labeled rows, the targets' argmax elsewhere",
     "temperature": "the run's kd_temperature",
-    "student_features": "[N, Ds] student features",
+    "student_features": "[N, Ds] student features (with config projector=pool|attention, for losses that take a "
+                        "projector: the student's last stage [N, C, H, W] or [N, T, D])",
     "teacher_features": "[N, Dt] teacher features",
     "projector": "nn.Module mapping student features to the teacher's dimension",
     "teacher_class_means": "[C, Dt] the teacher's mean feature of each target class",

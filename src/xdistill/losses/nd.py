@@ -57,7 +57,7 @@ def nd_loss(
             and teacher_class_means.shape[1] != teacher_features.shape[1]:
         problems.append(f"The 'teacher_class_means' of {loss} must have the teacher features' width "
                         f"{teacher_features.shape[1]}. Got shape {list(teacher_class_means.shape)}.")
-    if not problems and isinstance(student_features, Tensor) and student_features.ndim == 2:
+    if not problems and isinstance(student_features, Tensor) and student_features.ndim >= 2:
         problems += check_labels(labels, loss, student_features.shape[0], teacher_class_means.shape[0])
     raise_problems(problems, loss)
     projected = project(loss, student_features, teacher_features, projector, weight)

@@ -227,3 +227,32 @@ def reliability_diagram(runs: Mapping[str, Mapping[str, Sequence[float]]],
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return figure_png(fig)
+
+
+def accuracy_heatmap(panels: Mapping[str, Mapping[str, Mapping[str, float]]], methods: Sequence[str],
+                     students: Sequence[str], column_notes: Mapping[str, str] | None = None,
+                     title: str = "Test accuracy: method x student (mean over seeds)") -> bytes:
+    """One heat-map panel per target: rows method, columns student, each cell's mean accuracy written in it.
+
+    panels: panel name (a target, or 'average') -> method -> student -> mean accuracy; a missing cell is left
+    blank. column_notes: student -> a second line under its name (its parameters and CPU latency).
+    """
+    notes = column_notes or {}
+    width = max(3.6, 0.95 * len(students) + 1.6)
+    fig, axes = _grid(len(panels), 2, (width, 0.42 * len(methods) + 1.9), left=1.9)
+    image = None
+    for ax, (name, table) in zip(axes, panels.items()):
+        grid = np.array([[table.get(m, {}).get(s, np.nan) for s in students] for m in methods], dtype=float)
+        image = ax.imshow(np.ma.masked_invalid(grid), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        for i in range(len(methods)):
+            for j in range(len(students)):
+                if not np.isnan(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=7,
+                            color="black" if grid[i, j] > 0.55 else "white")
+        ax.set_xticks(range(len(students)), [f"{s}\n{notes[s]}" if s in notes else s for s in students], fontsize=6)
+        ax.set_yticks(range(len(methods)), methods, fontsize=7)
+        ax.set_title(name, fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), shrink=0.8, label="test accuracy")
+    fig.suptitle(title)
+    return figure_png(fig)

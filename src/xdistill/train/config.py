@@ -22,6 +22,11 @@ MIXES = ("gated", "average")
 # What a teacher method shows the student in its distillation term (xdistill.kinds.classification.kd_augment):
 # the weak view, mixup of two images, or the strong view of several where teacher and student disagree most.
 KD_AUGMENTS = ("none", "mixup", "hard")
+# How feature distillation maps the student to a teacher's cached pooled features
+# (xdistill.losses.alignment): a linear map of the pooled features, or, from the student's last stage seen as
+# tokens (a feature map's H*W positions, a transformer's tokens), their pooled mean or learned queries attending
+# over them (ScaleKD-style cross-attention alignment).
+PROJECTORS = ("linear", "pool", "attention")
 # The student family a classification run trains when 'student.name' is empty, by the task's input.
 DEFAULT_STUDENTS = {"image": "cnn", "features": "mlp", "text": "text-cnn"}
 
@@ -65,6 +70,9 @@ class DistillConfig:
     pool_weights: bool = True  # teacher methods down-weight unlabeled samples that look outside the label set
     feature_weight: float = 0.0  # > 0 adds feature distillation through learned projectors
     feature_loss: str = "feature_mse"  # feature loss (a registered loss that consumes student features)
+    projector: str = PROJECTORS[0]  # feature_weight > 0: linear | pool | attention (see PROJECTORS)
+    partner: str = ""  # collaborative: the second student's family; empty = vit beside a cnn, else cnn
+    peer_weight: float = 1.0  # collaborative: weight of each student's distillation towards the other; 0..4
     fixmatch_threshold: float = 0.95  # confidence above which a pseudo-label is used (FixMatch)
     fixmatch_weight: float = 1.0  # weight of FixMatch's unlabeled term
     augment_seed: int = 0  # seed of the cached augmented views (as given to `xdistill cache`)
@@ -104,7 +112,7 @@ class DistillConfig:
         for key in ("lr", "kd_temperature"):
             if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
                 problems.append(f"'{key}' must be a finite number > 0. Got {getattr(self, key)}.")
-        for key in ("weight_decay", "kd_weight", "label_weight", "feature_weight", "fixmatch_weight"):
+        for key in ("weight_decay", "kd_weight", "label_weight", "feature_weight", "fixmatch_weight", "peer_weight"):
             if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
                 problems.append(f"'{key}' must be a finite number >= 0. Got {getattr(self, key)}.")
         if not (math.isfinite(self.anneal_margin) and self.anneal_margin > 0):
@@ -129,6 +137,8 @@ class DistillConfig:
             problems.append(f"'mixup_alpha' must be a finite number > 0. Got {self.mixup_alpha}.")
         if not 2 <= self.hard_candidates <= 64:
             problems.append(f"'hard_candidates' must lie in 2..64. Got {self.hard_candidates}.")
+        if self.projector not in PROJECTORS:
+            problems.append(f"'projector' must be one of {', '.join(PROJECTORS)}. Got {self.projector!r}.")
         if self.mix not in MIXES:
             problems.append(f"'mix' must be one of {', '.join(MIXES)}. Got {self.mix!r}.")
         if not 0 <= self.threads <= 1024:

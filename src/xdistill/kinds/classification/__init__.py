@@ -48,6 +48,7 @@ def config_problems(config: DistillConfig, task: Task | None = None, teachers_gi
         staged = ", ".join(name for name, family in STUDENTS.items() if family.stages)
         problems.append(f"'loss={config.loss}' trains exit branches after the student's intermediate stages, and "
                         f"student '{config.student.name}' has no stages. Use a student with stages: {staged}.")
+    problems += _alignment_problems(config)
     if config.metric != AUTO_METRIC and config.metric not in METRICS:
         problems.append(METRICS.unknown_message(config.metric) + f" Or '{AUTO_METRIC}', the default.")
     if config.prepare not in PREPARATIONS:
@@ -60,6 +61,27 @@ def config_problems(config: DistillConfig, task: Task | None = None, teachers_gi
         problems.append(f"device '{config.device}' was asked for but CUDA is not available. Use device=cpu.")
     if config.resume and not config.out:
         problems.append("--resume needs --out, the folder of the interrupted run.")
+    return problems
+
+
+def _alignment_problems(config: DistillConfig) -> list[str]:
+    """A layout projector (config 'projector') reads the student's last stage through a feature loss's projector."""
+    if config.projector == "linear":
+        return []
+    problems = []
+    if config.feature_weight <= 0:
+        problems.append(f"'projector={config.projector}' maps the student to the teachers' features, which only "
+                        f"feature distillation uses. Set feature_weight > 0 (e.g. 1) or leave projector=linear.")
+    if config.feature_loss in LOSSES and "projector" not in LOSSES.get(config.feature_loss).consumes:
+        with_projector = [n for n in losses_consuming(FEATURE_INPUTS, "student_features")
+                          if "projector" in LOSSES.get(n).consumes]
+        problems.append(f"'projector={config.projector}' needs a feature loss that takes a projector; "
+                        f"'{config.feature_loss}' does not. Choose one of {', '.join(with_projector)}.")
+    if config.student.name in STUDENTS and not STUDENTS.get(config.student.name).stages:
+        staged = ", ".join(name for name, family in STUDENTS.items() if family.stages)
+        problems.append(f"'projector={config.projector}' reads the student's last stage, and student "
+                        f"'{config.student.name}' has no stages. Use projector=linear or a student with stages: "
+                        f"{staged}.")
     return problems
 
 

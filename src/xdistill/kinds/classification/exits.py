@@ -53,14 +53,19 @@ class ExitBranches(nn.Module):
         return [branch(features) for branch, features in zip(self.branches, stages)]
 
 
-def exit_branches(student: nn.Module, num_classes: int, width: int = EXIT_WIDTH) -> ExitBranches:
-    """Branches for every stage of ``student`` but the last, sized by one pass over a blank input."""
+def stage_shapes(student: nn.Module) -> list[tuple[int, ...]]:
+    """One sample's shape of each of the student's stages ((C, H, W) or (T, D)), from one pass over a blank input."""
     was_training = student.training
     student.eval()
     with torch.no_grad():
         stages = student_stages(student, torch.zeros(1, *student.input_shape))
     student.train(was_training)
-    return ExitBranches([tuple(s.shape[1:]) for s in stages[:-1]], num_classes, width)
+    return [tuple(s.shape[1:]) for s in stages]
 
 
-__all__ = ["EXIT_WIDTH", "ExitBranches", "exit_branch", "exit_branches"]
+def exit_branches(student: nn.Module, num_classes: int, width: int = EXIT_WIDTH) -> ExitBranches:
+    """Branches for every stage of ``student`` but the last."""
+    return ExitBranches(stage_shapes(student)[:-1], num_classes, width)
+
+
+__all__ = ["EXIT_WIDTH", "ExitBranches", "exit_branch", "exit_branches", "stage_shapes"]

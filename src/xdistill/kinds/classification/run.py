@@ -22,7 +22,7 @@ from xdistill.eval.predict import cpu_latency_per_sample_ms, evaluate_split
 from xdistill.home import default_cache_dir
 from xdistill.io import atomic_write_json, atomic_write_text, load_weights, read_safetensors
 from xdistill.kinds.classification.batches import BatchSource
-from xdistill.kinds.classification.exits import exit_branches
+from xdistill.kinds.classification.exits import exit_branches, stage_shapes
 from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.mixing import (
     UNINFORMATIVE_ALPHA,
@@ -134,24 +134,36 @@ def online_targets(targets: TeacherTargets, prepared: PreparedTeachers, config: 
     return run
 
 
+def projectors(config: DistillConfig, model: nn.Module, targets: TeacherTargets) -> nn.ModuleDict:
+    """One projector per teacher with cached features, from the student to that teacher's width: linear on the
+    pooled features, or a layout projector on the last stage (config 'projector', :mod:`xdistill.losses.alignment`)."""
+    from xdistill.losses import make_projector
+    from xdistill.losses.alignment import make_layout_projector
+
+    if config.projector == "linear":
+        return nn.ModuleDict({name: make_projector(model.feature_dim, feats["labeled"].shape[1])
+                              for name, feats in targets.features.items()})
+    shape = stage_shapes(model)[-1]
+    return nn.ModuleDict({name: make_layout_projector(config.projector, shape, feats["labeled"].shape[1])
+                          for name, feats in targets.features.items()})
+
+
 def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, model: nn.Module,
                   targets: TeacherTargets | None, prepared: PreparedTeachers | None) -> TrainPlan:
     """The loop's plan: the method's step, its batches, projectors for feature distillation, evaluation."""
     method = METHODS.get(config.method)
     ctx = StepContext(config=config, num_classes=task.num_classes, targets=targets)
     modules = {}
+    layout = targets is not None and config.feature_weight > 0 and config.projector != "linear"
     if targets is not None and config.feature_weight > 0:
-        from xdistill.losses import make_projector
-
-        ctx.projectors = modules["projectors"] = nn.ModuleDict({
-            name: make_projector(model.feature_dim, feats["labeled"].shape[1]) for name, feats in targets.features.items()
-        })
+        ctx.projectors = modules["projectors"] = projectors(config, model, targets)
     if targets is not None and config.online:
         ctx.online_targets = online_targets(targets, prepared, config)
-    forward = FeaturesAndLogits
+    forward, exits = FeaturesAndLogits, None
     if targets is not None and "exit_logits" in LOSSES.get(config.loss).consumes:  # the ofa loss (exits.py)
         exits = modules["exits"] = exit_branches(model, task.num_classes)
-        forward = lambda student: FeaturesAndLogits(student, exits)  # noqa: E731
+    if exits is not None or layout:
+        forward = lambda student: FeaturesAndLogits(student, exits, last_stage=layout)  # noqa: E731
     reference = None if targets is None else targets.combined["test"]
     source = BatchSource(task, inputs, method, config)
     before_epoch = None

@@ -77,20 +77,23 @@ class StepContext:
 class FeaturesAndLogits(nn.Module):
     """A student seen as one module returning (features [N, D], logits [N, C]), so a
     DistributedDataParallel wrapper sees every forward pass and syncs every gradient. With ``exits``
-    (:mod:`xdistill.kinds.classification.exits`, for the ``ofa`` loss) it returns the exit branches' logits
-    too, computed from the same pass's intermediate stages."""
+    (:mod:`xdistill.kinds.classification.exits`, for the ``ofa`` loss) or ``last_stage`` (for a layout
+    projector, :mod:`xdistill.losses.alignment`) it returns (features, logits, the exit branches' logits [S
+    tensors [N, C], empty without exits], the last stage [N, C, H, W] or [N, T, D] or None), all from one pass."""
 
-    def __init__(self, student: nn.Module, exits: nn.Module | None = None) -> None:
+    def __init__(self, student: nn.Module, exits: nn.Module | None = None, last_stage: bool = False) -> None:
         super().__init__()
         self.student = student
         self.exits = exits
+        self.last_stage = last_stage
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        if self.exits is None:
+        if self.exits is None and not self.last_stage:
             features = self.student.forward_features(x)
             return features, self.student.head(features)
         features, stages = self.student.forward_with_stages(x)
-        return features, self.student.head(features), self.exits(stages[:-1])
+        exit_logits = [] if self.exits is None else self.exits(stages[:-1])
+        return features, self.student.head(features), exit_logits, stages[-1] if self.last_stage else None
 
 
 def student_forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -143,12 +146,13 @@ def distill_terms(student: nn.Module, batch: Batch, ctx: StepContext, dual: bool
     # kd_augment: the distillation term's unlabeled rows are other images, with their own targets [U, C]
     augmented, augmented_targets = shown_to_teachers(student, batch, ctx, dual)
     views = [batch.x_labeled, batch.x_unlabeled] + strong + ([augmented] if augmented is not None else [])
-    features, logits_all, *exits = student(torch.cat(views))  # exits: [S logits [N, C]] with the ofa loss
-    exit_all = exits[0] if exits else []
+    # more: the exit branches' logits (the ofa loss) and the last stage (a layout projector), when asked for
+    features, logits_all, *more = student(torch.cat(views))
+    exit_all, stage = (more[0], more[1]) if more else ([], None)
     supervised = logits_all[:b]
     if dual:  # [N, 2C]: the supervised head's logits, then the distillation head's
         supervised, logits_all = logits_all[:b, :ctx.num_classes], logits_all[:, ctx.num_classes:]
-    features, logits = features[:b + u], logits_all[:b + u]
+    features, logits = (features if stage is None else stage)[:b + u], logits_all[:b + u]
     strong_logits = logits_all[b + u:b + u + len(strong) * u]
     ce = labeled_cross_entropy(supervised, batch)
     targets = ctx.targets
@@ -244,7 +248,8 @@ def labeled_targets(teacher_probs: np.ndarray, labels: np.ndarray, num_classes: 
 
 
 def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict | None, labels: Tensor) -> Tensor:
-    """Weighted feature distillation towards each teacher through its projector; features [B + U, Ds], labels
+    """Weighted feature distillation towards each teacher through its projector; features [B + U, Ds] (or the last
+    stage [B + U, C, H, W] / [B + U, T, D] for a layout projector, config 'projector'), labels
     [B + U] (the labels, then the targets' argmax)."""
     targets, cfg = ctx.targets, ctx.config
     total = torch.zeros((), device=features.device)

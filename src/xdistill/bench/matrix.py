@@ -1,0 +1,207 @@
+"""``xdistill bench --matrix``: methods x student architectures on every target of a suite.
+
+    results = run_matrix(targets, BenchConfig(seeds=2, students=["cnn", "vit"], methods=["weighted"]))
+
+Each student family is one column: the bench (:func:`xdistill.bench.suite.run_bench`) runs every target x
+method x seed with that student, in ``out/<student>/<target>/<method>/seed-<s>``, so an interrupted matrix
+resumes where it stopped and a narrower or wider matrix reads back the runs it shares. Every student starts
+from its own random initialisation (the demo's generic pretrained student is a CNN, which the other
+families cannot load), so the columns compare architectures at the same budget. A method a student cannot
+run (a loss that reads intermediate stages, such as ``ofa``, on a student without stages) is left out of
+that column and shown as such. ``matrix.json``, ``matrix.md`` and ``report.html`` (tables and one heat-map
+panel per target) are written in ``out``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xdistill import __version__
+from xdistill.bench.suite import BenchConfig, BenchTarget, method_spec, run_bench
+from xdistill.errors import XDistillError, join_problems
+from xdistill.home import xdistill_home
+from xdistill.io import atomic_write_json, atomic_write_text
+from xdistill.runtime import Runtime
+
+MATRIX_NAME = "matrix.json"
+MATRIX_MARKDOWN = "matrix.md"
+# The default matrix: the image students in the design's table, plain supervision, distillation with KD and
+# with One-for-All's loss, 2 seeds of 10 epochs (under an hour on 2 CPU cores; docs/benchmarks.md).
+MATRIX_STUDENTS = ("cnn", "resnet", "vit", "mixer", "mlp")
+MATRIX_METHODS = ("supervised", "weighted", "weighted+loss=ofa")
+MATRIX_SEEDS = 2
+MATRIX_EPOCHS = 10
+
+
+def matrix_students(bench: BenchConfig) -> list[str]:
+    return list(bench.students) or list(MATRIX_STUDENTS)
+
+
+def matrix_methods(bench: BenchConfig) -> list[str]:
+    return list(bench.methods) or list(MATRIX_METHODS)
+
+
+def unsupported(method: str, student: str) -> str | None:
+    """Why ``student`` cannot run the bench row ``method``, or None when it can."""
+    from xdistill.losses import LOSSES
+    from xdistill.students import STUDENTS
+    from xdistill.train.config import DistillConfig
+
+    loss = method_spec(method)[1].get("loss", DistillConfig().loss)
+    family = STUDENTS.get(student)
+    if loss in LOSSES and "exit_logits" in LOSSES.get(loss).consumes and not family.stages:
+        return f"loss '{loss}' reads intermediate stages, which '{student}' does not have"
+    return None
+
+
+def matrix_problems(bench: BenchConfig) -> list[str]:
+    """Every problem with the matrix's students (methods are checked by the bench), before anything runs."""
+    from xdistill.students import STUDENTS
+
+    problems = []
+    for student in matrix_students(bench):
+        if student not in STUDENTS:
+            problems.append(STUDENTS.unknown_message(student))
+        elif "image" not in STUDENTS.get(student).inputs:
+            images = [n for n, f in STUDENTS.items() if "image" in f.inputs]
+            problems.append(f"Student '{student}' does not read images; the matrix trains image students. Choose "
+                            f"from: {', '.join(images)} (--students a,b).")
+    return problems
+
+
+def run_matrix(targets: Sequence[BenchTarget], bench: BenchConfig, runtime: Runtime | None = None,
+               progress: bool = True) -> dict:
+    """Run (or read back) every student x target x method x seed; write matrix.json, matrix.md, report.html."""
+    from xdistill.train.config import StudentConfig
+
+    runtime = runtime or Runtime()
+    problems = bench.problems() + matrix_problems(bench)
+    if problems:
+        raise XDistillError(join_problems(problems, "Invalid matrix"))
+    out = Path(bench.out) if bench.out else xdistill_home() / "bench" / f"{bench.suite}-matrix"
+    students, methods = matrix_students(bench), matrix_methods(bench)
+    scratch = [dataclasses.replace(t, init=None) for t in targets]
+    runs: list[dict] = []
+    skipped: dict[str, dict[str, str]] = {}
+    targets_seen: list[str] = []
+    for student in students:
+        allowed = [m for m in methods if unsupported(m, student) is None]
+        skipped[student] = {m: unsupported(m, student) for m in methods if m not in allowed}
+        if not allowed:
+            continue
+        column = dataclasses.replace(bench, methods=allowed, students=[], out=str(out / student),
+                                     suite=f"{bench.suite}/{student}",
+                                     overrides={**bench.overrides, "student": StudentConfig(student)})
+        if runtime.info is not None:
+            runtime.info(f"matrix: student '{student}' ({len(allowed)} methods)")
+        results = run_bench(scratch, column, runtime, progress)
+        targets_seen = targets_seen or results["targets"]
+        runs += [{**run, "student": student, "out": f"{student}/{run['out']}"} for run in results["runs"]]
+    matrix = {"xdistill": __version__, "suite": bench.suite, "targets": targets_seen, "students": students,
+              "methods": methods, "seeds": list(range(bench.seeds)), "epochs": bench.run_epochs,
+              "epoch_reported": "last", "init": "none: every student starts from its own random initialisation",
+              "skipped": {s: m for s, m in skipped.items() if m}, "runs": runs}
+    matrix["summary"] = summarise_matrix(matrix)
+    write_matrix(out, matrix)
+    if runtime.info is not None:
+        runtime.info(f"matrix: {len(runs)} runs; table in {out / MATRIX_MARKDOWN}, report in {out / 'report.html'}")
+    return matrix
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+
+def summarise_matrix(matrix: dict) -> dict[str, Any]:
+    """Per target, method and student the mean ± std over seeds of the last epoch's test accuracy; the average
+    over targets (per seed, then mean ± std over seeds); each student's parameters and median CPU latency."""
+    cells: dict[str, dict[str, dict[str, list]]] = {}
+    for run in matrix["runs"]:
+        cells.setdefault(run["task"], {}).setdefault(run["method"], {}).setdefault(run["student"], []).append(run)
+    per_target = {t: {m: {s: {"accuracy": _mean_std([r["test"]["accuracy"] for r in runs]),
+                              "seeds": sorted(r["seed"] for r in runs)}
+                          for s, runs in by_student.items()} for m, by_student in by_method.items()}
+                  for t, by_method in cells.items()}
+    targets = [t for t in matrix["targets"] if t in cells]
+    average: dict[str, dict[str, dict]] = {}
+    for method in matrix["methods"]:
+        for student in matrix["students"]:
+            found = [cells[t].get(method, {}).get(student) for t in targets]
+            if not targets or any(not f for f in found):
+                continue
+            seeds = sorted(set.intersection(*[{r["seed"] for r in f} for f in found]))
+            per_seed = [np.mean([next(r["test"]["accuracy"] for r in f if r["seed"] == s) for f in found])
+                        for s in seeds]
+            if seeds:
+                average.setdefault(method, {})[student] = {"accuracy": _mean_std(per_seed), "seeds": seeds}
+    cost = {}
+    for student in matrix["students"]:
+        mine = [r["cost"] for r in matrix["runs"] if r["student"] == student]
+        if mine:
+            cost[student] = {"params": int(np.median([c["params"] for c in mine])),
+                             "flops": int(np.median([c["flops"] for c in mine])),
+                             "cpu_latency_ms_per_sample": float(np.median([c["cpu_latency_ms_per_sample"]
+                                                                           for c in mine]))}
+    return {"metric": "accuracy", "per_target": per_target, "average": average, "cost": cost}
+
+
+def matrix_rows(matrix: dict, panel: str) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows of one panel (a target, or 'average'): method x student, 'mean ± std'."""
+    from xdistill.report.html import mean_std_cell
+
+    summary = matrix["summary"]
+    table = summary["average"] if panel == "average" else summary["per_target"].get(panel, {})
+    students = matrix["students"]
+    rows = []
+    for method in matrix["methods"]:
+        row = [method]
+        for student in students:
+            cell = table.get(method, {}).get(student)
+            if cell:
+                row.append(mean_std_cell(*cell["accuracy"]))
+            else:
+                row.append("n/a" if method in matrix.get("skipped", {}).get(student, {}) else "-")
+        rows.append(row)
+    return ["method", *students], rows
+
+
+def cost_rows(matrix: dict) -> tuple[list[str], list[list[Any]]]:
+    cost = matrix["summary"]["cost"]
+    return (["student", "params", "FLOPs", "CPU ms/sample"],
+            [[s, c["params"], c["flops"], c["cpu_latency_ms_per_sample"]] for s, c in cost.items()])
+
+
+def panels(matrix: dict) -> list[str]:
+    targets = list(matrix["targets"])
+    return targets + (["average"] if len(targets) > 1 and matrix["summary"]["average"] else [])
+
+
+def markdown_matrix(matrix: dict) -> str:
+    from xdistill.report.bench import _markdown
+
+    seeds = matrix["seeds"]
+    text = [f"### Test accuracy at the last epoch: method x student (mean ± std over {len(seeds)} seed"
+            f"{'s' if len(seeds) != 1 else ''}; {matrix['epochs']} epochs; students from scratch)", ""]
+    for panel in panels(matrix):
+        text += [f"**{panel}**", "", _markdown(*matrix_rows(matrix, panel)), ""]
+    text += ["The average is taken over targets for each seed, then mean ± std over seeds. n/a: the method "
+             "cannot run on that student (" + "; ".join(f"{s}: {why}" for s, m in matrix.get("skipped", {}).items()
+                                                          for why in dict.fromkeys(m.values())) + ")."
+             if matrix.get("skipped") else "The average is taken over targets for each seed, then mean ± std "
+             "over seeds.", "", "**Student cost** (median over runs; CPU latency per sample in batches of 64)", "",
+             _markdown(*cost_rows(matrix)), ""]
+    return "\n".join(text)
+
+
+def write_matrix(out: Path, matrix: dict) -> None:
+    from xdistill.report.matrix import write_matrix_report
+
+    atomic_write_json(out / MATRIX_NAME, matrix)
+    atomic_write_text(out / MATRIX_MARKDOWN, markdown_matrix(matrix))
+    write_matrix_report(out, matrix)
