@@ -145,6 +145,24 @@ def _decisions_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
                table_id="decisions")
 
 
+def _partner_section(page: HtmlPage, metrics: dict[str, Any]) -> None:
+    """Both students of a collaborative run, side by side."""
+    partner = metrics.get("partner")
+    if not partner:
+        return
+    page.heading("Both students")
+    test, cost = metrics.get("test") or {}, metrics.get("cost") or {}
+    student = partner.get("primary_student") or "student"
+    rows = [[f"student ({student})", "the run's folder", test.get("accuracy"), test.get("macro_f1"), test.get("ece"),
+             cost.get("params"), cost.get("cpu_latency_ms_per_sample")],
+            [f"partner ({partner.get('student')})", f"{partner.get('folder')}/", partner["test"].get("accuracy"),
+             partner["test"].get("macro_f1"), partner["test"].get("ece"), partner["cost"].get("params"),
+             partner["cost"].get("cpu_latency_ms_per_sample")]]
+    page.table(["student", "files", "test accuracy", "macro F1", "ECE", "params", "CPU ms/sample"], rows,
+               caption="The two students trained together, each distilling the other where it was the more "
+                       "reliable", table_id="partner")
+
+
 def write_run_report(out_dir: Path, metrics: dict) -> Path:
     """Write ``out_dir/report.html`` for one distill run from its metrics; return its path."""
     out_dir = Path(out_dir)
@@ -157,6 +175,7 @@ def write_run_report(out_dir: Path, metrics: dict) -> Path:
     if per_class:
         page.table([f"class {i}" for i in range(len(per_class))], [per_class], caption="Test accuracy per class",
                    table_id="per-class")
+    _partner_section(page, metrics)
     _student_vs_teachers(page, metrics)
     _teacher_section(page, metrics)
     _pool_section(page, metrics)

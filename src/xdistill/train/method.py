@@ -41,6 +41,8 @@ class Method:
     combine: Callable[..., Any] | None = None
     # Replaces the student's head before training, ``head -> new head`` (dho: a supervised and a distillation head).
     student_head: Callable[[Any], Any] | None = None
+    # Trains a second student (config 'partner') beside the first, in one step (collaborative).
+    partner: bool = False
 
     def __post_init__(self) -> None:
         # A declaration error is a bug in the method's file, not a user error.

@@ -85,6 +85,24 @@ def _alignment_problems(config: DistillConfig) -> list[str]:
     return problems
 
 
+def _partner_problems(config: DistillConfig) -> list[str]:
+    from xdistill.kinds.classification.collaborative import default_partner
+
+    partner = config.partner or default_partner(config.student.name)
+    problems = []
+    if partner not in STUDENTS:
+        problems.append(STUDENTS.unknown_message(partner) + " (config 'partner')")
+    elif config.student.name in STUDENTS and not set(STUDENTS.get(partner).inputs) & set(
+            STUDENTS.get(config.student.name).inputs):
+        problems.append(f"'partner={partner}' reads {', '.join(STUDENTS.get(partner).inputs)} inputs and student "
+                        f"'{config.student.name}' reads {', '.join(STUDENTS.get(config.student.name).inputs)}: both "
+                        f"students see the same batch. Choose a partner that reads the same inputs.")
+    if config.kd_augment != "none":
+        problems.append(f"Method '{config.method}' shows both students the same views; 'kd_augment="
+                        f"{config.kd_augment}' is not supported with it. Leave kd_augment=none.")
+    return problems
+
+
 def _method_problems(config: DistillConfig, method, teachers_given: bool) -> list[str]:
     problems = []
     if method.teachers and not teachers_given and not config.zoo:
@@ -95,6 +113,12 @@ def _method_problems(config: DistillConfig, method, teachers_given: bool) -> lis
     if method.teachers and config.pool_weights and config.loss in LOSSES and not takes_weights(config.loss):
         problems.append(f"Loss '{config.loss}' takes no per-sample weights, which 'pool_weights' needs. Choose "
                         f"another loss or pass pool_weights=false.")
+    if method.partner:
+        problems += _partner_problems(config)
+    elif config.partner:
+        problems.append(f"'partner={config.partner}' names the second student of a method that trains two "
+                        f"(collaborative); method '{config.method}' trains one. Remove partner= or use "
+                        f"method=collaborative.")
     if config.init and not Path(config.init).is_file():
         problems.append(f"'init' file '{config.init}' does not exist.")
     return problems

@@ -22,6 +22,7 @@ from xdistill.eval.predict import cpu_latency_per_sample_ms, evaluate_split
 from xdistill.home import default_cache_dir
 from xdistill.io import atomic_write_json, atomic_write_text, load_weights, read_safetensors
 from xdistill.kinds.classification.batches import BatchSource
+from xdistill.kinds.classification.collaborative import PARTNER_FOLDER, StudentPair, default_partner
 from xdistill.kinds.classification.exits import exit_branches, stage_shapes
 from xdistill.kinds.classification.methods import METHODS
 from xdistill.kinds.classification.mixing import (
@@ -68,14 +69,16 @@ def resolve_student(config: DistillConfig, task: Task) -> DistillConfig:
     return dataclasses.replace(config, student=StudentConfig(DEFAULT_STUDENTS[task.input], dict(config.student.knobs)))
 
 
-def check_student_reads(config: DistillConfig, task: Task) -> None:
-    """Refuse, before any teacher runs, a student family that cannot read the task's inputs."""
-    family = STUDENTS.get(config.student.name)
+def check_student_reads(config: DistillConfig, task: Task, partner: bool = False) -> None:
+    """Refuse, before any teacher runs, a student family (and the collaborative partner's) that cannot read the
+    task's inputs."""
     needed = STUDENT_INPUT[task.input]
-    if needed not in family.inputs:
-        fitting = [name for name, f in STUDENTS.items() if needed in f.inputs]
-        raise XDistillError(f"Student '{family.name}' reads {', '.join(family.inputs)} inputs, but task '{task.name}' "
-                            f"has {task.input} inputs. Choose one of: {', '.join(fitting)} (--student NAME).")
+    fitting = [name for name, f in STUDENTS.items() if needed in f.inputs]
+    for family, flag in [(STUDENTS.get(config.student.name), "--student NAME")] + (
+            [(STUDENTS.get(partner_family(config)), "partner=NAME")] if partner else []):
+        if needed not in family.inputs:
+            raise XDistillError(f"Student '{family.name}' reads {', '.join(family.inputs)} inputs, but task "
+                                f"'{task.name}' has {task.input} inputs. Choose one of: {', '.join(fitting)} ({flag}).")
 
 
 def student_inputs(task: Task) -> StudentInputs:
@@ -100,6 +103,47 @@ def build_run_student(config: DistillConfig, task: Task, inputs: StudentInputs) 
         load_weights(model, adapt_state_dict(state, model), f"The 'init' file '{config.init}'",
                      f"student '{config.student.name}'", "Make it with `xdistill pretrain` for the same student.")
     return model
+
+
+def partner_family(config: DistillConfig) -> str:
+    """The collaborative partner's student family: config 'partner', or the default beside the run's student."""
+    return config.partner or default_partner(config.student.name)
+
+
+def build_partner(config: DistillConfig, task: Task, inputs: StudentInputs) -> nn.Module:
+    """The collaborative method's second student, with its family's default knobs."""
+    knobs, shape = {}, task.input_shape
+    if task.input == "text":
+        knobs["vocab_size"], shape = inputs.tokenizer.vocab_size, (inputs.tokenizer.max_length,)
+    return build_student(partner_family(config), shape, task.num_classes, **knobs)
+
+
+def partner_metrics(config: DistillConfig, task: Task, inputs: StudentInputs, partner: nn.Module,
+                    targets: TeacherTargets | None) -> dict:
+    """The partner's test scores and cost, as a run's metrics.json holds them."""
+    reference = None if targets is None else targets.combined["test"]
+    test = evaluate_split(partner, inputs, task, "test", reference, config.device)
+    shape, dtype = _sample_shape(task, inputs)
+    model_cpu = partner.to("cpu")
+    cost = {"params": count_params(model_cpu), "flops": count_flops(model_cpu, shape, dtype=dtype),
+            "cpu_latency_ms_per_sample": cpu_latency_per_sample_ms(model_cpu, inputs.encode(task.test, np.arange(1)))}
+    partner.to(config.device)
+    return {"xdistill": __version__, "kind": "classification", "task": task.name, "method": config.method,
+            "role": "partner", "student": partner_family(config), "seed": config.seed, "test": test,
+            "params": cost["params"], "epoch_reported": "last", "cost": cost}
+
+
+def write_partner(out: Path, config: DistillConfig, task: Task, inputs: StudentInputs, partner: nn.Module,
+                  metrics: dict) -> None:
+    """The partner's weights, meta and metrics.json in ``out/partner``."""
+    shape, _ = _sample_shape(task, inputs)
+    meta = {"kind": "classification", "architecture": {"name": partner_family(config), "knobs": {},
+                                                       "input_shape": list(shape), "num_classes": task.num_classes},
+            "classes": list(task.classes), "task": task.name, "preprocessing": inputs.preprocessing(),
+            "config": to_dict(config), "role": "partner", "xdistill": __version__}
+    save_student(out / PARTNER_FOLDER, partner.to("cpu"), meta)
+    partner.to(config.device)
+    atomic_write_json(out / PARTNER_FOLDER / "metrics.json", metrics)
 
 
 def prepare_for(config: DistillConfig, task: Task, given: DistillInputs, log) -> PreparedTeachers:
@@ -164,6 +208,10 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
         exits = modules["exits"] = exit_branches(model, task.num_classes)
     if exits is not None or layout:
         forward = lambda student: FeaturesAndLogits(student, exits, last_stage=layout)  # noqa: E731
+    if method.partner:  # collaborative: the partner student trains beside the run's student, in one step
+        partner = modules["partner"] = build_partner(config, task, inputs)
+        single = forward
+        forward = lambda student: StudentPair(single(student), FeaturesAndLogits(partner))  # noqa: E731
     reference = None if targets is None else targets.combined["test"]
     source = BatchSource(task, inputs, method, config)
     before_epoch = None
@@ -237,9 +285,9 @@ def teachers_against_student(task: Task, inputs: StudentInputs, targets: Teacher
 def distill_classification(config: DistillConfig, task: Task, given: DistillInputs, runtime: Runtime) -> DistillResult:
     """Train a student on a classification task with ``config.method``; write outputs to ``config.out``."""
     started = time.perf_counter()
-    if given.student is None:
-        check_student_reads(config, task)
     method = METHODS.get(config.method)
+    if given.student is None:
+        check_student_reads(config, task, partner=method.partner)
     if method.teachers and config.kd_augment != "none" and task.input != "image":
         raise XDistillError(f"'kd_augment={config.kd_augment}' mixes or augments images, but task '{task.name}' has "
                             f"{task.input} inputs. Leave kd_augment=none.")
@@ -271,8 +319,17 @@ def distill_classification(config: DistillConfig, task: Task, given: DistillInpu
     if runtime.rank != 0:
         return result
     result.metrics = run_metrics(config, task, inputs, result, plan.evaluate(model))
+    partner = plan.modules.get("partner") if method.partner else None
+    if partner is not None:
+        found = partner_metrics(config, task, inputs, partner, targets)
+        result.metrics["partner"] = {"student": found["student"], "primary_student": config.student.name,
+                                     "folder": PARTNER_FOLDER, "params": found["params"],
+                                     "cost": found["cost"], "test": {k: found["test"][k] for k in
+                                                                     ("accuracy", "macro_f1", "ece", "nll")}}
     result.metrics["seconds"] = time.perf_counter() - started
     if out is not None:
+        if partner is not None:
+            write_partner(out, config, task, inputs, partner, found)
         write_run(out, config, task, inputs, result, runtime.write_report)
     if runtime.info is not None:
         test, cost = result.metrics["test"], result.metrics["cost"]
