@@ -1,7 +1,7 @@
 """Feature distillation across architectures: the linear projector against the layout projectors
 (xdistill.losses.alignment) from the demo zoo's CNN teachers into a ViT (or any) student.
 
-    python benchmarks/feature_alignment.py [--students vit] [--projectors linear,attention] [--seeds 3] [--epochs 15]
+    python benchmarks/feature_alignment.py [--students vit] [--projectors linear,attention] [--seeds 3] [--epochs 8]
 
 The teachers are the demo zoo's entries declared `architecture: cnn` (a zoo file of just them is written
 beside the results); every target of the demo suite; method `weighted` with `feature_weight=1`, one bench row
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--projectors", default="linear,attention")
     parser.add_argument("--teachers", default="cnn", help="the zoo's 'architecture' to distill from")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--feature-weight", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

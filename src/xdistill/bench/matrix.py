@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from xdistill import __version__
-from xdistill.bench.suite import BenchConfig, BenchTarget, method_spec, run_bench
+from xdistill.bench.suite import QUICK_EPOCHS, BenchConfig, BenchTarget, method_spec, run_bench
 from xdistill.errors import XDistillError, join_problems
 from xdistill.home import xdistill_home
 from xdistill.io import atomic_write_json, atomic_write_text
@@ -31,11 +31,11 @@ from xdistill.runtime import Runtime
 MATRIX_NAME = "matrix.json"
 MATRIX_MARKDOWN = "matrix.md"
 # The default matrix: the image students in the design's table, plain supervision, distillation with KD and
-# with One-for-All's loss, 2 seeds of 10 epochs (under an hour on 2 CPU cores; docs/benchmarks.md).
+# with One-for-All's loss, 2 seeds of the quick budget (docs/benchmarks.md).
 MATRIX_STUDENTS = ("cnn", "resnet", "vit", "mixer", "mlp")
 MATRIX_METHODS = ("supervised", "weighted", "weighted+loss=ofa")
 MATRIX_SEEDS = 2
-MATRIX_EPOCHS = 10
+MATRIX_EPOCHS = QUICK_EPOCHS
 
 
 def matrix_students(bench: BenchConfig) -> list[str]:

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         matrix: bool = typer.Option(False, "--matrix", help="The method x student matrix instead: every student of "
                                     "--students with every method of --methods on the suite's targets, each student "
                                     "from scratch; a table and heat-map per target (default: cnn, resnet, vit, mixer, "
-                                    "mlp x supervised, weighted, weighted+loss=ofa; 2 seeds of 10 epochs)."),
+                                    "mlp x supervised, weighted, weighted+loss=ofa; 2 seeds of 8 epochs)."),
         students: Optional[str] = typer.Option(None, "--students", help="With --matrix: comma-separated student "
                                                "families, one column each."),
         condense: bool = typer.Option(False, "--condense", help="The condensation bench instead: methods x images per "
