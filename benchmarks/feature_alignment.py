@@ -17,11 +17,12 @@ from pathlib import Path
 
 import yaml
 
-from xdistill.bench.matrix import markdown_matrix, run_matrix
+from xdistill.bench.matrix import run_matrix
 from xdistill.bench.suite import BenchConfig
 from xdistill.demo.suite import demo_suite
 from xdistill.home import xdistill_home
 from xdistill.io import atomic_write_text
+from xdistill.report.matrix import markdown_matrix
 
 
 def architecture_zoo(zoo: Path, architecture: str, out: Path) -> Path:

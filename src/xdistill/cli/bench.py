@@ -121,11 +121,12 @@ def register(app: typer.Typer) -> None:
 
 def run_matrix_cmd(suite: str, bench, cache_dir: Path | None, home: Path | None, json_out: Path | None) -> None:
     """``xdistill bench --matrix``: check everything, then run the matrix and print its tables."""
-    from xdistill.bench.matrix import matrix_problems, matrix_rows, panels, run_matrix
+    from xdistill.bench.matrix import matrix_problems, run_matrix
     from xdistill.bench.suite import chosen_methods
     from xdistill.demo.suite import SUITES, demo_suite
     from xdistill.errors import XDistillError, join_problems
     from xdistill.kinds.classification.methods import METHODS
+    from xdistill.report.matrix import matrix_rows, panels
     from xdistill.runtime import Runtime
 
     problems = [] if suite in SUITES else [f"Unknown suite '{suite}'. Available: {', '.join(SUITES)}."]
