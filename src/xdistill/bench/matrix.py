@@ -49,10 +49,14 @@ def unsupported(method: str, student: str) -> str | None:
     from xdistill.students import STUDENTS
     from xdistill.train.config import DistillConfig
 
-    loss = method_spec(method)[1].get("loss", DistillConfig().loss)
-    family = STUDENTS.get(student)
-    if loss in LOSSES and "exit_logits" in LOSSES.get(loss).consumes and not family.stages:
+    settings = method_spec(method)[1]
+    loss, projector = settings.get("loss", DistillConfig().loss), settings.get("projector", DistillConfig().projector)
+    if STUDENTS.get(student).stages:
+        return None
+    if loss in LOSSES and "exit_logits" in LOSSES.get(loss).consumes:
         return f"loss '{loss}' reads intermediate stages, which '{student}' does not have"
+    if projector != DistillConfig().projector:
+        return f"projector '{projector}' reads the last stage, which '{student}' does not have"
     return None
 
 
