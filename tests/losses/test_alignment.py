@@ -126,3 +126,14 @@ def test_feature_losses_take_a_stage_through_a_layout_projector():
         feature_mse_loss(stage, teacher, wrong)
     with pytest.raises(XDistillError, match="Unknown layout projector 'conv'"):
         make_layout_projector("conv", (6, 5), 3)
+
+
+def test_layout_tokens_put_the_pooled_features_first():
+    features, fmap = torch.randn(2, 3), torch.randn(2, 3, 2, 2)
+    tokens = layout_tokens(features, fmap)
+    assert tokens.shape == (2, 5, 3)
+    assert torch.equal(tokens[:, 0], features) and torch.equal(tokens[:, 1:], as_tokens(fmap))
+    assert layout_shape((3, 2, 2), 3) == (5, 3)
+    # a stage of another width than the features: its tokens alone
+    assert torch.equal(layout_tokens(torch.randn(2, 4), fmap), as_tokens(fmap))
+    assert layout_shape((3, 2, 2), 4) == (4, 3)

@@ -27,7 +27,7 @@ from xdistill.runtime import Runtime
 
 MATRIX_NAME = "matrix.json"
 MATRIX_MARKDOWN = "matrix.md"
-# The default matrix: the image students in the design's table, plain supervision, distillation with KD and
+# The default matrix: the image students with stages and the mlp, plain supervision, distillation with KD and
 # with One-for-All's loss, 2 seeds of the quick budget (docs/benchmarks.md).
 MATRIX_STUDENTS = ("cnn", "resnet", "vit", "mixer", "mlp")
 MATRIX_METHODS = ("supervised", "weighted", "weighted+loss=ofa")

@@ -3,7 +3,9 @@
 A cached teacher feature is one vector per sample [N, Dt], whatever the teacher's architecture; a student's
 last stage is a feature map [N, C, H, W] (convolutional students) or a token sequence [N, T, D] (transformer
 and mixer students). Both are read as tokens (a map's H*W positions become tokens of width C, and a square
-token sequence can be laid back out as a map), then mapped to the teacher's width:
+token sequence can be laid back out as a map), preceded by the student's pooled features as one more token
+(:func:`layout_tokens`: what the student's head reads, beside where it came from), then mapped to the
+teacher's width:
 
 - ``pool``: layer norm over each token, the mean over the tokens, a linear layer to Dt;
 - ``attention``: learned queries cross-attend over the normalised tokens (with a learned position embedding),
@@ -47,6 +49,24 @@ def as_feature_map(tokens: Tensor) -> Tensor:
     n, t, d = tokens.shape
     h = max(k for k in range(1, math.isqrt(t) + 1) if t % k == 0)
     return tokens.transpose(1, 2).reshape(n, d, h, t // h)
+
+
+def layout_tokens(features: Tensor, stage: Tensor) -> Tensor:
+    """What a layout projector reads: the student's pooled features [N, D] as a first token, then its last stage
+    as tokens -> [N, 1 + T, D]. The pooled features are what the student's head reads (a ViT's class token, a
+    CNN's pooled map); the stage's tokens say where it came from. A stage of another width than the features
+    gives its tokens alone."""
+    tokens = as_tokens(stage)
+    if features.shape[-1] != tokens.shape[-1]:
+        return tokens
+    return torch.cat([features[:, None, :].to(tokens.dtype), tokens], dim=1)
+
+
+def layout_shape(stage_shape: tuple[int, ...], feature_dim: int) -> tuple[int, int]:
+    """One sample's shape (T', D) of :func:`layout_tokens` for a stage of ``stage_shape`` and features of
+    ``feature_dim``."""
+    tokens, dim = token_shape(stage_shape)
+    return (tokens + 1, dim) if dim == feature_dim else (tokens, dim)
 
 
 def token_shape(stage_shape: tuple[int, ...]) -> tuple[int, int]:
@@ -111,4 +131,4 @@ def make_layout_projector(kind: str, stage_shape: tuple[int, ...], teacher_dim: 
 
 
 __all__ = ["ATTENTION_HEADS", "ATTENTION_QUERIES", "ATTENTION_WIDTH", "AttentionProjector", "PoolProjector",
-           "as_feature_map", "as_tokens", "make_layout_projector", "token_shape"]
+           "as_feature_map", "as_tokens", "layout_shape", "layout_tokens", "make_layout_projector", "token_shape"]

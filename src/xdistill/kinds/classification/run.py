@@ -182,12 +182,12 @@ def projectors(config: DistillConfig, model: nn.Module, targets: TeacherTargets)
     """One projector per teacher with cached features, from the student to that teacher's width: linear on the
     pooled features, or a layout projector on the last stage (config 'projector', :mod:`xdistill.losses.alignment`)."""
     from xdistill.losses import make_projector
-    from xdistill.losses.alignment import make_layout_projector
+    from xdistill.losses.alignment import layout_shape, make_layout_projector
 
     if config.projector == "linear":
         return nn.ModuleDict({name: make_projector(model.feature_dim, feats["labeled"].shape[1])
                               for name, feats in targets.features.items()})
-    shape = stage_shapes(model)[-1]
+    shape = layout_shape(stage_shapes(model)[-1], model.feature_dim)
     return nn.ModuleDict({name: make_layout_projector(config.projector, shape, feats["labeled"].shape[1])
                           for name, feats in targets.features.items()})
 

@@ -37,6 +37,7 @@ from xdistill.kinds.classification.kd_augment import hardest, mixed_targets
 from xdistill.kinds.classification.targets import TeacherTargets
 from xdistill.kinds.classification.trust import Decision, route
 from xdistill.losses import call_loss
+from xdistill.losses.alignment import layout_tokens
 from xdistill.train.config import DistillConfig
 
 
@@ -79,7 +80,8 @@ class FeaturesAndLogits(nn.Module):
     DistributedDataParallel wrapper sees every forward pass and syncs every gradient. With ``exits``
     (:mod:`xdistill.kinds.classification.exits`, for the ``ofa`` loss) or ``last_stage`` (for a layout
     projector, :mod:`xdistill.losses.alignment`) it returns (features, logits, the exit branches' logits [S
-    tensors [N, C], empty without exits], the last stage [N, C, H, W] or [N, T, D] or None), all from one pass."""
+    tensors [N, C], empty without exits], the pooled features and last stage as tokens [N, 1 + T, D] or None),
+    all from one pass."""
 
     def __init__(self, student: nn.Module, exits: nn.Module | None = None, last_stage: bool = False) -> None:
         super().__init__()
@@ -93,7 +95,8 @@ class FeaturesAndLogits(nn.Module):
             return features, self.student.head(features)
         features, stages = self.student.forward_with_stages(x)
         exit_logits = [] if self.exits is None else self.exits(stages[:-1])
-        return features, self.student.head(features), exit_logits, stages[-1] if self.last_stage else None
+        layout = layout_tokens(features, stages[-1]) if self.last_stage else None
+        return features, self.student.head(features), exit_logits, layout
 
 
 def student_forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -248,8 +251,8 @@ def labeled_targets(teacher_probs: np.ndarray, labels: np.ndarray, num_classes: 
 
 
 def feature_term(features: Tensor, batch: Batch, ctx: StepContext, online: dict | None, labels: Tensor) -> Tensor:
-    """Weighted feature distillation towards each teacher through its projector; features [B + U, Ds] (or the last
-    stage [B + U, C, H, W] / [B + U, T, D] for a layout projector, config 'projector'), labels
+    """Weighted feature distillation towards each teacher through its projector; features [B + U, Ds] (or the
+    layout tokens [B + U, 1 + T, D] for a layout projector, config 'projector'), labels
     [B + U] (the labels, then the targets' argmax)."""
     targets, cfg = ctx.targets, ctx.config
     total = torch.zeros((), device=features.device)
