@@ -15,6 +15,8 @@ from xdistill.losses.alignment import (
     PoolProjector,
     as_feature_map,
     as_tokens,
+    layout_shape,
+    layout_tokens,
     make_layout_projector,
     token_shape,
 )
