@@ -54,14 +54,23 @@ def guided_velocity(denoiser, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
     return unconditional + guidance * (conditional - unconditional)
 
 
+def sampling_velocity(network, guidance: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``velocity(x, t, y)`` of a network sampled at guidance scale ``guidance``: a network that reads the scale
+    itself (``guidance_embedding``) takes it as an input in one pass; any other combines two passes (CFG)."""
+    if getattr(network, "guidance", None) is not None:
+        return lambda x, t, y: network.velocity(x, t, y, torch.full_like(t, guidance))
+    return lambda x, t, y: guided_velocity(network, x, t, y, guidance, network.num_classes)
+
+
+def network_evaluations(steps: int, guidance: float, reads_guidance: bool = False) -> int:
+    """Network evaluations per sample of the Euler sampler: two per step with classifier-free guidance, one
+    without it or for a network that reads the guidance scale itself."""
+    return steps * (1 if guidance == 1.0 or reads_guidance else 2)
+
+
 def time_grid(steps: int) -> torch.Tensor:
     """steps + 1 times from 1 (noise) to 0 (data), evenly spaced."""
     return torch.linspace(1.0, 0.0, steps + 1)
-
-
-def network_evaluations(steps: int, guidance: float) -> int:
-    """Network evaluations per sample of the Euler sampler: two per step with guidance, one without."""
-    return steps * (1 if guidance == 1.0 else 2)
 
 
 @torch.inference_mode()
@@ -82,6 +91,6 @@ def sample_images(denoiser, n: int, steps: int, guidance: float, seed: int, labe
     if labels is None:
         labels = torch.randint(0, num_classes, (n,), generator=generator)
     noise = torch.randn((n, *shape), generator=generator)
-    step = lambda x, t, y: guided_velocity(denoiser, x, t, y, guidance, num_classes)  # noqa: E731
+    step = sampling_velocity(denoiser, guidance)
     out = [euler_sample(step, noise[i:i + batch_size], labels[i:i + batch_size], steps) for i in range(0, n, batch_size)]
     return torch.cat(out), labels
