@@ -11,8 +11,9 @@ inside every block, self-attention at the lowest resolution; down by strided con
 interpolation and a convolution, skip connections concatenated. ``mults`` sets the resolutions and their
 channels (each entry after the first halves the size); wide low resolutions hold parameters at little cost.
 
-It also honours the classification interface of every student: ``forward_features`` is the pooled
-bottleneck of the clean image with the null label at t = 0, and ``head`` maps it to ``num_classes``.
+It also honours the classification interface of every student: ``forward_features`` pools the last hidden
+activation and the predicted velocity of the clean image (null label, t = 0), and ``head`` maps them to
+``num_classes``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class UNet(nn.Module):
     """Class-conditional U-Net predicting a velocity; see the module docstring."""
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, width: int = 16,
-                 mults: tuple[int, ...] = (1, 4, 8), blocks: int = 1, attention: bool = True,
+                 mults: tuple[int, ...] = (1, 2, 4), blocks: int = 1, attention: bool = True,
                  guidance_embedding: bool = False) -> None:
         super().__init__()
         channels = input_shape[0]
@@ -119,7 +120,7 @@ class UNet(nn.Module):
                 self.upsample.append(nn.Conv2d(c, c, 3, padding=1))
         self.out_norm = nn.GroupNorm(_groups(c), c)
         self.out = nn.Conv2d(c, channels, 3, padding=1)
-        self.feature_dim = widths[-1]
+        self.feature_dim = c + channels
         self.head = nn.Linear(self.feature_dim, num_classes)
 
     def embedding(self, t: torch.Tensor, y: torch.Tensor, guidance: torch.Tensor | None = None) -> torch.Tensor:
@@ -142,8 +143,9 @@ class UNet(nn.Module):
         h = self.mid2(self.mid_attention(self.mid1(h, emb)), emb)
         return h, hs
 
-    def velocity(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
-                 guidance: torch.Tensor | None = None) -> torch.Tensor:
+    def _decode(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
+                guidance: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(last hidden activation [N, width, H, W], velocity [N, C, H, W])."""
         emb = self.embedding(t, y, guidance)
         h, hs = self._encode(x, emb)
         for i, stage in enumerate(self.up):
@@ -151,20 +153,25 @@ class UNet(nn.Module):
                 h = block(torch.cat([h, hs.pop()], dim=1), emb)
             if i < len(self.upsample):
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.out(F.silu(self.out_norm(h)))
+        hidden = F.silu(self.out_norm(h))
+        return hidden, self.out(hidden)
+
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
+                 guidance: torch.Tensor | None = None) -> torch.Tensor:
+        return self._decode(x, t, y, guidance)[1]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         n = len(x)
-        emb = self.embedding(torch.zeros(n, device=x.device), torch.full((n,), self.num_classes, device=x.device))
-        h, _ = self._encode(x, emb)
-        return h.mean(dim=(2, 3))
+        hidden, velocity = self._decode(x, torch.zeros(n, device=x.device),
+                                        torch.full((n,), self.num_classes, device=x.device))
+        return torch.cat([hidden, velocity], dim=1).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))
 
 
 @register_student("unet", inputs=("image",))
-def unet(input_shape, num_classes, width: int = 16, mults: tuple = (1, 4, 8), blocks: int = 1, attention: bool = True,
+def unet(input_shape, num_classes, width: int = 16, mults: tuple = (1, 2, 4), blocks: int = 1, attention: bool = True,
          guidance_embedding: bool = False) -> UNet:
     """Class-conditional U-Net denoiser (rectified-flow velocity); the generation kind's teacher and student.
 
