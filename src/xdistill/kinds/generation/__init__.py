@@ -45,7 +45,7 @@ KINDS.register(KIND, TaskKind(
     config_problems=generation_config_problems,
     resolve=resolve_generation,
     students=lambda: ["unet"],
-    losses=lambda: ["flow_matching_mse"],
+    losses=lambda: ["velocity_mse"],
     cache=cache_generation,
     generate=generate_images,
     owns=owns_folder,

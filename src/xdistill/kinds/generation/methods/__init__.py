@@ -98,7 +98,7 @@ class GenerationMethod:
     default_teacher_steps: int = 16  # teacher Euler steps when the config's 'teacher_steps' is 0
     teachers: bool = True
     unlabeled: bool = False
-    init: str = "optional"
+    init: str = "none"  # generation students start from the teacher (or fresh with student.knobs), never from init=
     baseline: bool = False
     options: tuple[str, ...] = ()
 

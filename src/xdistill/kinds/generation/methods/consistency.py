@@ -10,11 +10,13 @@ guided teacher Euler step reaches x_{t'}, and the student at t is pulled towards
 ``|v_student - (x_t - f_target) / (t - e)|^2``, so every time weighs alike. The target network is an
 exponential average of the student (decay ``TARGET_DECAY``). As in Hyper-SD, S shrinks stage by stage
 (8, 4, 2, ... down to ``steps``, each stage starting from the last), and the student samples with one jump per
-segment: ``steps`` network evaluations, guidance folded in.
+segment: ``steps`` network evaluations, guidance folded in. Each earlier stage's student is kept as well
+(``stages/steps-S``).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -49,7 +51,7 @@ def train_consistency(ctx: MethodContext) -> Distilled:
     student = ctx.student()
     schedule = segment_schedule(ctx.steps)
     per_stage = max(1, ctx.iterations // len(schedule))
-    history = []
+    history, made = [], {}
     for segments in schedule:
         target = Averaged(student, TARGET_DECAY)
         optimizer = optimise(student.parameters(), ctx.lr)
@@ -76,7 +78,10 @@ def train_consistency(ctx: MethodContext) -> Distilled:
             log_every(ctx, f"consistency, {segments} segments", step, per_stage, losses, started)
         history.append({"stage": f"segments-{segments}", "iterations": per_stage,
                         "loss": sum(losses[-50:]) / len(losses[-50:]), "seconds": time.perf_counter() - started})
-    return Distilled(student.eval(), {"steps": ctx.steps, "guidance": 1.0}, {}, history)
+        if segments != ctx.steps:  # an earlier stage's student, kept: it samples with one jump per segment
+            made[f"steps-{segments}"] = (copy.deepcopy(student).eval().requires_grad_(False),
+                                         {"steps": segments, "guidance": 1.0})
+    return Distilled(student.eval(), {"steps": ctx.steps, "guidance": 1.0}, made, history)
 
 
 METHODS.register("consistency", GenerationMethod(
