@@ -182,7 +182,7 @@ def build_gen_world(home: Path | None = None, log: Callable[[str], None] | None 
     (building / "teacher-checkpoint.safetensors").unlink(missing_ok=True)
     building.rename(root)
     if log:
-        log(f"teacher trained in {timing['wall_seconds'] / 60:.1f} min wall, {timing['cpu_seconds'] / 60:.1f} min CPU")
+        log(f"teacher trained in {timing['wall_seconds'] / 60:.1f} min wall")
     return GenWorld(root)
 
 

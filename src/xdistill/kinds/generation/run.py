@@ -6,7 +6,8 @@ samples), ``student/`` (the student as a denoiser folder), ``stages/<name>/`` (f
 e.g. progressive's halvings), ``metrics.json`` and ``samples.png`` (a grid: one row per class).
 
 Budget defaults: ``batch_size`` and ``lr`` at the general defaults (16 and 1e-2, which suit classifiers)
-mean the generation defaults, 64 images a step and 2e-4; any other value is used as given.
+mean the generation defaults, 32 images a step and the method's own learning rate (2e-4 for the methods that
+fine-tune the whole student, 1e-3 for guidance's adapters); any other value is used as given.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from xdistill.train.config import DistillConfig
 from xdistill.train.run import DistillResult
 
 KIND = "generation"
-BATCH_SIZE, LR = 64, 2e-4  # the generation defaults of batch_size and lr
+BATCH_SIZE = 32  # the generation default of batch_size
 _GENERAL = DistillConfig()
 
 
@@ -59,7 +60,11 @@ def resolve_generation(config, task):
     student = dataclasses.replace(config.student, name=config.student.name or "unet")
     return dataclasses.replace(config, student=student,
                                batch_size=BATCH_SIZE if config.batch_size == _GENERAL.batch_size else config.batch_size,
-                               lr=LR if config.lr == _GENERAL.lr else config.lr)
+                               lr=_method_lr(config) if config.lr == _GENERAL.lr else config.lr)
+
+
+def _method_lr(config) -> float:
+    return METHODS.get(config.method).default_lr if config.method in METHODS else config.lr
 
 
 def diffusion_teacher(config, given):

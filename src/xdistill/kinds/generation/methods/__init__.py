@@ -96,6 +96,7 @@ class GenerationMethod:
     summary: str
     default_iterations: int = 600  # optimisation steps when the config's 'iterations' is 0
     default_teacher_steps: int = 16  # teacher Euler steps when the config's 'teacher_steps' is 0
+    default_lr: float = 2e-4  # learning rate when the config's 'lr' is the general default
     teachers: bool = True
     unlabeled: bool = False
     init: str = "none"  # generation students start from the teacher (or fresh with student.knobs), never from init=

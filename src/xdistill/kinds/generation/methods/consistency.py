@@ -86,4 +86,4 @@ def train_consistency(ctx: MethodContext) -> Distilled:
 
 METHODS.register("consistency", GenerationMethod(
     train_consistency, "consistency distillation over trajectory segments (Hyper-SD), segments halving down to steps=",
-    default_iterations=900, default_teacher_steps=32, options=("steps", "teacher_steps", "iterations", "guidance")))
+    default_iterations=400, default_teacher_steps=32, options=("steps", "teacher_steps", "iterations", "guidance")))

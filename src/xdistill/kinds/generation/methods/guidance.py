@@ -82,4 +82,4 @@ def train_guidance(ctx: MethodContext) -> Distilled:
 
 METHODS.register("guidance", GenerationMethod(
     train_guidance, "guidance distillation with adapters: the guided teacher in one network evaluation per step",
-    default_iterations=600, default_teacher_steps=16, options=("steps", "teacher_steps", "iterations", "guidance")))
+    default_iterations=400, default_teacher_steps=16, default_lr=1e-3, options=("steps", "teacher_steps", "iterations", "guidance")))

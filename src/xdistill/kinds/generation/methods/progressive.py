@@ -62,4 +62,4 @@ def train_progressive(ctx: MethodContext) -> Distilled:
 
 METHODS.register("progressive", GenerationMethod(
     train_progressive, "progressive distillation: halve the guided teacher's Euler steps stage by stage down to steps=",
-    default_iterations=900, default_teacher_steps=32, options=("steps", "teacher_steps", "iterations", "guidance")))
+    default_iterations=400, default_teacher_steps=32, options=("steps", "teacher_steps", "iterations", "guidance")))
