@@ -19,6 +19,8 @@ from xdistill.io import atomic_write_json, atomic_write_text
 
 TEACHER_STEPS = (50, 20, 8)
 STUDENT_STEPS = (1, 2, 4)
+# guidance samples at any step count: it is also scored at the teacher's 8 and 20 steps, to compare like with like
+EXTRA_STEPS = {"guidance": (8, 20)}
 # One training run per method at the methods' default budget (400 updates of 32 images); progressive goes down
 # to 1 step from a 16-step teacher, keeping the 8-, 4- and 2-step students on the way.
 SETTINGS = {
@@ -79,7 +81,7 @@ def method_rows(world, task, method: str, out: Path, quick: bool, log) -> list[d
     scored = {int(metrics["test"]["steps"]): metrics["test"],
               **{int(s["steps"]): s for s in metrics.get("stages", {}).values()}}
     rows, scorer = [], None
-    for steps in STUDENT_STEPS:
+    for steps in (*STUDENT_STEPS, *EXTRA_STEPS.get(method, ())):
         path = out / "rows" / f"{method}-{steps}.json"
         found = _read(path)
         if found is None:
@@ -100,19 +102,22 @@ def method_rows(world, task, method: str, out: Path, quick: bool, log) -> list[d
     return rows
 
 
-def run_generation_bench(home: Path | None = None, out: Path | None = None, methods: list[str] | None = None,
-                         quick: bool = False, log: Callable[[str], None] | None = print) -> dict:
-    from xdistill.demo.gen_world import build_gen_world
-    from xdistill.home import xdistill_home
-    from xdistill.kinds.generation.task import load_generation_task
-
+def check_methods(methods: list[str] | None) -> None:
     from xdistill.errors import XDistillError
 
     unknown = [m for m in methods or [] if m not in ("teacher", *SETTINGS)]
     if unknown:
         raise XDistillError(f"--methods for the generation bench are teacher, {', '.join(SETTINGS)}. Got "
                             f"{', '.join(repr(m) for m in unknown)}.")
-    world = build_gen_world(home, log)
+
+
+def run_generation_bench(world, home: Path | None = None, out: Path | None = None, methods: list[str] | None = None,
+                         quick: bool = False, log: Callable[[str], None] | None = print) -> dict:
+    """The bench on ``world`` (the generative demo world: ``root``, ``zoo``, ``teacher``, ``task()``)."""
+    from xdistill.home import xdistill_home
+    from xdistill.kinds.generation.task import load_generation_task
+
+    check_methods(methods)
     task = load_generation_task(world.task())
     out = Path(out or Path(home or xdistill_home()) / "bench" / ("gen-quick" if quick else "gen"))
     chosen = methods or ["teacher", *SETTINGS]
