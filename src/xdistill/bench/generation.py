@@ -126,7 +126,10 @@ def run_generation_bench(world, home: Path | None = None, out: Path | None = Non
         rows += [teacher_row(world, task, steps, out, log) for steps in TEACHER_STEPS]
     for method in (m for m in SETTINGS if m in chosen):
         rows += method_rows(world, task, method, out, quick, log)
+    from xdistill.kinds.generation.scoring import Scorer, real_reference
+
     results = {"task": task.name, "rows": rows, "settings": SETTINGS, "quick": quick,
+               "reference": real_reference(Scorer(task, "test")),
                "world": json.loads((world.root / "world.json").read_text())}
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown_table(rows))
@@ -180,6 +183,12 @@ def write_generation_report(out: Path, results: dict) -> Path:
                    "test split.")
     page.table(COLUMNS, table_rows(rows), caption="Teacher at 50, 20 and 8 Euler steps against each student at 1, 2 "
                "and 4 steps", table_id="bench")
+    reference = results.get("reference")
+    if reference:
+        page.paragraph(f"Real images for reference: {reference['samples']} train images scored the same way give "
+                       f"Fréchet distance {reference['frechet_distance']:.2f}, precision {reference['precision']:.3f}, "
+                       f"recall {reference['recall']:.3f}, class consistency {reference['class_consistency']:.3f} "
+                       "(the floor with this many samples).", note=True)
     if rows:
         page.image(quality_plot(rows), "Fréchet distance against network evaluations per sample")
     page.heading("Sample grids")
