@@ -43,8 +43,22 @@ def register(app: typer.Typer) -> None:
         condense: bool = typer.Option(False, "--condense", help="The condensation bench instead: methods x images per "
                                       "class x hard/soft labels on the demo's target-only MNIST images, and the reuse "
                                       "check (docs/condense.md)."),
+        generation: bool = typer.Option(False, "--generation", help="The generation bench instead: the generative "
+                                        "world's teacher at 50, 20 and 8 steps against every method's student at 1, 2 "
+                                        "and 4 steps (--methods teacher,consistency,... runs some pieces; resumable)."),
     ) -> None:
         """Run every target x method x seed (resumable) and write results.json, results.md and report.html."""
+        if generation:
+            from xdistill.bench.generation import COLUMNS, check_methods, run_generation_bench, table_rows
+            from xdistill.demo.gen_world import build_gen_world
+
+            chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+            check_methods(chosen)
+            results = run_generation_bench(build_gen_world(home, console.print), home, out, chosen, quick,
+                                           log=console.print)
+            print_table(f"Generation bench on {results['task']}", COLUMNS, table_rows(results["rows"]))
+            emit_json(results, json_out)
+            return
         if condense:
             from xdistill.cli.condense import run_condense_bench_cmd
 

@@ -195,6 +195,8 @@ def eval_cmd(
     student_dir: Path = typer.Argument(..., help="Folder of a finished run (the --out of distill) or a condensed folder."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task folder to score on (default: the run's own)."),
     split: str = typer.Option("test", "--split", help="Split to score (one with labels, e.g. test)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Generation: sampling steps (default: the run's or teacher's own)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Generation: guidance scale (default: the run's or teacher's own; 1 = none)."),
     json_out: Optional[Path] = JsonOpt,
     overrides: Optional[list[str]] = typer.Argument(None, help="For a condensed folder: key=value overrides of the "
                                                     "evaluation recipe (student, seeds, steps, ...).", show_default=False),
@@ -210,9 +212,13 @@ def eval_cmd(
     if overrides:
         raise XDistillError(f"key=value overrides ({' '.join(overrides)}) apply to a condensed folder's evaluation; "
                             f"'{student_dir}' is a run. Remove them.")
-    from xdistill.pipeline.evaluate import evaluate_saved
+    from xdistill.pipeline.evaluate import evaluate_saved, run_kind
 
-    report = evaluate_saved(student_dir, task, split)
+    options = {k: v for k, v in (("steps", steps), ("guidance", guidance)) if v is not None}
+    if options and run_kind(student_dir) != "generation":
+        raise XDistillError(f"--steps and --guidance apply to generation runs and teachers; '{student_dir}' is a "
+                            f"{run_kind(student_dir)} run. Remove them.")
+    report = evaluate_saved(student_dir, task, split, **options)
     scalars = [[k, v] for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     print_table(f"{student_dir} on {task or 'its task'} [{split}]", ["metric", "value"], scalars)
     emit_json(report, json_out)
@@ -288,14 +294,21 @@ def generate_cmd(
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Tokens to add to the prompt."),
     temperature: float = typer.Option(0.8, "--temperature", help="Sampling temperature (0 = greedy)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the sampling."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the samples as JSONL here instead of printing them."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Image generators: sampling steps (default: the source's own)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Image generators: guidance scale (default: the source's own; 1 = none)."),
+    label: Optional[int] = typer.Option(None, "--class", help="Image generators: draw every sample of this class index (default: uniform)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Language models: write the samples as JSONL here instead of printing them; image generators: the .npz to write (x in [0, 1], y)."),
 ) -> None:
-    """Sample from a generative run or teacher: language models continue --prompt."""
+    """Sample from a generative run or teacher: language models continue --prompt; image generators write --out FILE.npz."""
     import json
 
     from xdistill.io import atomic_write_text
-    from xdistill.pipeline.generate import generate
+    from xdistill.pipeline.generate import generate, source_kind
 
+    if source_kind(source) == "generation":
+        return generate_images_cmd(source, n, steps, guidance, seed, label, out)
+    if steps is not None or guidance is not None or label is not None:
+        raise XDistillError("--steps, --guidance and --class apply to image generators. Remove them.")
     samples = generate(source, prompt=prompt, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     if out is not None:
         atomic_write_text(out, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
@@ -305,9 +318,27 @@ def generate_cmd(
         console.print(sample["prompt"] + sample["continuation"], highlight=False, markup=False)
 
 
+def generate_images_cmd(source: Path, n: int, steps: Optional[int], guidance: Optional[float], seed: int,
+                        label: Optional[int], out: Optional[Path]) -> None:
+    import io
+
+    import numpy as np
+
+    from xdistill.io import atomic_write_bytes
+    from xdistill.pipeline.generate import generate
+
+    if out is None or out.suffix != ".npz":
+        raise XDistillError(f"An image generator writes its samples to an .npz file. Pass --out FILE.npz. Got {out}.")
+    samples = generate(source, n=n, steps=steps, guidance=guidance, seed=seed, label=label)
+    buffer = io.BytesIO()
+    np.savez(buffer, x=samples["x"], y=samples["y"])
+    atomic_write_bytes(out, buffer.getvalue())
+    console.print(f"wrote {len(samples['y'])} samples ({samples['steps']} steps, guidance {samples['guidance']:g}) to {out}")
+
+
 @app.command("demo")
 def demo_cmd(
-    world: str = typer.Option("images", "--world", help="images (the digits world, default) or lm (language models)."),
+    world: str = typer.Option("images", "--world", help="images (the digits world, default), lm (language models) or gen (image generation)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the demo world (tasks + zoo) to this folder and stop."),
     home: Optional[Path] = typer.Option(None, "--home", help="Where the world is built (default: $XDISTILL_HOME)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where run outputs go (default: $XDISTILL_HOME/demo-runs)."),
@@ -319,8 +350,13 @@ def demo_cmd(
 
         run_lm_demo(export=export, home=home, out=out, quick=quick)
         return
+    if world == "gen":
+        from xdistill.demo.gen_world import run_gen_demo
+
+        run_gen_demo(export=export, home=home, out=out, quick=quick)
+        return
     if world != "images":
-        raise XDistillError(f"--world must be images or lm. Got {world!r}.")
+        raise XDistillError(f"--world must be images, lm or gen. Got {world!r}.")
     from xdistill.demo.run import run_demo
 
     run_demo(export=export, home=home, out=out, quick=quick)

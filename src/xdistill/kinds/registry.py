@@ -63,7 +63,8 @@ class TaskKind:
     validate: Callable[..., Any] | None = None  # (task, prepared, RankConfig, log) -> validation dict
     pretrain: Callable[..., Any] | None = None  # (PretrainConfig, runtime) -> path written
     pretrain_problems: Callable[..., list[str]] | None = None  # (PretrainConfig) -> problems before pretraining
-    generate: Callable[..., Any] | None = None  # (source, prompt, n, max_new_tokens, temperature, seed) -> samples
+    generate: Callable[..., Any] | None = None  # (source, **the kind's generate options) -> samples
+    owns: Callable[[Path], bool] | None = None  # a folder of the kind that is no run (a teacher) for eval and generate
 
 
 KINDS: Registry[TaskKind] = Registry("task kind")

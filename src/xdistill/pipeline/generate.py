@@ -6,7 +6,7 @@ from pathlib import Path
 
 from xdistill.errors import XDistillError
 from xdistill.kinds import KINDS
-from xdistill.pipeline.evaluate import run_kind
+from xdistill.pipeline.evaluate import folder_kind, run_kind
 
 LM_FOLDER_FILES = ("model.safetensors", "config.json", "tokenizer.json")
 
@@ -22,6 +22,9 @@ def source_kind(source: Path) -> str:
         return run_kind(source)
     if all((source / name).is_file() for name in LM_FOLDER_FILES):
         return "language-modeling"
+    owner = folder_kind(source)
+    if owner is not None:
+        return owner
     raise XDistillError(f"'{source}' is neither a run folder nor a teacher folder xdistill can generate from.")
 
 

@@ -256,3 +256,18 @@ def accuracy_heatmap(panels: Mapping[str, Mapping[str, Mapping[str, float]]], me
         fig.colorbar(image, ax=list(axes), shrink=0.8, label="test accuracy")
     fig.suptitle(title)
     return figure_png(fig)
+
+
+def quality_against_cost(lines: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str) -> bytes:
+    """One line per model through its (cost, quality) points, cost on a log axis (image generators: Fréchet
+    distance against network evaluations per sample)."""
+    fig, (ax,) = _grid(1, size=(5.5, 3.6))
+    for label, points in lines.items():
+        points = sorted(points)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure_png(fig)

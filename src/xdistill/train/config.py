@@ -90,6 +90,10 @@ class DistillConfig:
     cache_top_k: int = _SELECTION.cache_top_k  # language models: next-token ids cached per teacher position (8-128)
     tokenizer: str = ""  # language models: the student's tokenizer.json; empty = the init file's, else the top teacher's
     domain_sampling: bool = False  # language models: draw more windows from the train domains where the student trails the teachers (DDK)
+    steps: int = 4  # generation: the student's sampling steps (Euler steps, one network evaluation each); 1..1024, 1-8 for students
+    teacher_steps: int = 0  # generation: Euler steps of the teacher's trajectories; 0 = the method's default
+    guidance: float = 0.0  # generation: classifier-free guidance scale the student reproduces; 0 = the teacher's own, 1 = none
+    iterations: int = 0  # generation: optimisation steps of the student; 0 = the method's default
     mix: str = MIXES[0]  # how a multi-teacher method mixes them per sample: gated | average (see MIXES)
     device: str = "cpu"  # cpu | cuda (bf16 autocast on CUDA)
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -139,6 +143,13 @@ class DistillConfig:
             problems.append(f"'hard_candidates' must lie in 2..64. Got {self.hard_candidates}.")
         if self.projector not in PROJECTORS:
             problems.append(f"'projector' must be one of {', '.join(PROJECTORS)}. Got {self.projector!r}.")
+        if not 1 <= self.steps <= 1024:
+            problems.append(f"'steps' must lie in 1..1024. Got {self.steps}.")
+        for key in ("teacher_steps", "iterations"):
+            if getattr(self, key) < 0:
+                problems.append(f"'{key}' must be >= 0 (0 = the method's default). Got {getattr(self, key)}.")
+        if not (math.isfinite(self.guidance) and self.guidance >= 0):
+            problems.append(f"'guidance' must be a finite number >= 0 (0 = the teacher's own, 1 = none). Got {self.guidance}.")
         if self.mix not in MIXES:
             problems.append(f"'mix' must be one of {', '.join(MIXES)}. Got {self.mix!r}.")
         if not 0 <= self.threads <= 1024:
