@@ -4,7 +4,10 @@ with the teachers' pseudo-labels.
 Matching reads the pool one class mini-batch at a time (only those rows of a lazy split are read), so
 memory stays that of one batch however large the pool grows. The pseudo-labeled part is used only
 where the teachers' held-out labeled accuracy supports it (``pseudo_min_accuracy``), and only for
-unlabeled images whose teachers' top probability reaches ``pseudo_confidence``.
+unlabeled images whose teachers' top probability reaches ``pseudo_confidence``. The accuracy that
+decides is that of the labels the pool would take: over the held-out labeled images the teachers
+predict at least that confidently (their out-of-fold predictions), when enough of them do
+(``MIN_CONFIDENT_HELD_OUT``), else over every held-out labeled image.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from xdistill.data.tensors import images_to_tensor
 from xdistill.errors import XDistillError
 
 AUTO_POOL_FACTOR = 5  # pool=auto adds the pseudo-labeled images when a class has fewer than 5 x ipc labeled ones
+# Held-out labeled images predicted at pseudo_confidence or above needed to judge the pseudo-labels by them alone;
+# with fewer, the accuracy over every held-out labeled image decides (a lower bar to clear is not given on few).
+MIN_CONFIDENT_HELD_OUT = 10
 
 
 @dataclass
@@ -87,12 +93,30 @@ def wants_pseudo(config: CondenseConfig, task: Task) -> bool:
     return bool(counts.min() < AUTO_POOL_FACTOR * config.ipc)
 
 
+def pseudo_label_accuracy(task: Task, prepared, targets, config: CondenseConfig) -> tuple[float | None, str]:
+    """The held-out labeled accuracy that decides the pseudo-labeled pool (see the module), and what it was
+    measured on. ``targets`` are the ``weighted`` method's (``build_targets``) on ``prepared`` teachers."""
+    from xdistill.kinds.classification.methods import METHODS
+    from xdistill.kinds.classification.targets import confident_held_out_accuracy
+    from xdistill.train.config import DistillConfig
+
+    oof = [prepared.head(task, name).oof_probs for name in targets.names]
+    accuracy, count = confident_held_out_accuracy(oof, METHODS.get(targets.method), targets.weights, DistillConfig(),
+                                                  task.labeled.y, config.pseudo_confidence)
+    if accuracy is not None and count >= MIN_CONFIDENT_HELD_OUT:
+        return accuracy, f"on the {count} held-out labeled images they predict with confidence >= {config.pseudo_confidence}"
+    return targets.reliability, (f"on every held-out labeled image (only {count} predicted with confidence >= "
+                                 f"{config.pseudo_confidence}, fewer than {MIN_CONFIDENT_HELD_OUT})")
+
+
 def with_pseudo_labels(pool: RealPool, task: Task, config: CondenseConfig, probabilities: np.ndarray,
-                       held_out_accuracy: float | None, log: Callable[[str], None] | None) -> RealPool:
+                       held_out_accuracy: float | None, log: Callable[[str], None] | None,
+                       measured_on: str = "") -> RealPool:
     """The pool plus the unlabeled images whose teachers' predictions [U, C] are confident, when the teachers'
-    held-out labeled accuracy reaches ``pseudo_min_accuracy``; otherwise the pool unchanged (pool=auto) or an
-    error (pool=pseudo)."""
+    held-out labeled accuracy (``measured_on``, see :func:`pseudo_label_accuracy`) reaches ``pseudo_min_accuracy``;
+    otherwise the pool unchanged (pool=auto) or an error (pool=pseudo)."""
     accuracy = "unknown (one label per class)" if held_out_accuracy is None else f"{held_out_accuracy:.3f}"
+    accuracy += f" {measured_on}" if measured_on else ""
     if held_out_accuracy is None or held_out_accuracy < config.pseudo_min_accuracy:
         why = (f"the teachers' held-out labeled accuracy is {accuracy}, below pseudo_min_accuracy="
                f"{config.pseudo_min_accuracy}")
