@@ -21,7 +21,7 @@ import numpy as np
 
 from xdistill.condense import CONDENSE_METHODS, CondenseConfig, methods_of
 from xdistill.condense.evaluate import EvalConfig, condensed_results, full_data_results, random_real_results
-from xdistill.condense.store import PICTURE, RECORD, read_condensed
+from xdistill.condense.store import RECORD, read_condensed
 from xdistill.config import from_dict, to_dict
 from xdistill.data.tensors import images_to_tensor
 from xdistill.errors import ConfigError, join_problems
@@ -29,7 +29,7 @@ from xdistill.io import atomic_write_json, atomic_write_text
 from xdistill.kinds import load_task
 from xdistill.pipeline.condense import condense
 from xdistill.pipeline.distill import distill
-from xdistill.report.html import HtmlPage
+from xdistill.report.condense import condense_markdown, write_condense_report
 from xdistill.runtime import Runtime
 from xdistill.train.config import DistillConfig
 
@@ -117,67 +117,10 @@ def _row(method: str, ipc: int, folder: Path, task, recipe: EvalConfig, baseline
     return row
 
 
-def _pct(summary: dict | None) -> str:
-    """Mean ± sample standard deviation (ddof 1) over seeds, in percent."""
-    if summary is None:
-        return ""
-    values = np.asarray(summary.get("accuracy") or [summary["accuracy_mean"]], dtype=np.float64)
-    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return f"{100 * summary['accuracy_mean']:.1f} ± {100 * spread:.1f}"
-
-
-def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
-    """The method x ipc x hard/soft table, in percent, with each method's lead over random real images."""
-    columns = ["ipc", "method", "hard labels", "soft labels (zoo)", "hard − random real", "soft − random real",
-               "share of gap (hard)", "condense s"]
-    rows = []
-    for row in results["rows"]:
-        random = row["random_real_hard"]["accuracy_mean"]
-        lead = lambda s: "" if s is None else f"{100 * (s['accuracy_mean'] - random):+.1f}"  # noqa: E731
-        share = row["share_of_gap"].get("condensed_hard")
-        rows.append([str(row["ipc"]), row["method"], _pct(row["hard"]), _pct(row["soft"]), lead(row["hard"]),
-                     lead(row["soft"]), "" if share is None else f"{100 * share:.0f}%", f"{row['condense_seconds']:.0f}"])
-    return columns, rows
-
-
-def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def reuse_rows(reuse: dict) -> tuple[list[str], list[list[str]]]:
-    columns = ["trained on", "method", "test accuracy", "distill s", "condense s"]
-    rows = [[name.split(",")[0], entry["method"], _pct(entry), f"{entry['seconds']:.0f}",
-             f"{entry['condense_seconds']:.0f}" if "condense_seconds" in entry else ""]
-            for name, entry in reuse["runs"].items()]
-    return columns, rows
-
-
 def write_results(out: Path, results: dict) -> None:
     atomic_write_json(out / "results.json", results)
-    columns, rows = table_rows(results)
-    recipe = results["recipe"]
-    header = (f"{results['task']}: {recipe['student']} (width {recipe['width']}), {recipe['steps']} steps, "
-              f"{recipe['seeds']} seeds; full data {_pct(results['full_data'])}; random real images per ipc: "
-              + ", ".join(f"{r['ipc']}: {_pct(r['random_real_hard'])}" for r in results["rows"][::max(1, len(results['bench']['methods']))]))
-    text = [f"# Condensation bench\n\n{header}\n\n" + markdown_table(columns, rows)]
-    page = HtmlPage(f"Condensation bench: {results['task']}")
-    page.paragraph(header)
-    page.table(columns, rows, caption="Test accuracy (%) of fresh students trained on each condensed set alone",
-               table_id="condense")
-    if results.get("reuse"):
-        r_columns, r_rows = reuse_rows(results["reuse"])
-        text.append(f"## Reuse ({results['reuse']['task']})\n\n" + markdown_table(r_columns, r_rows))
-        page.heading(f"Reuse: distilling from a condensed set ({results['reuse']['task']})")
-        page.table(r_columns, r_rows, table_id="reuse")
-    page.heading("Condensed images (one row per class)")
-    for row in results["rows"]:
-        picture = Path(row["folder"]) / PICTURE
-        if picture.is_file():
-            page.heading(f"{row['method']}, {row['ipc']} per class", level=3)
-            page.image(picture.read_bytes(), f"{row['method']} condensed images at {row['ipc']} per class")
-    atomic_write_text(out / "results.md", "\n\n".join(text) + "\n")
-    page.write(out / "report.html")
+    atomic_write_text(out / "results.md", condense_markdown(results))
+    write_condense_report(out, results)
 
 
 def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], condense_settings: dict, epochs: int,

@@ -69,8 +69,9 @@ def run_condense_bench_cmd(home: Optional[Path], out: Optional[Path], methods: O
                            json_out: Optional[Path]) -> None:
     """``xdistill bench --condense``: the condensation table on the demo's target-only MNIST images and the reuse
     check on the demo's mnist-noise target."""
-    from xdistill.bench.condense import CondenseBenchConfig, markdown_table, reuse_check, reuse_rows, run_condense_bench, table_rows
+    from xdistill.bench.condense import CondenseBenchConfig, reuse_check, run_condense_bench
     from xdistill.cli.output import print_table
+    from xdistill.report.condense import condense_table, markdown_table, reuse_table
     from xdistill.demo.condense_target import condense_target
     from xdistill.demo.world import build_world
     from xdistill.home import xdistill_home
@@ -86,10 +87,10 @@ def run_condense_bench_cmd(home: Optional[Path], out: Optional[Path], methods: O
     reuse = reuse_check(world.task_paths[REUSE_TARGET], world.zoo_path, REUSE_METHODS, dict(REUSE_CONDENSE),
                         epochs=REUSE_EPOCHS if not quick else 2, seeds=1, log=console.print)
     results = run_condense_bench(target, world.zoo_path, bench, log=console.print, reuse=reuse)
-    columns, rows = table_rows(results)
+    columns, rows = condense_table(results)
     print_table(f"Condensed {results['task']}: test accuracy (%)", columns, rows)
     if results.get("reuse"):
-        print_table("Reuse", *reuse_rows(results["reuse"]))
+        print_table("Reuse", *reuse_table(results["reuse"]))
     console.print(markdown_table(columns, rows))
     emit_json(results, json_out)
 
