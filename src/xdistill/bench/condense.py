@@ -124,9 +124,13 @@ def write_results(out: Path, results: dict) -> None:
 
 
 def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], condense_settings: dict, epochs: int,
-                seeds: int, log: Callable[[str], None] | None = None) -> Callable[[Path], dict]:
+                seeds: int, condensed_settings: dict | None = None,
+                log: Callable[[str], None] | None = None) -> Callable[[Path], dict]:
     """``reuse(out)``: each distillation method on the full target and with ``labeled_from=`` a condensed set made
-    with ``condense_settings`` (same method, epochs and seeds), accuracy and wall time (kept under ``out``)."""
+    once with ``condense_settings`` (same epochs and seeds; ``condensed_settings``, DistillConfig overrides, for the
+    condensed runs only), accuracy and wall time of each distill call (kept under ``out``). Each condensed run is
+    compared with the same method on the full target and with the first method's full-target run (the reference)."""
+    condensed_settings = dict(condensed_settings or {})
 
     def run(out: Path) -> dict:
         folder = out / "condensed"
@@ -134,15 +138,17 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
             settings = {**condense_settings, "task": str(task_dir), "zoo": str(zoo), "out": str(folder),
                         "progress": False}
             condense(from_dict(CondenseConfig, settings, "condense settings"), log=log)
-        condense_seconds = json.loads((folder / RECORD).read_text())["seconds"]
-        runs, comparison = {}, {}
+        condensed = json.loads((folder / RECORD).read_text())
+        runs = {}
         for method in methods:
-            for name, extra in (("full target", {}), ("condensed set", {"labeled_from": str(folder)})):
+            for name, extra in (("full target", {}),
+                                ("condensed set", {**condensed_settings, "labeled_from": str(folder)})):
                 accuracies, seconds = [], []
                 for seed in range(seeds):
                     run_out = out / method / ("full" if not extra else "from-condensed") / f"seed{seed}"
-                    config = DistillConfig(task=str(task_dir), zoo=str(zoo), method=method, epochs=epochs, seed=seed,
-                                           out=str(run_out), progress=False, **extra)
+                    settings = {"task": str(task_dir), "zoo": str(zoo), "method": method, "epochs": epochs,
+                                "seed": seed, "out": str(run_out), "progress": False, **extra}
+                    config = from_dict(DistillConfig, settings, "reuse distill settings")
 
                     def train(config=config) -> dict:
                         started = time.perf_counter()
@@ -155,17 +161,27 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
                 runs[f"{name}, {method}"] = {
                     "method": method, "accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
                     "accuracy": accuracies, "seconds": float(np.mean(seconds)),
-                    **({"condense_seconds": condense_seconds} if extra else {})}
+                    **({"condense_seconds": condensed["seconds"]} if extra else {})}
+        reference = runs[f"full target, {methods[0]}"]
+        comparison, against_reference = {}, {}
+        for method in methods:
             full, small = runs[f"full target, {method}"], runs[f"condensed set, {method}"]
-            comparison[method] = {"accuracy_gap_points": 100 * (full["accuracy_mean"] - small["accuracy_mean"]),
-                                  "time_ratio": small["seconds"] / full["seconds"]}
+            comparison[method] = gap_and_ratio(full, small)
+            against_reference[method] = gap_and_ratio(reference, small)
             if log is not None:
                 log(f"reuse {method}: full {full['accuracy_mean']:.4f} in {full['seconds']:.0f}s, condensed "
                     f"{small['accuracy_mean']:.4f} in {small['seconds']:.0f}s")
-        return {"task": load_task(task_dir).name, "condense": condense_settings, "epochs": epochs, "seeds": seeds,
-                "runs": runs, "comparison": comparison}
+        return {"task": load_task(task_dir).name, "condense": condense_settings, "condensed_settings": condensed_settings,
+                "pool": condensed.get("pool"), "epochs": epochs, "seeds": seeds, "reference": methods[0],
+                "runs": runs, "comparison": comparison, "against_reference": against_reference}
 
     return run
+
+
+def gap_and_ratio(full: dict, condensed: dict) -> dict:
+    """The condensed run's accuracy gap to a full-target run (points, full − condensed) and its wall-time ratio."""
+    return {"accuracy_gap_points": 100 * (full["accuracy_mean"] - condensed["accuracy_mean"]),
+            "time_ratio": condensed["seconds"] / full["seconds"]}
 
 
 SCALE_SCRIPT = """

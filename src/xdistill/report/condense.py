@@ -44,18 +44,26 @@ def condense_table(results: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def reuse_table(reuse: dict) -> tuple[list[str], list[list[str]]]:
-    """Each method on the full target and on the condensed set: accuracy, wall time, and the condensed run's
-    accuracy gap (full − condensed, points) and time ratio (condensed / full distill wall time)."""
-    columns = ["trained on", "method", "test accuracy", "distill s", "gap to full (points)", "time / full",
+    """Each method on the full target and on the condensed set: accuracy and wall time; for a condensed run, its
+    accuracy gap (full − condensed, points) and time ratio (condensed / full distill wall time) against the same
+    method on the full target and against the reference method's full-target run."""
+    reference = reuse.get("reference", "")
+    columns = ["trained on", "method", "test accuracy", "distill s", "gap to full, same method (points)",
+               "time / full, same method", f"gap to full {reference} (points)", f"time / full {reference}",
                "condense s"]
+
+    def pair(comparison: dict | None) -> list[str]:
+        if not comparison:
+            return ["", ""]
+        return [f"{comparison['accuracy_gap_points']:.1f}", f"{comparison['time_ratio']:.2f}"]
+
     rows = []
     for name, entry in reuse["runs"].items():
         condensed = "condense_seconds" in entry
-        comparison = reuse.get("comparison", {}).get(entry["method"], {}) if condensed else {}
-        rows.append([name.split(",")[0], entry["method"], pct(entry), f"{entry['seconds']:.0f}",
-                     f"{comparison['accuracy_gap_points']:.1f}" if comparison else "",
-                     f"{comparison['time_ratio']:.2f}" if comparison else "",
-                     f"{entry['condense_seconds']:.0f}" if condensed else ""])
+        same = reuse.get("comparison", {}).get(entry["method"]) if condensed else None
+        against = reuse.get("against_reference", {}).get(entry["method"]) if condensed else None
+        rows.append([name.split(",")[0], entry["method"], pct(entry), f"{entry['seconds']:.0f}", *pair(same),
+                     *pair(against), f"{entry['condense_seconds']:.0f}" if condensed else ""])
     return columns, rows
 
 
@@ -74,8 +82,11 @@ def summary_line(results: dict) -> str:
 
 def reuse_line(reuse: dict) -> str:
     settings = ", ".join(f"{k}={v}" for k, v in reuse["condense"].items())
-    return (f"{reuse['task']}: condensed once ({settings}); each method then trained {reuse['epochs']} epochs on "
-            f"the full target and with labeled_from= the condensed set, {reuse['seeds']} seed(s).")
+    extra = ", ".join(f"{k}={v}" for k, v in reuse.get("condensed_settings", {}).items())
+    pool = reuse.get("pool") or {}
+    return (f"{reuse['task']}: condensed once ({settings}; pool: {pool.get('note', 'not recorded')}); each method "
+            f"then trained {reuse['epochs']} epochs on the full target and with labeled_from= the condensed set"
+            + (f" ({extra})" if extra else "") + f", {reuse['seeds']} seed(s).")
 
 
 def condense_markdown(results: dict) -> str:
