@@ -130,8 +130,8 @@ def with_pseudo_labels(pool: RealPool, task: Task, config: CondenseConfig, proba
     confidence = probabilities.max(axis=1)
     chosen = np.flatnonzero(confidence >= config.pseudo_confidence)
     labels = probabilities[chosen].argmax(axis=1).astype(np.int64)
-    note = (f"{len(pool)} labeled + {len(chosen)} unlabeled images pseudo-labeled by the teachers (held-out "
-            f"accuracy {accuracy}, confidence >= {config.pseudo_confidence})")
+    note = (f"{len(pool)} labeled + {len(chosen)} unlabeled images pseudo-labeled by the teachers with confidence >= "
+            f"{config.pseudo_confidence} (held-out accuracy {accuracy})")
     if log is not None:
         log(f"condense: {note}")
     return RealPool([*pool.splits, task.unlabeled], np.concatenate([pool.part, np.ones(len(chosen), np.int64)]),
