@@ -22,7 +22,7 @@ def test_bench_rows_tables_report_and_resume(tiny_task, tiny_zoo, tmp_path):
     full, small = runs["full target, supervised"], runs["condensed set, supervised"]
     assert results["reuse"]["comparison"]["supervised"] == results["reuse"]["against_reference"]["supervised"] == {
         "accuracy_gap_points": 100 * (full["accuracy_mean"] - small["accuracy_mean"]),
-        "time_ratio": small["seconds"] / full["seconds"]}
+        "time_ratio": small["seconds"] / full["seconds"], "cpu_time_ratio": small["cpu_seconds"] / full["cpu_seconds"]}
     config = (tmp_path / "bench" / "reuse" / "supervised" / "from-condensed" / "seed0" / "config.yaml").read_text()
     assert "batch_size: 3" in config and "labeled_from:" in config  # the condensed runs' own settings
     out = tmp_path / "bench"

@@ -143,7 +143,7 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
         for method in methods:
             for name, extra in (("full target", {}),
                                 ("condensed set", {**condensed_settings, "labeled_from": str(folder)})):
-                accuracies, seconds = [], []
+                accuracies, seconds, cpu_seconds = [], [], []
                 for seed in range(seeds):
                     run_out = out / method / ("full" if not extra else "from-condensed") / f"seed{seed}"
                     settings = {"task": str(task_dir), "zoo": str(zoo), "method": method, "epochs": epochs,
@@ -151,16 +151,18 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
                     config = from_dict(DistillConfig, settings, "reuse distill settings")
 
                     def train(config=config) -> dict:
-                        started = time.perf_counter()
+                        started, cpu = time.perf_counter(), time.process_time()
                         metrics = distill(config, runtime=Runtime(log=None, write_report=False)).metrics
-                        return {"accuracy": metrics["test"]["accuracy"], "seconds": time.perf_counter() - started}
+                        return {"accuracy": metrics["test"]["accuracy"], "seconds": time.perf_counter() - started,
+                                "cpu_seconds": time.process_time() - cpu}
 
                     done = _cached(run_out.parent / f"seed{seed}.json", train)
                     accuracies.append(done["accuracy"])
                     seconds.append(done["seconds"])
+                    cpu_seconds.append(done.get("cpu_seconds", float("nan")))
                 runs[f"{name}, {method}"] = {
                     "method": method, "accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
-                    "accuracy": accuracies, "seconds": float(np.mean(seconds)),
+                    "accuracy": accuracies, "seconds": float(np.mean(seconds)), "cpu_seconds": float(np.mean(cpu_seconds)),
                     **({"condense_seconds": condensed["seconds"]} if extra else {})}
         reference = runs[f"full target, {methods[0]}"]
         comparison, against_reference = {}, {}
@@ -179,9 +181,11 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
 
 
 def gap_and_ratio(full: dict, condensed: dict) -> dict:
-    """The condensed run's accuracy gap to a full-target run (points, full − condensed) and its wall-time ratio."""
+    """The condensed run's accuracy gap to a full-target run (points, full − condensed), its wall-time ratio and its
+    CPU-time ratio (the process's CPU time: one torch thread, so it does not swing with other jobs' load)."""
     return {"accuracy_gap_points": 100 * (full["accuracy_mean"] - condensed["accuracy_mean"]),
-            "time_ratio": condensed["seconds"] / full["seconds"]}
+            "time_ratio": condensed["seconds"] / full["seconds"],
+            "cpu_time_ratio": condensed["cpu_seconds"] / full["cpu_seconds"]}
 
 
 SCALE_SCRIPT = """

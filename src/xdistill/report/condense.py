@@ -48,21 +48,25 @@ def reuse_table(reuse: dict) -> tuple[list[str], list[list[str]]]:
     accuracy gap (full − condensed, points) and time ratio (condensed / full distill wall time) against the same
     method on the full target and against the reference method's full-target run."""
     reference = reuse.get("reference", "")
-    columns = ["trained on", "method", "test accuracy", "distill s", "gap to full, same method (points)",
-               "time / full, same method", f"gap to full {reference} (points)", f"time / full {reference}",
-               "condense s"]
+    columns = ["trained on", "method", "test accuracy", "distill s", "CPU s", "gap to full, same method (points)",
+               "time / full, same method (wall; CPU)", f"gap to full {reference} (points)",
+               f"time / full {reference} (wall; CPU)", "condense s"]
 
     def pair(comparison: dict | None) -> list[str]:
         if not comparison:
             return ["", ""]
-        return [f"{comparison['accuracy_gap_points']:.1f}", f"{comparison['time_ratio']:.2f}"]
+        cpu = comparison.get("cpu_time_ratio")
+        return [f"{comparison['accuracy_gap_points']:.1f}",
+                f"{comparison['time_ratio']:.2f}" + ("" if cpu is None or cpu != cpu else f"; {cpu:.2f}")]
 
     rows = []
     for name, entry in reuse["runs"].items():
         condensed = "condense_seconds" in entry
         same = reuse.get("comparison", {}).get(entry["method"]) if condensed else None
         against = reuse.get("against_reference", {}).get(entry["method"]) if condensed else None
-        rows.append([name.split(",")[0], entry["method"], pct(entry), f"{entry['seconds']:.0f}", *pair(same),
+        cpu = entry.get("cpu_seconds")
+        rows.append([name.split(",")[0], entry["method"], pct(entry), f"{entry['seconds']:.0f}",
+                     "" if cpu is None or cpu != cpu else f"{cpu:.0f}", *pair(same),
                      *pair(against), f"{entry['condense_seconds']:.0f}" if condensed else ""])
     return columns, rows
 
