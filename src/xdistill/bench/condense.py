@@ -139,6 +139,7 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
                         "progress": False}
             condense(from_dict(CondenseConfig, settings, "condense settings"), log=log)
         condensed = json.loads((folder / RECORD).read_text())
+        load_lazy_torch_modules()
         runs = {}
         for method in methods:
             for name, extra in (("full target", {}),
@@ -178,6 +179,15 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
                 "runs": runs, "comparison": comparison, "against_reference": against_reference}
 
     return run
+
+
+def load_lazy_torch_modules() -> None:
+    """Load what torch imports on first use of a setting every distill call makes (deterministic algorithms pulls
+    in its compiler modules: several CPU seconds), so that no timed run carries it for the runs after it."""
+    import torch
+
+    torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled(),
+                                       warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
 
 
 def gap_and_ratio(full: dict, condensed: dict) -> dict:
