@@ -44,3 +44,16 @@ def test_the_confident_rows_decide_when_there_are_enough():
 def test_every_held_out_row_decides_when_few_are_confident():
     accuracy, measured_on = pseudo_label_accuracy(*stand_ins(OOF, LABELS, 0.5), CondenseConfig(pseudo_confidence=0.9))
     assert accuracy == 0.5 and "every held-out labeled image (only 3" in measured_on
+
+
+def test_a_refused_pool_says_why_instead_of_asking_for_a_zoo():
+    from xdistill.condense.pool import RealPool, pool_problems
+
+    task = SimpleNamespace(classes=["a", "b"])
+    pool = RealPool([], np.zeros(4, int), np.arange(4), np.array([0, 0, 1, 1]), 2,
+                    note="labeled images only: the teachers' held-out labeled accuracy is 0.530, below 0.9")
+    [problem] = pool_problems(pool, task, 3)
+    assert "'a' has 2" in problem and "were not used (the teachers' held-out labeled accuracy is 0.530" in problem
+    assert "pass --zoo" not in problem
+    pool.note = "labeled images only"
+    assert "pass --zoo" in pool_problems(pool, task, 3)[0]

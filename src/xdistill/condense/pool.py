@@ -28,6 +28,7 @@ AUTO_POOL_FACTOR = 5  # pool=auto adds the pseudo-labeled images when a class ha
 # Held-out labeled images predicted at pseudo_confidence or above needed to judge the pseudo-labels by them alone;
 # with fewer, the accuracy over every held-out labeled image decides (a lower bar to clear is not given on few).
 MIN_CONFIDENT_HELD_OUT = 10
+REFUSED = ": "  # separates "labeled images only" from why the pseudo-labeled pool was refused, in RealPool.note
 
 
 @dataclass
@@ -125,7 +126,7 @@ def with_pseudo_labels(pool: RealPool, task: Task, config: CondenseConfig, proba
                                 "Use pool=labeled (or lower pseudo_min_accuracy at your own risk).")
         if log is not None:
             log(f"condense: labeled images only: {why}")
-        pool.note = f"labeled images only: {why}"
+        pool.note = f"labeled images only{REFUSED}{why}"
         return pool
     confidence = probabilities.max(axis=1)
     chosen = np.flatnonzero(confidence >= config.pseudo_confidence)
@@ -145,6 +146,8 @@ def pool_problems(pool: RealPool, task: Task, ipc: int) -> list[str]:
     short = [f"'{task.classes[c]}' has {counts[c]}" for c in range(pool.num_classes) if counts[c] < ipc]
     if not short:
         return []
+    refused = REFUSED in pool.note  # the zoo was given, but its pseudo-labels were not trusted
+    fix = (f"the teachers' pseudo-labels were not used ({pool.note.split(REFUSED, 1)[1]})" if refused else
+           "pass --zoo so that unlabeled images with the teachers' pseudo-labels can join the pool (pool=auto|pseudo)")
     return [f"ipc={ipc} needs {ipc} real images of every class, but {', '.join(short[:5])}"
-            f"{' ...' if len(short) > 5 else ''}. Lower --ipc to at most {counts.min()}, or pass --zoo so that "
-            "unlabeled images with the teachers' pseudo-labels can join the pool (pool=auto|pseudo)."]
+            f"{' ...' if len(short) > 5 else ''}. Lower --ipc to at most {counts.min()}, or {fix}."]
