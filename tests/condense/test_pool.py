@@ -53,7 +53,10 @@ def test_a_refused_pool_says_why_instead_of_asking_for_a_zoo():
     pool = RealPool([], np.zeros(4, int), np.arange(4), np.array([0, 0, 1, 1]), 2,
                     note="labeled images only: the teachers' held-out labeled accuracy is 0.530, below 0.9")
     [problem] = pool_problems(pool, task, 3)
-    assert "'a' has 2" in problem and "were not used (the teachers' held-out labeled accuracy is 0.530" in problem
+    assert "'a' has 2" in problem and "Lower --ipc to at most 2; the teachers' pseudo-labels were not used (the " \
+        "teachers' held-out labeled accuracy is 0.530" in problem
     assert "pass --zoo" not in problem
     pool.note = "labeled images only"
-    assert "pass --zoo" in pool_problems(pool, task, 3)[0]
+    assert "at most 2, or pass --zoo" in pool_problems(pool, task, 3)[0]
+    pool.pseudo, pool.note = 1, "2 labeled + 2 unlabeled images pseudo-labeled by the teachers"
+    assert pool_problems(pool, task, 3)[0].endswith("Lower --ipc to at most 2.")

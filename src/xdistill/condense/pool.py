@@ -28,7 +28,8 @@ AUTO_POOL_FACTOR = 5  # pool=auto adds the pseudo-labeled images when a class ha
 # Held-out labeled images predicted at pseudo_confidence or above needed to judge the pseudo-labels by them alone;
 # with fewer, the accuracy over every held-out labeled image decides (a lower bar to clear is not given on few).
 MIN_CONFIDENT_HELD_OUT = 10
-REFUSED = ": "  # separates "labeled images only" from why the pseudo-labeled pool was refused, in RealPool.note
+LABELED_ONLY = "labeled images only"  # RealPool.note of a pool without pseudo-labels
+REFUSED = ": "  # follows LABELED_ONLY in RealPool.note when the pseudo-labeled pool was refused, before why
 
 
 @dataclass
@@ -81,7 +82,7 @@ def labeled_pool(task: Task) -> RealPool:
     labeled = task.labeled
     n = len(labeled)
     return RealPool([labeled], np.zeros(n, dtype=np.int64), np.arange(n), labeled.y.astype(np.int64),
-                    task.num_classes, note="labeled images only")
+                    task.num_classes, note=LABELED_ONLY)
 
 
 def wants_pseudo(config: CondenseConfig, task: Task) -> bool:
@@ -126,7 +127,7 @@ def with_pseudo_labels(pool: RealPool, task: Task, config: CondenseConfig, proba
                                 "Use pool=labeled (or lower pseudo_min_accuracy at your own risk).")
         if log is not None:
             log(f"condense: labeled images only: {why}")
-        pool.note = f"labeled images only{REFUSED}{why}"
+        pool.note = f"{LABELED_ONLY}{REFUSED}{why}"
         return pool
     confidence = probabilities.max(axis=1)
     chosen = np.flatnonzero(confidence >= config.pseudo_confidence)
@@ -146,8 +147,10 @@ def pool_problems(pool: RealPool, task: Task, ipc: int) -> list[str]:
     short = [f"'{task.classes[c]}' has {counts[c]}" for c in range(pool.num_classes) if counts[c] < ipc]
     if not short:
         return []
-    refused = REFUSED in pool.note  # the zoo was given, but its pseudo-labels were not trusted
-    fix = (f"the teachers' pseudo-labels were not used ({pool.note.split(REFUSED, 1)[1]})" if refused else
-           "pass --zoo so that unlabeled images with the teachers' pseudo-labels can join the pool (pool=auto|pseudo)")
+    refused = pool.note.startswith(LABELED_ONLY + REFUSED)  # the zoo was given, but its pseudo-labels not trusted
+    fix = ("" if pool.pseudo else
+           f"; the teachers' pseudo-labels were not used ({pool.note[len(LABELED_ONLY + REFUSED):]})" if refused else
+           ", or pass --zoo so that unlabeled images with the teachers' pseudo-labels can join the pool "
+           "(pool=auto|pseudo)")
     return [f"ipc={ipc} needs {ipc} real images of every class, but {', '.join(short[:5])}"
-            f"{' ...' if len(short) > 5 else ''}. Lower --ipc to at most {counts.min()}, or {fix}."]
+            f"{' ...' if len(short) > 5 else ''}. Lower --ipc to at most {counts.min()}{fix}."]
