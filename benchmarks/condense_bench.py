@@ -12,10 +12,11 @@ import argparse
 import shutil
 from pathlib import Path
 
-from xdistill.bench.condense import CondenseBenchConfig, markdown_table, run_condense_bench, table_rows
+from xdistill.bench.condense import CondenseBenchConfig, run_condense_bench
 from xdistill.config import parse_overrides
 from xdistill.demo.condense_target import condense_target
 from xdistill.demo.world import build_world
+from xdistill.report.condense import condense_table, markdown_table
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,4 +33,4 @@ if __name__ == "__main__":
     bench = CondenseBenchConfig(methods=args.methods.split(","), ipcs=[int(i) for i in args.ipcs.split(",")],
                                 seeds=args.seeds, condense=parse_overrides(args.settings), out=str(args.out))
     results = run_condense_bench(condense_target(), world.zoo_path, bench, log=print)
-    print(markdown_table(*table_rows(results)))
+    print(markdown_table(*condense_table(results)))

@@ -49,7 +49,7 @@ def test_another_seed_gives_other_images(method, tiny_task, tmp_path):
 @pytest.mark.parametrize("method", ["dm", "datadam", "dc"])
 def test_matching_moves_the_pixels(method, tiny_task, tmp_path):
     _, start = run(tiny_task, tmp_path / "a", method="random", ipc=1)  # same init stream as the matching methods
-    record, learned = run(tiny_task, tmp_path / "b", method=method, ipc=1)
+    record, learned = run(tiny_task, tmp_path / "b", method=method, ipc=1, init="real")
     assert record["iterations"] == 2 and record["images_learned"]
     assert np.abs(learned.x - start.x).max() > 1e-4
 
@@ -100,7 +100,7 @@ def test_matching_reads_one_mini_batch_of_real_images_per_class_per_step(tiny_ta
         return original(self, positions)
 
     monkeypatch.setattr(RealPool, "images", counting)
-    run(tiny_task, tmp_path / "a", method="dm", ipc=1, iterations=3, real_batch=2)
+    run(tiny_task, tmp_path / "a", method="dm", ipc=1, iterations=3, real_batch=2, init="real")
     assert sizes == [3] + [3 * 2] * 3  # the initial images, then one class mini-batch per class per step
 
 

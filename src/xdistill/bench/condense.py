@@ -21,7 +21,7 @@ import numpy as np
 
 from xdistill.condense import CONDENSE_METHODS, CondenseConfig, methods_of
 from xdistill.condense.evaluate import EvalConfig, condensed_results, full_data_results, random_real_results
-from xdistill.condense.store import PICTURE, RECORD, read_condensed
+from xdistill.condense.store import RECORD, read_condensed
 from xdistill.config import from_dict, to_dict
 from xdistill.data.tensors import images_to_tensor
 from xdistill.errors import ConfigError, join_problems
@@ -29,7 +29,7 @@ from xdistill.io import atomic_write_json, atomic_write_text
 from xdistill.kinds import load_task
 from xdistill.pipeline.condense import condense
 from xdistill.pipeline.distill import distill
-from xdistill.report.html import HtmlPage
+from xdistill.report.condense import condense_markdown, write_condense_report
 from xdistill.runtime import Runtime
 from xdistill.train.config import DistillConfig
 
@@ -117,73 +117,20 @@ def _row(method: str, ipc: int, folder: Path, task, recipe: EvalConfig, baseline
     return row
 
 
-def _pct(summary: dict | None) -> str:
-    """Mean ± sample standard deviation (ddof 1) over seeds, in percent."""
-    if summary is None:
-        return ""
-    values = np.asarray(summary.get("accuracy") or [summary["accuracy_mean"]], dtype=np.float64)
-    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return f"{100 * summary['accuracy_mean']:.1f} ± {100 * spread:.1f}"
-
-
-def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
-    """The method x ipc x hard/soft table, in percent, with each method's lead over random real images."""
-    columns = ["ipc", "method", "hard labels", "soft labels (zoo)", "hard − random real", "soft − random real",
-               "share of gap (hard)", "condense s"]
-    rows = []
-    for row in results["rows"]:
-        random = row["random_real_hard"]["accuracy_mean"]
-        lead = lambda s: "" if s is None else f"{100 * (s['accuracy_mean'] - random):+.1f}"  # noqa: E731
-        share = row["share_of_gap"].get("condensed_hard")
-        rows.append([str(row["ipc"]), row["method"], _pct(row["hard"]), _pct(row["soft"]), lead(row["hard"]),
-                     lead(row["soft"]), "" if share is None else f"{100 * share:.0f}%", f"{row['condense_seconds']:.0f}"])
-    return columns, rows
-
-
-def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def reuse_rows(reuse: dict) -> tuple[list[str], list[list[str]]]:
-    columns = ["trained on", "method", "test accuracy", "distill s", "condense s"]
-    rows = [[name.split(",")[0], entry["method"], _pct(entry), f"{entry['seconds']:.0f}",
-             f"{entry['condense_seconds']:.0f}" if "condense_seconds" in entry else ""]
-            for name, entry in reuse["runs"].items()]
-    return columns, rows
-
-
 def write_results(out: Path, results: dict) -> None:
     atomic_write_json(out / "results.json", results)
-    columns, rows = table_rows(results)
-    recipe = results["recipe"]
-    header = (f"{results['task']}: {recipe['student']} (width {recipe['width']}), {recipe['steps']} steps, "
-              f"{recipe['seeds']} seeds; full data {_pct(results['full_data'])}; random real images per ipc: "
-              + ", ".join(f"{r['ipc']}: {_pct(r['random_real_hard'])}" for r in results["rows"][::max(1, len(results['bench']['methods']))]))
-    text = [f"# Condensation bench\n\n{header}\n\n" + markdown_table(columns, rows)]
-    page = HtmlPage(f"Condensation bench: {results['task']}")
-    page.paragraph(header)
-    page.table(columns, rows, caption="Test accuracy (%) of fresh students trained on each condensed set alone",
-               table_id="condense")
-    if results.get("reuse"):
-        r_columns, r_rows = reuse_rows(results["reuse"])
-        text.append(f"## Reuse ({results['reuse']['task']})\n\n" + markdown_table(r_columns, r_rows))
-        page.heading(f"Reuse: distilling from a condensed set ({results['reuse']['task']})")
-        page.table(r_columns, r_rows, table_id="reuse")
-    page.heading("Condensed images (one row per class)")
-    for row in results["rows"]:
-        picture = Path(row["folder"]) / PICTURE
-        if picture.is_file():
-            page.heading(f"{row['method']}, {row['ipc']} per class", level=3)
-            page.image(picture.read_bytes(), f"{row['method']} condensed images at {row['ipc']} per class")
-    atomic_write_text(out / "results.md", "\n\n".join(text) + "\n")
-    page.write(out / "report.html")
+    atomic_write_text(out / "results.md", condense_markdown(results))
+    write_condense_report(out, results)
 
 
 def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], condense_settings: dict, epochs: int,
-                seeds: int, log: Callable[[str], None] | None = None) -> Callable[[Path], dict]:
+                seeds: int, condensed_settings: dict | None = None,
+                log: Callable[[str], None] | None = None) -> Callable[[Path], dict]:
     """``reuse(out)``: each distillation method on the full target and with ``labeled_from=`` a condensed set made
-    with ``condense_settings`` (same method, epochs and seeds), accuracy and wall time (kept under ``out``)."""
+    once with ``condense_settings`` (same epochs and seeds; ``condensed_settings``, DistillConfig overrides, for the
+    condensed runs only), accuracy and wall time of each distill call (kept under ``out``). Each condensed run is
+    compared with the same method on the full target and with the first method's full-target run (the reference)."""
+    condensed_settings = dict(condensed_settings or {})
 
     def run(out: Path) -> dict:
         folder = out / "condensed"
@@ -191,38 +138,64 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
             settings = {**condense_settings, "task": str(task_dir), "zoo": str(zoo), "out": str(folder),
                         "progress": False}
             condense(from_dict(CondenseConfig, settings, "condense settings"), log=log)
-        condense_seconds = json.loads((folder / RECORD).read_text())["seconds"]
-        runs, comparison = {}, {}
+        condensed = json.loads((folder / RECORD).read_text())
+        load_lazy_torch_modules()
+        runs = {}
         for method in methods:
-            for name, extra in (("full target", {}), ("condensed set", {"labeled_from": str(folder)})):
-                accuracies, seconds = [], []
+            for name, extra in (("full target", {}),
+                                ("condensed set", {**condensed_settings, "labeled_from": str(folder)})):
+                accuracies, seconds, cpu_seconds = [], [], []
                 for seed in range(seeds):
                     run_out = out / method / ("full" if not extra else "from-condensed") / f"seed{seed}"
-                    config = DistillConfig(task=str(task_dir), zoo=str(zoo), method=method, epochs=epochs, seed=seed,
-                                           out=str(run_out), progress=False, **extra)
+                    settings = {"task": str(task_dir), "zoo": str(zoo), "method": method, "epochs": epochs,
+                                "seed": seed, "out": str(run_out), "progress": False, **extra}
+                    config = from_dict(DistillConfig, settings, "reuse distill settings")
 
                     def train(config=config) -> dict:
-                        started = time.perf_counter()
+                        started, cpu = time.perf_counter(), time.process_time()
                         metrics = distill(config, runtime=Runtime(log=None, write_report=False)).metrics
-                        return {"accuracy": metrics["test"]["accuracy"], "seconds": time.perf_counter() - started}
+                        return {"accuracy": metrics["test"]["accuracy"], "seconds": time.perf_counter() - started,
+                                "cpu_seconds": time.process_time() - cpu}
 
                     done = _cached(run_out.parent / f"seed{seed}.json", train)
                     accuracies.append(done["accuracy"])
                     seconds.append(done["seconds"])
+                    cpu_seconds.append(done.get("cpu_seconds", float("nan")))
                 runs[f"{name}, {method}"] = {
                     "method": method, "accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
-                    "accuracy": accuracies, "seconds": float(np.mean(seconds)),
-                    **({"condense_seconds": condense_seconds} if extra else {})}
+                    "accuracy": accuracies, "seconds": float(np.mean(seconds)), "cpu_seconds": float(np.mean(cpu_seconds)),
+                    **({"condense_seconds": condensed["seconds"]} if extra else {})}
+        reference = runs[f"full target, {methods[0]}"]
+        comparison, against_reference = {}, {}
+        for method in methods:
             full, small = runs[f"full target, {method}"], runs[f"condensed set, {method}"]
-            comparison[method] = {"accuracy_gap_points": 100 * (full["accuracy_mean"] - small["accuracy_mean"]),
-                                  "time_ratio": small["seconds"] / full["seconds"]}
+            comparison[method] = gap_and_ratio(full, small)
+            against_reference[method] = gap_and_ratio(reference, small)
             if log is not None:
                 log(f"reuse {method}: full {full['accuracy_mean']:.4f} in {full['seconds']:.0f}s, condensed "
                     f"{small['accuracy_mean']:.4f} in {small['seconds']:.0f}s")
-        return {"task": load_task(task_dir).name, "condense": condense_settings, "epochs": epochs, "seeds": seeds,
-                "runs": runs, "comparison": comparison}
+        return {"task": load_task(task_dir).name, "condense": condense_settings, "condensed_settings": condensed_settings,
+                "pool": condensed.get("pool"), "epochs": epochs, "seeds": seeds, "reference": methods[0],
+                "runs": runs, "comparison": comparison, "against_reference": against_reference}
 
     return run
+
+
+def load_lazy_torch_modules() -> None:
+    """Load what torch imports on first use of a setting every distill call makes (deterministic algorithms pulls
+    in its compiler modules: several CPU seconds), so that no timed run carries it for the runs after it."""
+    import torch
+
+    torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled(),
+                                       warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
+
+
+def gap_and_ratio(full: dict, condensed: dict) -> dict:
+    """The condensed run's accuracy gap to a full-target run (points, full − condensed), its wall-time ratio and its
+    CPU-time ratio (the process's CPU time: one torch thread, so it does not swing with other jobs' load)."""
+    return {"accuracy_gap_points": 100 * (full["accuracy_mean"] - condensed["accuracy_mean"]),
+            "time_ratio": condensed["seconds"] / full["seconds"],
+            "cpu_time_ratio": condensed["cpu_seconds"] / full["cpu_seconds"]}
 
 
 SCALE_SCRIPT = """

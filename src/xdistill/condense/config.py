@@ -36,8 +36,9 @@ class CondenseConfig:
     embedder_width: int = 32  # width of those networks (the papers' 128 costs about 8x on a CPU); 8..256
     augment: bool = True  # differentiable Siamese augmentation of real and synthetic batches (Zhao & Bilen 2021)
     flip: bool = False  # FYI (Son et al. 2024): match each synthetic image together with its horizontal flip
-    init: str = "real"  # synthetic images start as random real images of their class ('real'), uniform noise
-    #                     ('noise'), or that coreset of real images ('herding', 'kcenter'; in the 'features' space)
+    init: str = "herding"  # synthetic images start as the herding coreset of real images (in the 'features' space;
+    #                        docs/condense.md says why), the 'kcenter' coreset, random real images of their class
+    #                        ('real', the papers' start) or uniform noise ('noise')
     attention_weight: float = 1.0  # datadam: weight of the attention-map term beside the embedding term; >= 0
     attention_power: int = 4  # datadam: p of the attention map sum_c |f_c|^p; 1..8
     net_steps: int = 5  # dc: updates of each random network on the synthetic set between matchings; 0..100

@@ -4,7 +4,10 @@ with the teachers' pseudo-labels.
 Matching reads the pool one class mini-batch at a time (only those rows of a lazy split are read), so
 memory stays that of one batch however large the pool grows. The pseudo-labeled part is used only
 where the teachers' held-out labeled accuracy supports it (``pseudo_min_accuracy``), and only for
-unlabeled images whose teachers' top probability reaches ``pseudo_confidence``.
+unlabeled images whose teachers' top probability reaches ``pseudo_confidence``. The accuracy that
+decides is that of the labels the pool would take: over the held-out labeled images the teachers
+predict at least that confidently (their out-of-fold predictions), when enough of them do
+(``MIN_CONFIDENT_HELD_OUT``), else over every held-out labeled image.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from xdistill.data.tensors import images_to_tensor
 from xdistill.errors import XDistillError
 
 AUTO_POOL_FACTOR = 5  # pool=auto adds the pseudo-labeled images when a class has fewer than 5 x ipc labeled ones
+# Held-out labeled images predicted at pseudo_confidence or above needed to judge the pseudo-labels by them alone;
+# with fewer, the accuracy over every held-out labeled image decides (a lower bar to clear is not given on few).
+MIN_CONFIDENT_HELD_OUT = 10
+LABELED_ONLY = "labeled images only"  # RealPool.note of a pool without pseudo-labels
+REFUSED = ": "  # follows LABELED_ONLY in RealPool.note when the pseudo-labeled pool was refused, before why
 
 
 @dataclass
@@ -74,7 +82,7 @@ def labeled_pool(task: Task) -> RealPool:
     labeled = task.labeled
     n = len(labeled)
     return RealPool([labeled], np.zeros(n, dtype=np.int64), np.arange(n), labeled.y.astype(np.int64),
-                    task.num_classes, note="labeled images only")
+                    task.num_classes, note=LABELED_ONLY)
 
 
 def wants_pseudo(config: CondenseConfig, task: Task) -> bool:
@@ -87,12 +95,30 @@ def wants_pseudo(config: CondenseConfig, task: Task) -> bool:
     return bool(counts.min() < AUTO_POOL_FACTOR * config.ipc)
 
 
+def pseudo_label_accuracy(task: Task, prepared, targets, config: CondenseConfig) -> tuple[float | None, str]:
+    """The held-out labeled accuracy that decides the pseudo-labeled pool (see the module), and what it was
+    measured on. ``targets`` are the ``weighted`` method's (``build_targets``) on ``prepared`` teachers."""
+    from xdistill.kinds.classification.methods import METHODS
+    from xdistill.kinds.classification.targets import confident_held_out_accuracy
+    from xdistill.train.config import DistillConfig
+
+    oof = [prepared.head(task, name).oof_probs for name in targets.names]
+    accuracy, count = confident_held_out_accuracy(oof, METHODS.get(targets.method), targets.weights, DistillConfig(),
+                                                  task.labeled.y, config.pseudo_confidence)
+    if accuracy is not None and count >= MIN_CONFIDENT_HELD_OUT:
+        return accuracy, f"on the {count} held-out labeled images they predict with confidence >= {config.pseudo_confidence}"
+    return targets.reliability, (f"on every held-out labeled image (only {count} predicted with confidence >= "
+                                 f"{config.pseudo_confidence}, fewer than {MIN_CONFIDENT_HELD_OUT})")
+
+
 def with_pseudo_labels(pool: RealPool, task: Task, config: CondenseConfig, probabilities: np.ndarray,
-                       held_out_accuracy: float | None, log: Callable[[str], None] | None) -> RealPool:
+                       held_out_accuracy: float | None, log: Callable[[str], None] | None,
+                       measured_on: str = "") -> RealPool:
     """The pool plus the unlabeled images whose teachers' predictions [U, C] are confident, when the teachers'
-    held-out labeled accuracy reaches ``pseudo_min_accuracy``; otherwise the pool unchanged (pool=auto) or an
-    error (pool=pseudo)."""
+    held-out labeled accuracy (``measured_on``, see :func:`pseudo_label_accuracy`) reaches ``pseudo_min_accuracy``;
+    otherwise the pool unchanged (pool=auto) or an error (pool=pseudo)."""
     accuracy = "unknown (one label per class)" if held_out_accuracy is None else f"{held_out_accuracy:.3f}"
+    accuracy += f" {measured_on}" if measured_on else ""
     if held_out_accuracy is None or held_out_accuracy < config.pseudo_min_accuracy:
         why = (f"the teachers' held-out labeled accuracy is {accuracy}, below pseudo_min_accuracy="
                f"{config.pseudo_min_accuracy}")
@@ -101,13 +127,13 @@ def with_pseudo_labels(pool: RealPool, task: Task, config: CondenseConfig, proba
                                 "Use pool=labeled (or lower pseudo_min_accuracy at your own risk).")
         if log is not None:
             log(f"condense: labeled images only: {why}")
-        pool.note = f"labeled images only: {why}"
+        pool.note = f"{LABELED_ONLY}{REFUSED}{why}"
         return pool
     confidence = probabilities.max(axis=1)
     chosen = np.flatnonzero(confidence >= config.pseudo_confidence)
     labels = probabilities[chosen].argmax(axis=1).astype(np.int64)
-    note = (f"{len(pool)} labeled + {len(chosen)} unlabeled images pseudo-labeled by the teachers (held-out "
-            f"accuracy {accuracy}, confidence >= {config.pseudo_confidence})")
+    note = (f"{len(pool)} labeled + {len(chosen)} unlabeled images pseudo-labeled by the teachers with confidence >= "
+            f"{config.pseudo_confidence} (held-out accuracy {accuracy})")
     if log is not None:
         log(f"condense: {note}")
     return RealPool([*pool.splits, task.unlabeled], np.concatenate([pool.part, np.ones(len(chosen), np.int64)]),
@@ -121,6 +147,10 @@ def pool_problems(pool: RealPool, task: Task, ipc: int) -> list[str]:
     short = [f"'{task.classes[c]}' has {counts[c]}" for c in range(pool.num_classes) if counts[c] < ipc]
     if not short:
         return []
+    refused = pool.note.startswith(LABELED_ONLY + REFUSED)  # the zoo was given, but its pseudo-labels not trusted
+    fix = ("" if pool.pseudo else
+           f"; the teachers' pseudo-labels were not used ({pool.note[len(LABELED_ONLY + REFUSED):]})" if refused else
+           ", or pass --zoo so that unlabeled images with the teachers' pseudo-labels can join the pool "
+           "(pool=auto|pseudo)")
     return [f"ipc={ipc} needs {ipc} real images of every class, but {', '.join(short[:5])}"
-            f"{' ...' if len(short) > 5 else ''}. Lower --ipc to at most {counts.min()}, or pass --zoo so that "
-            "unlabeled images with the teachers' pseudo-labels can join the pool (pool=auto|pseudo)."]
+            f"{' ...' if len(short) > 5 else ''}. Lower --ipc to at most {counts.min()}{fix}."]

@@ -24,7 +24,7 @@ from xdistill.condense import CONDENSE_METHODS, CondenseConfig, methods_of
 from xdistill.condense.config import HARD_LABELS
 from xdistill.condense.context import CondenseContext
 from xdistill.condense.evaluate import EvalConfig, baseline_results, condensed_results
-from xdistill.condense.pool import labeled_pool, pool_problems, wants_pseudo, with_pseudo_labels
+from xdistill.condense.pool import labeled_pool, pool_problems, pseudo_label_accuracy, wants_pseudo, with_pseudo_labels
 from xdistill.condense.store import RECORD, read_condensed, write_condensed
 from xdistill.config import to_dict
 from xdistill.data.task import Task
@@ -130,7 +130,8 @@ def condense(config: CondenseConfig, log: Callable[[str], None] | None = None, t
     if use_pseudo:
         weighted = METHODS.get("weighted")
         targets = build_targets(task, prepared, "weighted", weighted, DistillConfig(), log=log)
-        pool = with_pseudo_labels(pool, task, config, targets.combined["unlabeled"], targets.reliability, log)
+        accuracy, measured_on = pseudo_label_accuracy(task, prepared, targets, config)
+        pool = with_pseudo_labels(pool, task, config, targets.combined["unlabeled"], accuracy, log, measured_on)
         problems = pool_problems(pool, task, config.ipc)
         if problems:
             raise XDistillError(join_problems(problems, "Cannot condense"))

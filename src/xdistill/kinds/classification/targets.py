@@ -75,6 +75,20 @@ def held_out_accuracy(oof: list[np.ndarray | None], method: Method, weights: np.
     return float((combined[scored].argmax(1) == labels[scored]).mean()) if scored.any() else None
 
 
+def confident_held_out_accuracy(oof: list[np.ndarray | None], method: Method, weights: np.ndarray,
+                                config: DistillConfig, labels: np.ndarray, confidence: float) -> tuple[float | None, int]:
+    """Accuracy of the method's combination of the out-of-fold predictions ([N, C] per teacher) over the held-out
+    samples whose top probability reaches ``confidence``, and how many there are; (None, 0) when none."""
+    if any(o is None for o in oof):
+        return None, 0
+    combined = method.combine(np.stack(oof), weights, config)
+    chosen = np.isfinite(combined).all(axis=1)
+    chosen[chosen] = combined[chosen].max(axis=1) >= confidence
+    if not chosen.any():
+        return None, 0
+    return float((combined[chosen].argmax(1) == labels[chosen]).mean()), int(chosen.sum())
+
+
 COMBINE_ROWS = 65_536  # rows of a split combined at a time (bounds the combination's temporary memory)
 
 
