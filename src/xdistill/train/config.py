@@ -101,6 +101,7 @@ class DistillConfig:
     deterministic: bool = True  # deterministic algorithms (resume reproduces an uninterrupted run)
     resume: bool = False  # continue from the checkpoint in 'out'
     progress: bool = True  # show a progress bar
+    eval_every: int = 1  # score the test split after every this many epochs (learning curves); 0 = only the run's final scores
 
     @property
     def selection(self) -> SelectionConfig:
@@ -154,6 +155,8 @@ class DistillConfig:
             problems.append(f"'mix' must be one of {', '.join(MIXES)}. Got {self.mix!r}.")
         if not 0 <= self.threads <= 1024:
             problems.append(f"'threads' must lie in 0..1024 (0 = torch's default). Got {self.threads}.")
+        if self.eval_every < 0:
+            problems.append(f"'eval_every' must be >= 0 (0 = only the run's final scores). Got {self.eval_every}.")
         problems += worker_problems("loader_workers", self.loader_workers)
         problems += self.selection.problems()
         problems += seed_problems(seed=self.seed, augment_seed=self.augment_seed)

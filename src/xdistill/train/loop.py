@@ -103,7 +103,7 @@ def train_student(student: nn.Module, plan: TrainPlan, config: DistillConfig, ou
             record = {"epoch": epoch + 1, "train": means, "seconds": time.perf_counter() - started}
             if decisions is not None:
                 record["decisions"] = decisions
-            if plan.evaluate is not None and runtime.rank == 0:
+            if plan.evaluate is not None and runtime.rank == 0 and scored_after(epoch, config):
                 record["test"] = plan.evaluate(student)
             history.epochs.append(to_jsonable(record))
             if checkpoint is not None and runtime.rank == 0:
@@ -115,6 +115,14 @@ def train_student(student: nn.Module, plan: TrainPlan, config: DistillConfig, ou
     finally:
         bar.close()
     return history
+
+
+def scored_after(epoch: int, config: DistillConfig) -> bool:
+    """Whether the test split is scored after ``epoch`` (0-based): every ``eval_every`` epochs and after the
+    last; never with ``eval_every=0``, where the run's final scores are its only ones."""
+    if config.eval_every == 0:
+        return False
+    return (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
 
 
 def _resume(config: DistillConfig, out_dir: Path | None, modules: dict[str, nn.Module],
