@@ -12,7 +12,8 @@ import argparse
 from pathlib import Path
 
 from xdistill.bench.condense import reuse_check
-from xdistill.cli.condense import REUSE_CONDENSE, REUSE_CONDENSED_SETTINGS, REUSE_EPOCHS, REUSE_METHODS
+from xdistill.cli.condense import (REUSE_CONDENSE, REUSE_CONDENSED_SETTINGS, REUSE_EPOCHS, REUSE_METHODS,
+                                   REUSE_SHARED_SETTINGS)
 from xdistill.demo.world import build_world
 from xdistill.io import atomic_write_json
 from xdistill.report.condense import markdown_table, reuse_line, reuse_table
@@ -27,7 +28,8 @@ if __name__ == "__main__":
     world = build_world(progress=False, log=print)
     check = reuse_check(world.task_paths[args.target], world.zoo_path, REUSE_METHODS,
                         {**REUSE_CONDENSE, "ipc": args.ipc}, REUSE_EPOCHS, args.seeds,
-                        condensed_settings=dict(REUSE_CONDENSED_SETTINGS), log=print)
+                        condensed_settings=dict(REUSE_CONDENSED_SETTINGS),
+                        shared_settings=dict(REUSE_SHARED_SETTINGS), log=print)
     reuse = check(args.out)
     atomic_write_json(args.out / "reuse.json", reuse)
     print(reuse_line(reuse))

@@ -124,13 +124,15 @@ def write_results(out: Path, results: dict) -> None:
 
 
 def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], condense_settings: dict, epochs: int,
-                seeds: int, condensed_settings: dict | None = None,
+                seeds: int, condensed_settings: dict | None = None, shared_settings: dict | None = None,
                 log: Callable[[str], None] | None = None) -> Callable[[Path], dict]:
     """``reuse(out)``: each distillation method on the full target and with ``labeled_from=`` a condensed set made
     once with ``condense_settings`` (same epochs and seeds; ``condensed_settings``, DistillConfig overrides, for the
-    condensed runs only), accuracy and wall time of each distill call (kept under ``out``). Each condensed run is
+    condensed runs only; ``shared_settings``, overrides for every run), accuracy and wall time of each distill call
+    (kept under ``out``). Each condensed run is
     compared with the same method on the full target and with the first method's full-target run (the reference)."""
     condensed_settings = dict(condensed_settings or {})
+    shared_settings = dict(shared_settings or {})
 
     def run(out: Path) -> dict:
         folder = out / "condensed"
@@ -148,7 +150,7 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
                 for seed in range(seeds):
                     run_out = out / method / ("full" if not extra else "from-condensed") / f"seed{seed}"
                     settings = {"task": str(task_dir), "zoo": str(zoo), "method": method, "epochs": epochs,
-                                "seed": seed, "out": str(run_out), "progress": False, **extra}
+                                "seed": seed, "out": str(run_out), "progress": False, **shared_settings, **extra}
                     config = from_dict(DistillConfig, settings, "reuse distill settings")
 
                     def train(config=config) -> dict:
@@ -175,6 +177,7 @@ def reuse_check(task_dir: str | Path, zoo: str | Path, methods: list[str], conde
                 log(f"reuse {method}: full {full['accuracy_mean']:.4f} in {full['seconds']:.0f}s, condensed "
                     f"{small['accuracy_mean']:.4f} in {small['seconds']:.0f}s")
         return {"task": load_task(task_dir).name, "condense": condense_settings, "condensed_settings": condensed_settings,
+                "shared_settings": shared_settings,
                 "pool": condensed.get("pool"), "epochs": epochs, "seeds": seeds, "reference": methods[0],
                 "runs": runs, "comparison": comparison, "against_reference": against_reference}
 

@@ -86,7 +86,8 @@ def run_condense_bench_cmd(home: Optional[Path], out: Optional[Path], methods: O
         bench.condense = {"iterations": 5}
     reuse = reuse_check(world.task_paths[REUSE_TARGET], world.zoo_path, REUSE_METHODS, dict(REUSE_CONDENSE),
                         epochs=REUSE_EPOCHS if not quick else 2, seeds=1,
-                        condensed_settings=dict(REUSE_CONDENSED_SETTINGS), log=console.print)
+                        condensed_settings=dict(REUSE_CONDENSED_SETTINGS),
+                        shared_settings=dict(REUSE_SHARED_SETTINGS), log=console.print)
     results = run_condense_bench(target, world.zoo_path, bench, log=console.print, reuse=reuse)
     columns, rows = condense_table(results)
     print_table(f"Condensed {results['task']}: test accuracy (%)", columns, rows)
@@ -108,4 +109,6 @@ REUSE_CONDENSE = {"method": "herding", "labels": "relabel", "ipc": 50}
 # Every condensed image is labeled, so a step takes its 64 images (what a full-target step takes from the pool)
 # from the labeled split: batch_size 16 x unlabeled_ratio 4 becomes 64 x 1.
 REUSE_CONDENSED_SETTINGS = {"batch_size": 64, "unlabeled_ratio": 1}
+# Every run, full or condensed, is scored once at its end: the check times training, not learning curves.
+REUSE_SHARED_SETTINGS = {"eval_every": 0}
 REUSE_EPOCHS = 30
