@@ -67,6 +67,11 @@ class BPETokenizer:
             for token, index in vocab.items():
                 lengths[index] = 0 if token == BOS else len(token)
         self._token_bytes = lengths
+        # Byte-fallback tokens ("<0xE4>") each stand for one byte of a character the vocabulary lacks.
+        self._fallback_bytes = np.zeros(self.vocab_size, dtype=bool)
+        for token, index in vocab.items():
+            if len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
+                self._fallback_bytes[index] = True
 
     def to_str(self) -> str:
         return self.tokenizer.to_str()
@@ -78,15 +83,39 @@ class BPETokenizer:
             ends = np.cumsum(self._token_bytes[ids])
             if len(ids) == 0 or ends[-1] == len(text.encode("utf-8")):
                 return ids, np.stack([ends - self._token_bytes[ids], ends], axis=1) if len(ids) else np.zeros((0, 2), np.int64)
-        offsets = byte_offsets(text)
-        chars = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
-        return ids, offsets[chars]
+        return ids, spans_from_offsets(ids, np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2), text,
+                                       self._fallback_bytes)
 
     def encode_many(self, texts: Iterable[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         return [self.encode(t) for t in texts]
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+
+def spans_from_offsets(ids: np.ndarray, char_offsets: np.ndarray, text: str, fallback: np.ndarray) -> np.ndarray:
+    """[n, 2] UTF-8 byte spans from a tokenizer's character offsets [n, 2].
+
+    Byte-fallback tokens that spell out one character (or a run of characters the vocabulary lacks) all
+    carry that run's character offsets; each of them covers one byte of it, in order, so the spans of a
+    tokenization never overlap and a token may cover part of a character's UTF-8 bytes."""
+    offsets = byte_offsets(text)
+    spans = offsets[char_offsets] if len(ids) else np.zeros((0, 2), np.int64)
+    if len(ids) < 2:
+        return spans
+    same = np.all(char_offsets[1:] == char_offsets[:-1], axis=1)
+    if not same.any():
+        return spans
+    run_starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    run_ends = np.concatenate([run_starts[1:], [len(ids)]])
+    for a, b in zip(run_starts, run_ends):
+        if b - a < 2 or not fallback[ids[a:b]].all():
+            continue
+        first, last = spans[a]
+        if last - first == b - a:  # one byte a token
+            spans[a:b, 0] = np.arange(first, last)
+            spans[a:b, 1] = spans[a:b, 0] + 1
+    return spans
 
 
 def load_tokenizer(path: str | Path) -> BPETokenizer:
@@ -121,3 +150,33 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(list(texts), trainer=trainer)
     return BPETokenizer(tokenizer, "trained")
+
+
+def byte_tokenizer() -> BPETokenizer:
+    """Raw bytes: the 256 byte values and ``<|bos|>`` (byte-level BPE without a merge)."""
+    return train_bpe([], 257)
+
+
+# Pre-tokens of the unigram tokenizer: a word with at most one leading space, or one other whitespace character.
+UNIGRAM_PRE_TOKENS = r" ?[^\s]+|\s"
+
+
+def train_unigram(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
+    """A unigram language-model tokenizer (Kudo 2018) of ``vocab_size`` pieces plus ``<|bos|>``, ``<unk>``
+    and the 256 byte-fallback tokens ``<0x00>``..``<0xFF>``: a character outside its pieces is spelled
+    out as its UTF-8 bytes, so it is lossless on any text. Deterministic for the same texts."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(UNIGRAM_PRE_TOKENS), behavior="isolated")
+    tokenizer.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=[BOS], show_progress=False)
+    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    raw = json.loads(tokenizer.to_str())
+    model = raw["model"]
+    lowest = min(score for _, score in model["vocab"])
+    present = {piece for piece, _ in model["vocab"]}
+    model["vocab"] += [[f"<0x{b:02X}>", lowest - 1.0] for b in range(256) if f"<0x{b:02X}>" not in present]
+    model["vocab"].append(["<unk>", lowest - 2.0])
+    model["unk_id"], model["byte_fallback"] = len(model["vocab"]) - 1, True
+    return BPETokenizer(Tokenizer.from_str(json.dumps(raw)), "trained")
