@@ -76,6 +76,22 @@ class BPETokenizer:
     def to_str(self) -> str:
         return self.tokenizer.to_str()
 
+    def token_bytes(self) -> list[bytes | None]:
+        """The bytes each id spells (None for special tokens such as BOS and ``<unk>``)."""
+        out: list[bytes | None] = [None] * self.vocab_size
+        alphabet = _byte_level_alphabet()
+        special = {t.content for t in self.tokenizer.get_added_tokens_decoder().values()}
+        for token, index in self.tokenizer.get_vocab(with_added_tokens=True).items():
+            if token in special or token in (BOS, "<unk>"):
+                continue
+            if self._fallback_bytes[index]:
+                out[index] = bytes([int(token[3:5], 16)])
+            elif self._byte_level:
+                out[index] = bytes(alphabet[ch] for ch in token)
+            else:
+                out[index] = token.encode("utf-8")
+        return out
+
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         encoding = self.tokenizer.encode(text, add_special_tokens=False)
         ids = np.asarray(encoding.ids, dtype=np.int64)
