@@ -183,11 +183,17 @@ def train_unigram(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
     out as its UTF-8 bytes, so it is lossless on any text. Deterministic for the same texts."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+    texts = list(texts)
+    characters = len(set().union(*map(set, texts))) if texts else 0
+    if vocab_size <= characters:
+        raise XDistillError(f"A unigram tokenizer needs a piece for each of the {characters} distinct characters of its "
+                            f"training text and more for longer pieces: 'vocab_size' must be > {characters}. "
+                            f"Got {vocab_size}.")
     tokenizer = Tokenizer(models.Unigram())
     tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(UNIGRAM_PRE_TOKENS), behavior="isolated")
     tokenizer.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=[BOS], show_progress=False)
-    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
     raw = json.loads(tokenizer.to_str())
     model = raw["model"]
     lowest = min(score for _, score in model["vocab"])
