@@ -38,7 +38,7 @@ def byte_offsets(text: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _byte_level_alphabet() -> dict[str, int]:
+def byte_level_alphabet() -> dict[str, int]:
     """GPT-2's map from the printable stand-ins of byte-level BPE back to the bytes 0..255."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     codes, extra = list(printable), 0
@@ -60,37 +60,23 @@ class BPETokenizer:
         self.vocab_size = max(vocab.values()) + 1
         self.bos_id = vocab.get(BOS)
         self.identity = vocabulary_identity(vocab)
-        alphabet = _byte_level_alphabet()
+        alphabet = byte_level_alphabet()
         self._byte_level = all(ch in alphabet for token in vocab if token != BOS for ch in token)
         lengths = np.zeros(self.vocab_size, dtype=np.int64)
         if self._byte_level:
             for token, index in vocab.items():
                 lengths[index] = 0 if token == BOS else len(token)
         self._token_bytes = lengths
-        # Byte-fallback tokens ("<0xE4>") each stand for one byte of a character the vocabulary lacks.
-        self._fallback_bytes = np.zeros(self.vocab_size, dtype=bool)
-        for token, index in vocab.items():
-            if len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
-                self._fallback_bytes[index] = True
+        self._fallback_bytes = fallback_tokens(vocab, self.vocab_size)
 
     def to_str(self) -> str:
         return self.tokenizer.to_str()
 
     def token_bytes(self) -> list[bytes | None]:
         """The bytes each id spells (None for special tokens such as BOS and ``<unk>``)."""
-        out: list[bytes | None] = [None] * self.vocab_size
-        alphabet = _byte_level_alphabet()
-        special = {t.content for t in self.tokenizer.get_added_tokens_decoder().values()}
-        for token, index in self.tokenizer.get_vocab(with_added_tokens=True).items():
-            if token in special or token in (BOS, "<unk>"):
-                continue
-            if self._fallback_bytes[index]:
-                out[index] = bytes([int(token[3:5], 16)])
-            elif self._byte_level:
-                out[index] = bytes(alphabet[ch] for ch in token)
-            else:
-                out[index] = token.encode("utf-8")
-        return out
+        special = {t.content for t in self.tokenizer.get_added_tokens_decoder().values()} | {BOS, "<unk>"}
+        return spelled_bytes(self.tokenizer.get_vocab(with_added_tokens=True), self.vocab_size, special,
+                             self._byte_level, self._fallback_bytes)
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         encoding = self.tokenizer.encode(text, add_special_tokens=False)
@@ -107,6 +93,35 @@ class BPETokenizer:
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+
+def fallback_tokens(vocab: dict[str, int], vocab_size: int) -> np.ndarray:
+    """[V] bool: the byte-fallback tokens ("<0xE4>"), each standing for one byte of a character the vocabulary lacks."""
+    out = np.zeros(vocab_size, dtype=bool)
+    for token, index in vocab.items():
+        if len(token) == 6 and token.startswith("<0x") and token.endswith(">") and index < vocab_size:
+            out[index] = True
+    return out
+
+
+def spelled_bytes(vocab: dict[str, int], vocab_size: int, special: set[str], byte_level: bool,
+                  fallback: np.ndarray) -> list[bytes | None]:
+    """The bytes each id spells: byte-level BPE's printable stand-ins mapped back to bytes, byte-fallback tokens
+    as their byte, other pieces as their UTF-8 text (SentencePiece's "▁" read as a space when no piece holds
+    a plain space); None for special tokens."""
+    out: list[bytes | None] = [None] * vocab_size
+    alphabet = byte_level_alphabet()
+    metaspace = not byte_level and any("▁" in t for t in vocab) and not any(" " in t for t in vocab)
+    for token, index in vocab.items():
+        if token in special or index >= vocab_size:
+            continue
+        if fallback[index]:
+            out[index] = bytes([int(token[3:5], 16)])
+        elif byte_level:
+            out[index] = bytes(alphabet[ch] for ch in token)
+        else:
+            out[index] = (token.replace("▁", " ") if metaspace else token).encode("utf-8")
+    return out
 
 
 def spans_from_offsets(ids: np.ndarray, char_offsets: np.ndarray, text: str, fallback: np.ndarray) -> np.ndarray:
