@@ -144,7 +144,7 @@ def cross_tokenizer_step(model, batch, ctx: StepContext) -> dict[str, torch.Tens
                      temperature=ctx.alm_temperature)["loss"] * (distilled.sum() / scored)
     else:
         if ctx.gate:  # the chunk's decision, moved from its last token to its first
-            opened = torch.zeros(b, c, dtype=torch.long).scatter_add_(1, first.clamp(min=0), distilled.long()) > 0
+            opened = torch.zeros(b, c, dtype=torch.long).scatter_add_(1, first.clamp(0, c - 1), distilled.long()) > 0
         else:
             opened = valid
         flat_rows = r.reshape(-1)
