@@ -83,6 +83,7 @@ class DistillConfig:
     tokenizer: str = ""  # language models: the student's tokenizer.json; empty = the init file's, else the top teacher's
     domain_sampling: bool = False  # language models: draw more windows from the train domains where the student trails the teachers (DDK)
     cross_tokenizer_loss: str = "alm"  # language models: the loss for teachers whose tokenizer differs from the student's (alm | uld | shared_vocab)
+    agreement_kd: bool = True  # language models across tokenizers: a chunk that is one token under every tokenization is distilled token-level from one teacher
     alm_temperature: float = 1.0  # language models, cross_tokenizer_loss=alm: chunk likelihoods compared as p^(1/t); 1..10
     transplant: bool = False  # language models: give teachers with another tokenizer the student's (by OMP), then 'loss' applies
     transplant_atoms: int = 8  # language models, transplant: shared tokens whose embeddings make each new token's; 1..64

@@ -169,6 +169,40 @@ def test_the_step_gathers_the_chunks_of_a_window(tokenizers, loss, gate):
     assert model.logits.grad.abs().sum() > 0
 
 
+def test_agreeing_tokens_take_one_teachers_distribution(tokenizers):
+    documents = ["def f(x): return x + 1", "日本語 text"]
+    student = tokenizers["bpe"]
+    stream = token_stream(documents, student)
+    same, other = cached_rows(student, documents, 4), cached_rows(tokenizers["bytes"], documents, 5)
+    alone = align_targets(stream, [same], ["same"], [1.0], student, [student], agreement=True)
+    n = sum(stream.doc_tokens)
+    assert alone.info["agreeing_tokens"] == n and (alone.agree_row == torch.arange(n)).all()
+    assert torch.equal(alone.teachers[0].student_ids, same.ids)  # the same vocabulary maps onto itself
+    both = align_targets(stream, [same, other], ["same", "bytes"], [0.5, 0.5], student, [student, tokenizers["bytes"]],
+                         agreement=True)
+    agreeing = both.agree_teacher >= 0
+    # Only single-byte student tokens can be one token under the byte tokenizer too.
+    lengths = torch.from_numpy(stream.spans[:, 1] - stream.spans[:, 0])
+    assert (lengths[agreeing] == 1).all() and agreeing.sum() == ((lengths == 1).sum())
+    for r in torch.nonzero(agreeing).squeeze(1).tolist():  # the teacher with the higher probability of the token
+        pick = int(both.agree_teacher[r])
+        probs = [-float(same.nll[r]), -float(other.nll[int(both.teachers[1].row_at[r])])]
+        assert probs[pick] == max(probs)
+    batch = {"ids": torch.from_numpy(stream.ids[None, :-1]), "targets": torch.from_numpy(stream.ids[None, 1:]),
+             "rows": torch.from_numpy(stream.rows[None, 1:])}
+    model = Fixed(torch.randn(1, batch["ids"].shape[1], student.vocab_size, generator=torch.Generator().manual_seed(6)))
+    terms = cross_tokenizer_step(model, batch, StepContext(targets=alone, gate=False))
+    assert terms["kd_chunks"] == 0 and terms["kd_agree"] > 0  # every chunk agrees: all token-level
+    from xdistill.losses.topk import topk_forward_kl
+
+    log_probs = model.logits[0].log_softmax(dim=1)
+    rows = batch["rows"][0]
+    scored = rows >= 0
+    reference = topk_forward_kl(log_probs[scored], same.ids[rows[scored]], same.logp[rows[scored]],
+                                same.tail_logp[rows[scored]], normalized=True)["loss"]
+    assert terms["kd_agree"].item() == pytest.approx(reference.item(), rel=1e-5)
+
+
 def test_the_gate_keeps_the_chunks_the_teacher_predicts_better(tokenizers):
     documents = ["def f(x): return x"]
     student, teacher = tokenizers["bpe"], tokenizers["bytes"]

@@ -220,8 +220,10 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
                                     f"teacher(s) {', '.join(others)} use another tokenizer. Drop domain_sampling, "
                                     "or transplant=true.")
             targets = align_targets(stream, parts, chosen, weights, tokenizer,
-                                    [prepared.teacher(n).tokenizer for n in chosen], config.cross_tokenizer_loss)
-            cross = {"loss": config.cross_tokenizer_loss, "other_tokenizers": others, **targets.info}
+                                    [prepared.teacher(n).tokenizer for n in chosen], config.cross_tokenizer_loss,
+                                    config.agreement_kd)
+            cross = {"loss": config.cross_tokenizer_loss, "agreement_kd": config.agreement_kd, "other_tokenizers": others,
+                     **targets.info}
         elif chosen:
             for name, part in zip(chosen, parts):
                 check_alignment(part, stream.doc_tokens, name)
