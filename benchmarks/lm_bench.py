@@ -76,10 +76,12 @@ XTOK_ROWS = (
     ("finetune", "finetune", "zoo", {}),
     ("nearest (alm)", "nearest", "zoo", {}),
     ("weighted (alm)", "weighted", "zoo", {}),
+    ("control: nearest, same tokenizer", "nearest", "control", {}),
     ("nearest, uld", "nearest", "zoo", {"cross_tokenizer_loss": "uld"}),
     ("nearest, shared_vocab", "nearest", "zoo", {"cross_tokenizer_loss": "shared_vocab"}),
     ("nearest, transplant + forward_kl", "nearest", "zoo", {"transplant": True}),
-    ("control: nearest, same tokenizer", "nearest", "control", {}),
+    ("nearest, alm alone", "nearest", "zoo", {"agreement_kd": False}),
+    ("nearest, uld alone", "nearest", "zoo", {"cross_tokenizer_loss": "uld", "agreement_kd": False}),
 )
 
 
@@ -127,6 +129,8 @@ def xtok(args) -> None:
         gains = [1 - means[m] / means["supervised"] for m in ("weighted (alm)", "nearest (alm)")]
         below = [means[m] < means["finetune"] for m in ("weighted (alm)", "nearest (alm)")]
         alm_uld = means["nearest (alm)"] < means["nearest, uld"] if "nearest, uld" in means else None
+        if {"nearest, alm alone", "nearest, uld alone"} <= set(means):
+            alm_uld = f"{alm_uld}; alone: {means['nearest, alm alone'] < means['nearest, uld alone']}"
         control = means.get("control: nearest, same tokenizer")
         kept = ((means["supervised"] - means["nearest (alm)"]) / (means["supervised"] - control)
                 if control is not None else float("nan"))
