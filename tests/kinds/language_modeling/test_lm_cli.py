@@ -153,3 +153,20 @@ def test_rank_validate_correlates_teacher_and_student_bits_per_byte(lm_world, tm
     assert set(validation["student_bits_per_byte"]) == {"code", "prose"}
     scores = validation["metrics"]["bits_per_byte"]
     assert -1 <= scores["kendall_tau"] <= 1 and scores["top1_regret"] >= 0
+
+
+def test_mixed_tokenizers_go_with_the_lm_world_only(capsys):
+    assert run_cli("demo", "--world", "images", "--tokenizers", "mixed") == 2
+    assert "--tokenizers must be shared or mixed, and mixed goes with --world lm" in capsys.readouterr().err.replace("\n", " ")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["cross_tokenizer_loss=almm"], "Unknown cross-tokenizer loss 'almm'. Did you mean 'alm'?"),
+    (["transplant=true"], "'transplant' builds new token embeddings"),
+    (["alm_temperature=0"], "'alm_temperature' must be a finite number > 0"),
+])
+def test_bad_cross_tokenizer_configs_are_one_line_errors(lm_world, tmp_path, capsys, args, message):
+    code = run_cli("distill", "--task", str(lm_world.task), "--zoo", str(lm_world.zoo), "--out", str(tmp_path / "r"),
+                   "--method", "nearest", *args)
+    assert code == 2
+    assert message in capsys.readouterr().err.replace("\n", " ")
