@@ -95,11 +95,11 @@ def xtok(args) -> None:
     out = Path(args.out)
     table: dict = {}
     transplant: dict = {}
-    for target in args.targets:
-        for label, method, zoo, overrides in XTOK_ROWS:
-            if args.rows and label not in args.rows:
-                continue
-            for seed in range(args.seeds):
+    for seed in range(args.seeds):  # seed by seed, so an early stop still has every row
+        for target in args.targets:
+            for label, method, zoo, overrides in XTOK_ROWS:
+                if args.rows and label not in args.rows:
+                    continue
                 slug = label.replace(" ", "-").replace(",", "").replace(":", "").replace("(", "").replace(")", "")
                 folder = out / target / f"{slug}-s{seed}"
                 path = folder / "metrics.json"

@@ -62,7 +62,9 @@ def train_tokenizer(name: str, documents: list[str]):
 
 
 def _recipe() -> dict:
-    return {"recipe_version": RECIPE_VERSION, "tokenizers": TOKENIZERS, "shared": lm_world._recipe()}
+    # As read back from recipe.json (tuples become lists), so an interrupted build recognises its own recipe.
+    return json.loads(json.dumps({"recipe_version": RECIPE_VERSION, "tokenizers": TOKENIZERS,
+                                  "shared": lm_world._recipe()}))
 
 
 def build_xtok_world(home: Path | None = None, log: Callable[[str], None] | None = print,
