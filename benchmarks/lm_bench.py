@@ -232,10 +232,12 @@ def step_ratio(args) -> None:
     kd_step, kd_name = distill_step, "cached KD step (forward KL, k=32) + cross-entropy"
     if args.xtok:  # the alignment is built here, once, as a run builds it before training
         built = time.perf_counter()
-        targets = align_targets(stream, [targets], [top.name], [1.0], tokenizer, [top.tokenizer], "alm")
+        targets = align_targets(stream, [targets], [top.name], [1.0], tokenizer, [top.tokenizer], "alm",
+                                agreement=True)  # as a run with the defaults (agreement_kd) builds it
         print(f"alignment of {top.name}'s cached rows with the student's tokens: {time.perf_counter() - built:.2f} s "
               f"({targets.info['chunks']} chunks, {targets.info['student_tokens']} student tokens)")
-        kd_step, kd_name = cross_tokenizer_step, f"cached cross-tokenizer step (alm, teacher {top.name}) + cross-entropy"
+        kd_step, kd_name = (cross_tokenizer_step,
+                            f"cached cross-tokenizer step (alm + agreement_kd, teacher {top.name}) + cross-entropy")
     torch.manual_seed(0)
     student = build_lm_student("gpt", tokenizer, dict(STUDENT_KNOBS))
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
