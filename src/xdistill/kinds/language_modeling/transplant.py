@@ -80,7 +80,10 @@ class TransplantedTeacher:
         self.context = teacher.context
         self.vocab_size = tokenizer.vocab_size
         self.model: GPT | None = None
-        self.shared_tokens = 0
+        self.mapping = shared_vocabulary(teacher.tokenizer, tokenizer)
+        if teacher.tokenizer.bos_id is not None and tokenizer.bos_id is not None:
+            self.mapping[teacher.tokenizer.bos_id] = tokenizer.bos_id
+        self.shared_tokens = int((self.mapping >= 0).sum())  # known before setup, so a cached teacher reports it too
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256(self.donor.token_embedding.weight.detach().float().numpy().tobytes())
@@ -95,10 +98,7 @@ class TransplantedTeacher:
         if not isinstance(source, GPT) or not source.config.tie:
             raise XDistillError(f"Teacher '{self.name}' cannot be transplanted: transplant=true needs a 'kind: gpt' "
                                 "teacher whose output projection is its token embedding.")
-        mapping = shared_vocabulary(self.teacher.tokenizer, self.tokenizer)
-        if self.teacher.tokenizer.bos_id is not None and self.tokenizer.bos_id is not None:
-            mapping[self.teacher.tokenizer.bos_id] = self.tokenizer.bos_id
-        self.shared_tokens = int((mapping >= 0).sum())
+        mapping = self.mapping
         config = GPTConfig(**{**source.config.__dict__, "vocab_size": self.tokenizer.vocab_size})
         model = GPT(config)
         state = {k: v for k, v in source.state_dict().items() if k != "token_embedding.weight"}
