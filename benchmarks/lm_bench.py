@@ -8,8 +8,11 @@ cache's size and reconstruction error at several k.
     python benchmarks/lm_bench.py timing                 # one nearest run on ~200 KB of target text
     python benchmarks/lm_bench.py step-ratio             # cached KD step / plain next-token step
     python benchmarks/lm_bench.py cache --k 8 32 128     # bytes per token and reconstruction KL
+    python benchmarks/lm_bench.py xtok --seeds 3         # the cross-tokenizer world: methods, losses, transplant, control
+    python benchmarks/lm_bench.py step-ratio --xtok      # cached cross-tokenizer (ALM) step / plain next-token step
 
-Every command builds the world first if needed ($XDISTILL_HOME/lm-world-v<N>) and prints a Markdown table.
+Every command builds the world first if needed ($XDISTILL_HOME/lm-world-v<N>, and for xtok and step-ratio --xtok
+$XDISTILL_HOME/lm-xtok-world-v<N>) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -63,6 +66,81 @@ def methods(args) -> None:
         print(f"| {target} | {' | '.join(cells)} | {gains[0]:+.1%} | {gains[1]:+.1%} |")
         verdict &= all(g >= 0.03 for g in gains) and all(means[m] < means["finetune"] for m in ("weighted", "nearest"))
     print(f"\nweighted and nearest >= 3% below supervised and below finetune on every target: {verdict}")
+    Path(args.json).write_text(json.dumps(table, indent=2))
+
+
+# The cross-tokenizer table's rows: (label, method, zoo, overrides). "control" distils the teacher trained on the same
+# corpus with the student's tokenizer; the others distil the world's teachers, none of which shares it.
+XTOK_ROWS = (
+    ("supervised", "supervised", "zoo", {}),
+    ("finetune", "finetune", "zoo", {}),
+    ("nearest (alm)", "nearest", "zoo", {}),
+    ("weighted (alm)", "weighted", "zoo", {}),
+    ("control: nearest, same tokenizer", "nearest", "control", {}),
+    ("nearest, uld", "nearest", "zoo", {"cross_tokenizer_loss": "uld"}),
+    ("nearest, shared_vocab", "nearest", "zoo", {"cross_tokenizer_loss": "shared_vocab"}),
+    ("nearest, transplant + forward_kl", "nearest", "zoo", {"transplant": True}),
+    ("nearest, alm alone", "nearest", "zoo", {"agreement_kd": False}),
+    ("nearest, uld alone", "nearest", "zoo", {"cross_tokenizer_loss": "uld", "agreement_kd": False}),
+)
+
+
+def xtok(args) -> None:
+    """Every row of XTOK_ROWS on every target and seed in the cross-tokenizer world, each run kept under
+    OUT/TARGET/ROW-sSEED; one table of test bits per byte, then the done-when checks."""
+    from xdistill.demo.lm_xtok_world import build_xtok_world
+    from xdistill.pipeline.distill import distill
+
+    world = build_xtok_world()
+    out = Path(args.out)
+    table: dict = {}
+    transplant: dict = {}
+    for seed in range(args.seeds):  # seed by seed, so an early stop still has every row
+        for target in args.targets:
+            for label, method, zoo, overrides in XTOK_ROWS:
+                if args.rows and label not in args.rows:
+                    continue
+                slug = label.replace(" ", "-").replace(",", "").replace(":", "").replace("(", "").replace(")", "")
+                folder = out / target / f"{slug}-s{seed}"
+                path = folder / "metrics.json"
+                if not path.is_file():
+                    started = time.perf_counter()
+                    config = distill_config(world, target, method, seed, folder, cache_dir=str(out / "cache"), **overrides)
+                    if zoo == "control":
+                        config.zoo = str(world.control_zoo)
+                    distill(config)
+                    print(f"{target} {label} seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
+                metrics = json.loads(path.read_text())
+                table.setdefault(target, {}).setdefault(label, []).append(metrics["test"]["bits_per_byte"])
+                for name, record in metrics.get("transplant", {}).items():
+                    transplant.setdefault((target, name), record)
+    labels = [row[0] for row in XTOK_ROWS if any(row[0] in t for t in table.values())]
+    print(f"\n| target | {' | '.join(labels)} |\n|---|" + "---|" * len(labels))
+    for target, rows in table.items():
+        cells = [f"{statistics.mean(rows[l]):.4f} ± {statistics.stdev(rows[l]) if len(rows[l]) > 1 else 0:.4f}"
+                 if l in rows else "" for l in labels]
+        print(f"| {target} | {' | '.join(cells)} |")
+    print("\n| target | weighted vs supervised | nearest vs supervised | below finetune (weighted, nearest) | "
+          "alm below uld | kept of the control's gain |\n|---|---|---|---|---|---|")
+    for target, rows in table.items():
+        means = {label: statistics.mean(v) for label, v in rows.items()}
+        if not {"supervised", "finetune", "nearest (alm)", "weighted (alm)"} <= set(means):
+            continue
+        gains = [1 - means[m] / means["supervised"] for m in ("weighted (alm)", "nearest (alm)")]
+        below = [means[m] < means["finetune"] for m in ("weighted (alm)", "nearest (alm)")]
+        alm_uld = means["nearest (alm)"] < means["nearest, uld"] if "nearest, uld" in means else None
+        if {"nearest, alm alone", "nearest, uld alone"} <= set(means):
+            alm_uld = f"{alm_uld}; alone: {means['nearest, alm alone'] < means['nearest, uld alone']}"
+        control = means.get("control: nearest, same tokenizer")
+        kept = ((means["supervised"] - means["nearest (alm)"]) / (means["supervised"] - control)
+                if control is not None else float("nan"))
+        print(f"| {target} | {gains[0]:+.1%} | {gains[1]:+.1%} | {below[0]}, {below[1]} | {alm_uld} | {kept:.0%} |")
+    if transplant:
+        print("\n| target | teacher | shared tokens | bits per byte on the train text: own tokenizer | transplanted |"
+              "\n|---|---|---|---|---|")
+        for (target, name), record in sorted(transplant.items()):
+            print(f"| {target} | {name} | {record['shared_tokens']} | {record['bits_per_byte_before']:.4f} | "
+                  f"{record['bits_per_byte_after']:.4f} |")
     Path(args.json).write_text(json.dumps(table, indent=2))
 
 
@@ -137,18 +215,34 @@ def step_ratio(args) -> None:
     from xdistill.teachers import load_zoo
 
     torch.set_num_threads(1)
-    world = build_lm_world()
+    if args.xtok:
+        from xdistill.demo.lm_xtok_world import build_xtok_world
+        from xdistill.kinds.language_modeling.cross_tokenizer import align_targets, cross_tokenizer_step
+
+        world = build_xtok_world()
+    else:
+        world = build_lm_world()
     task = load_task(world.task("stdlib-tests"))
     cache_root = Path(args.cache) if args.cache else xdistill_home() / "cache"
     prepared = prepare_lm(task, load_zoo(world.zoo).teachers(), TeacherCache(cache_root), SelectionConfig())
     tokenizer = load_tokenizer(world.tokenizer)
     stream = token_stream(task.splits["train"].documents, tokenizer)
-    targets = prepared.cache.load(prepared.teacher(prepared.ranking.top), task.splits["train"])
+    top = prepared.teacher(prepared.ranking.top)
+    targets = prepared.cache.load(top, task.splits["train"])
+    kd_step, kd_name = distill_step, "cached KD step (forward KL, k=32) + cross-entropy"
+    if args.xtok:  # the alignment is built here, once, as a run builds it before training
+        built = time.perf_counter()
+        targets = align_targets(stream, [targets], [top.name], [1.0], tokenizer, [top.tokenizer], "alm",
+                                agreement=True)  # as a run with the defaults (agreement_kd) builds it
+        print(f"alignment of {top.name}'s cached rows with the student's tokens: {time.perf_counter() - built:.2f} s "
+              f"({targets.info['chunks']} chunks, {targets.info['student_tokens']} student tokens)")
+        kd_step, kd_name = (cross_tokenizer_step,
+                            f"cached cross-tokenizer step (alm + agreement_kd, teacher {top.name}) + cross-entropy")
     torch.manual_seed(0)
     student = build_lm_student("gpt", tokenizer, dict(STUDENT_KNOBS))
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
     batches = window_batches(stream, STUDENT_KNOBS["context"], 16, 0, 0)
-    ctx = StepContext(targets=targets)
+    ctx = StepContext(targets=targets, gate=args.xtok)  # a cross-tokenizer run gates per chunk (anneal, the default)
 
     def run(step_fn, index):
         batch = batches(index)
@@ -160,16 +254,16 @@ def step_ratio(args) -> None:
         return time.perf_counter() - started
 
     for i in range(3):  # warm-up
-        run(next_token_step, i), run(distill_step, i)
+        run(next_token_step, i), run(kd_step, i)
     # Paired and interleaved: each KD step is timed right after a plain step on the same batch, so load from other
     # jobs falls on both alike; the figure is the median of the per-pair ratios.
     plain, kd = [], []
     for i in range(args.steps * args.repeats):
         plain.append(run(next_token_step, 10 + i))
-        kd.append(run(distill_step, 10 + i))
+        kd.append(run(kd_step, 10 + i))
     ratios = sorted(d / p for d, p in zip(kd, plain))
     quartiles = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
-    print(f"| plain next-token step | cached KD step (forward KL, k=32) + cross-entropy | ratio (median of "
+    print(f"| plain next-token step | {kd_name} | ratio (median of "
           f"{len(ratios)} paired steps) | interquartile range |\n|---|---|---|---|")
     print(f"| {statistics.median(plain) * 1000:.1f} ms | {statistics.median(kd) * 1000:.1f} ms | "
           f"{statistics.median(ratios):.3f} | {quartiles[0]:.3f}-{quartiles[1]:.3f} |")
@@ -215,13 +309,21 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--cache", default="")
+    p.add_argument("--xtok", action="store_true", help="the cross-tokenizer world and step (alm)")
+    p = sub.add_parser("xtok")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--targets", nargs="+", default=list(TARGETS))
+    p.add_argument("--rows", nargs="*", default=[], help="only the rows of these labels (default: all)")
+    p.add_argument("--out", default=str(xdistill_home() / "lm-bench-xtok"))
+    p.add_argument("--json", default="lm-bench-xtok.json")
     p = sub.add_parser("cache")
     p.add_argument("--k", type=int, nargs="+", default=[8, 32, 128])
     p.add_argument("--target", default="stdlib-tests")
     args = parser.parse_args()
     if args.world:
         WORLD.append(Path(args.world))
-    {"methods": methods, "trust": trust, "probes": probes, "timing": timing, "step-ratio": step_ratio, "cache": cache_table}[args.command](args)
+    {"methods": methods, "trust": trust, "probes": probes, "timing": timing, "step-ratio": step_ratio, "cache": cache_table,
+     "xtok": xtok}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def test_spans_are_byte_offsets_of_the_text(hf_world):
     assert spans[-1, 1] == len(text.encode()) and len(ids) == len(spans)
 
 
-def test_rank_puts_teachers_with_different_tokenizers_on_one_scale_and_weighted_skips_the_odd_one(
+def test_rank_puts_teachers_with_different_tokenizers_on_one_scale_and_weighted_distils_them_all(
         hf_world, lm_world, tmp_path):
     root, _ = hf_world
     assert run_cli("rank", "--task", str(lm_world.task), "--zoo", str(root / "zoo.yaml"), "--cache",
@@ -88,11 +88,13 @@ def test_rank_puts_teachers_with_different_tokenizers_on_one_scale_and_weighted_
     out = tmp_path / "weighted"
     assert run_cli("distill", "--task", str(lm_world.task), "--zoo", str(root / "zoo.yaml"), "--method", "weighted",
                    "--out", str(out), "--cache", str(tmp_path / "cache"), "--epochs", "1", "top_k=0", "progress=false",
-                   "anneal=false",  # keep every fitting teacher, even one behind the fresh student
+                   "anneal=false",  # keep every teacher, even one behind the fresh student
+                   "cross_tokenizer_loss=shared_vocab",  # reads the hf tokenizer's spelling of each id
                    *[f"student.knobs.{k}={v}" for k, v in STUDENT_KNOBS.items()]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["teachers"]) == {"code", "prose"}
-    assert any("tiny-gpt2" in note for note in metrics["notes"])
+    assert set(metrics["teachers"]) == {"code", "prose", "tiny-gpt2"}
+    assert metrics["cross_tokenizer"]["other_tokenizers"] == ["tiny-gpt2"]
+    assert metrics["cross_tokenizer"]["chunks"] > 0 and metrics["history"][0]["train"]["kd"] > 0
 
 
 def test_causal_lm_entry_builds_a_language_model_teacher(hf_world):

@@ -343,12 +343,23 @@ def demo_cmd(
     home: Optional[Path] = typer.Option(None, "--home", help="Where the world is built (default: $XDISTILL_HOME)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where run outputs go (default: $XDISTILL_HOME/demo-runs)."),
     quick: bool = typer.Option(False, "--quick", help="One target and a short budget (a smoke run)."),
+    tokenizers: str = typer.Option("shared", "--tokenizers", help="lm world: shared (one tokenizer for every model) "
+                                   "or mixed (each teacher its own, none the student's)."),
 ) -> None:
     """Build a demo world (digits images, or language models) and run the pipeline on it."""
+    if tokenizers not in ("shared", "mixed") or (tokenizers == "mixed" and world != "lm"):
+        raise XDistillError(f"--tokenizers must be shared or mixed, and mixed goes with --world lm. Got --world {world} "
+                            f"--tokenizers {tokenizers}.")
     if world == "lm":
         from xdistill.demo.lm_world import run_lm_demo
 
-        run_lm_demo(export=export, home=home, out=out, quick=quick)
+        if tokenizers == "mixed":
+            from xdistill.demo.lm_xtok_world import build_xtok_world
+
+            run_lm_demo(export=export, home=home, out=out, quick=quick, world=build_xtok_world(home),
+                        runs="lm-xtok-demo-runs")
+        else:
+            run_lm_demo(export=export, home=home, out=out, quick=quick)
         return
     if world == "gen":
         from xdistill.demo.gen_world import run_gen_demo

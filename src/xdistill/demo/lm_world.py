@@ -290,19 +290,21 @@ def distill_config(world: LMWorld, target: str, method: str, seed: int, out: Pat
 
 
 def run_lm_demo(export: Path | None = None, home: Path | None = None, out: Path | None = None, quick: bool = False,
-                seeds: tuple[int, ...] = (0,), log: Callable[[str], None] | None = print) -> dict:
-    """Build the world, then run every method on every target and print bits per byte (lower is better)."""
+                seeds: tuple[int, ...] = (0,), log: Callable[[str], None] | None = print,
+                world: LMWorld | None = None, runs: str = "lm-demo-runs") -> dict:
+    """Build the world (or take ``world``, built), then run every method on every target and print bits per byte
+    (lower is better)."""
     from xdistill.kinds.language_modeling.methods import METHODS
     from xdistill.pipeline.distill import distill
     from xdistill.report.console import print_table
 
-    world = build_lm_world(home, log)
+    world = world or build_lm_world(home, log)
     if export is not None:
         export_lm_world(world, export)
         if log:
             log(f"exported the LM demo world to {export}")
         return {}
-    out = Path(out) if out is not None else (home or xdistill_home()) / "lm-demo-runs"
+    out = Path(out) if out is not None else (home or xdistill_home()) / runs
     methods = [n for n, m in METHODS.items() if m.baseline] + [n for n, m in METHODS.items() if not m.baseline]
     results: dict = {}
     for target in TARGETS[:1] if quick else TARGETS:

@@ -18,7 +18,13 @@ import numpy as np
 import torch
 
 from xdistill.errors import XDistillError
-from xdistill.models.tokenizer import byte_offsets, vocabulary_identity
+from xdistill.models.tokenizer import (
+    byte_level_alphabet,
+    fallback_tokens,
+    spans_from_offsets,
+    spelled_bytes,
+    vocabulary_identity,
+)
 from xdistill.teachers.base import TeacherOutput, TeacherSpec
 from xdistill.teachers.hf import _FolderTeacher, _import_transformers
 
@@ -35,12 +41,21 @@ class HFTokenizer:
         self.bos_id = tokenizer.bos_token_id
         self.identity = vocabulary_identity(tokenizer.get_vocab())
         self.source = getattr(tokenizer, "name_or_path", "")
+        self._fallback = fallback_tokens(tokenizer.get_vocab(), vocab_size)
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = np.asarray(encoded["input_ids"], dtype=np.int64)
         chars = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
-        return ids, byte_offsets(text)[chars]
+        return ids, spans_from_offsets(ids, chars, text, self._fallback)
+
+    def token_bytes(self) -> list[bytes | None]:
+        """The bytes each id spells (None for special tokens), for alignment across vocabularies."""
+        vocab = self.tokenizer.get_vocab()
+        alphabet = byte_level_alphabet()
+        special = set(self.tokenizer.all_special_tokens)
+        byte_level = all(ch in alphabet for token in vocab if token not in special for ch in token)
+        return spelled_bytes(vocab, self.vocab_size, special, byte_level, self._fallback)
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)

@@ -94,6 +94,11 @@ class DistillConfig:
     teacher_steps: int = 0  # generation: Euler steps of the teacher's trajectories; 0 = the method's default
     guidance: float = 0.0  # generation: classifier-free guidance scale the student reproduces; 0 = the teacher's own, 1 = none
     iterations: int = 0  # generation: optimisation steps of the student; 0 = the method's default
+    cross_tokenizer_loss: str = "alm"  # language models: the loss for teachers whose tokenizer differs from the student's (alm | uld | shared_vocab)
+    agreement_kd: bool = True  # language models across tokenizers: a chunk that is one token under every tokenization is distilled token-level from one teacher
+    alm_temperature: float = 1.0  # language models, cross_tokenizer_loss=alm: chunk likelihoods compared as p^(1/t); 1..10
+    transplant: bool = False  # language models: give teachers with another tokenizer the student's (by OMP), then 'loss' applies
+    transplant_atoms: int = 8  # language models, transplant: shared tokens whose embeddings make each new token's; 1..64
     mix: str = MIXES[0]  # how a multi-teacher method mixes them per sample: gated | average (see MIXES)
     device: str = "cpu"  # cpu | cuda (bf16 autocast on CUDA)
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -120,6 +125,10 @@ class DistillConfig:
         for key in ("weight_decay", "kd_weight", "label_weight", "feature_weight", "fixmatch_weight", "peer_weight"):
             if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
                 problems.append(f"'{key}' must be a finite number >= 0. Got {getattr(self, key)}.")
+        if not (math.isfinite(self.alm_temperature) and self.alm_temperature > 0):
+            problems.append(f"'alm_temperature' must be a finite number > 0. Got {self.alm_temperature}.")
+        if not 1 <= self.transplant_atoms <= 256:
+            problems.append(f"'transplant_atoms' must lie in 1..256. Got {self.transplant_atoms}.")
         if not (math.isfinite(self.anneal_margin) and self.anneal_margin > 0):
             problems.append(f"'anneal_margin' must be a finite number > 0. Got {self.anneal_margin}.")
         if not 0 <= self.label_mix <= 1:

@@ -99,15 +99,38 @@ def test_bad_configs_are_one_line_errors(lm_world, tmp_path, capsys, args, messa
     assert message in capsys.readouterr().err.replace("\n", " ")
 
 
-def test_a_teacher_with_another_tokenizer_is_refused_by_name(lm_world, tmp_path, capsys):
+@pytest.mark.parametrize("loss", ["alm", "uld", "shared_vocab"])
+def test_teachers_with_another_tokenizer_are_distilled_across_tokenizers(lm_world, tmp_path, loss):
+    from xdistill.models.tokenizer import train_unigram
+
+    other = tmp_path / "other-tokenizer.json"  # a unigram student tokenizer: no teacher shares it
+    other.write_text(train_unigram(["def alpha(beta):\n    return beta + 1\n", "The text is prose."] * 20, 120).to_str())
+    out = tmp_path / "r"
+    assert run_cli(*distill_args(lm_world, "weighted", out, f"tokenizer={other}", f"cross_tokenizer_loss={loss}",
+                                 "anneal=false", *KNOBS)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    cross = metrics["cross_tokenizer"]
+    assert cross["loss"] == loss == metrics["loss"] and set(cross["other_tokenizers"]) == {"code", "prose"}
+    assert 1 <= cross["student_tokens_per_chunk"] and cross["chunks"] <= cross["student_tokens"]
+    assert all(0 < n <= cross["chunks"] for n in cross["aligned_openings"])
+    assert all(record["train"]["kd"] > 0 for record in metrics["history"]), "the cross-tokenizer term is trained"
+
+
+def test_transplant_gives_a_teacher_the_students_tokenizer(lm_world, tmp_path):
+    from xdistill.kinds.language_modeling.student import build_lm_student, save_lm_file
     from xdistill.models.tokenizer import train_bpe
 
-    other = tmp_path / "other-tokenizer.json"
-    other.write_text(train_bpe(["completely different text"] * 3, 280).to_str())
-    code = run_cli(*distill_args(lm_world, "nearest", tmp_path / "r", f"tokenizer={other}", *KNOBS))
-    assert code == 2
-    err = capsys.readouterr().err.replace("\n", " ")
-    assert "Teacher 'code' uses tokenizer" in err and "distilling across tokenizers is not supported" in err
+    tokenizer = train_bpe(["def alpha(beta):\n    return beta + 1\n", "The text is prose."] * 20, 290)
+    donor = tmp_path / "donor.safetensors"
+    save_lm_file(donor, build_lm_student("gpt", tokenizer, dict(STUDENT_KNOBS)), tokenizer)
+    out = tmp_path / "r"
+    assert run_cli(*distill_args(lm_world, "nearest", out, f"init={donor}", "transplant=true", "anneal=false",
+                                 "transplant_atoms=4")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    record = metrics["transplant"]["code"]
+    assert "cross_tokenizer" not in metrics and metrics["loss"] == "forward_kl"
+    assert 0 < record["shared_tokens"] <= tokenizer.vocab_size
+    assert record["bits_per_byte_after"] > 0 and record["bits_per_byte_before"] > 0
 
 
 def test_report_compares_lm_runs_by_bits_per_byte_with_curves_and_samples(lm_world, tmp_path):
@@ -130,3 +153,20 @@ def test_rank_validate_correlates_teacher_and_student_bits_per_byte(lm_world, tm
     assert set(validation["student_bits_per_byte"]) == {"code", "prose"}
     scores = validation["metrics"]["bits_per_byte"]
     assert -1 <= scores["kendall_tau"] <= 1 and scores["top1_regret"] >= 0
+
+
+def test_mixed_tokenizers_go_with_the_lm_world_only(capsys):
+    assert run_cli("demo", "--world", "images", "--tokenizers", "mixed") == 2
+    assert "--tokenizers must be shared or mixed, and mixed goes with --world lm" in capsys.readouterr().err.replace("\n", " ")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["cross_tokenizer_loss=almm"], "Unknown cross-tokenizer loss 'almm'. Did you mean 'alm'?"),
+    (["transplant=true"], "'transplant' builds new token embeddings"),
+    (["alm_temperature=0"], "'alm_temperature' must be a finite number > 0"),
+])
+def test_bad_cross_tokenizer_configs_are_one_line_errors(lm_world, tmp_path, capsys, args, message):
+    code = run_cli("distill", "--task", str(lm_world.task), "--zoo", str(lm_world.zoo), "--out", str(tmp_path / "r"),
+                   "--method", "nearest", *args)
+    assert code == 2
+    assert message in capsys.readouterr().err.replace("\n", " ")

@@ -26,22 +26,24 @@ class TokenStream:
     rows: np.ndarray  # [L] int64 teacher row of each position (-1: no target)
     doc_tokens: list[int]  # tokens of each document (without BOS)
     docs: np.ndarray  # [L] int64 document of each position
+    spans: np.ndarray | None = None  # [n, 2] int64 byte span of each token (without BOS) within its document
 
 
 def token_stream(documents: list[str], tokenizer) -> TokenStream:
     if tokenizer.bos_id is None:
         raise XDistillError(f"The student's tokenizer ('{tokenizer.source}') has no BOS token '<|bos|>'. Use a "
                             "tokenizer written by xdistill (xdistill pretrain or the LM demo world).")
-    ids, rows, counts, docs, row = [], [], [], [], 0
+    ids, rows, counts, docs, spans, row = [], [], [], [], [], 0
     for index, document in enumerate(documents):
-        encoded = tokenizer.encode(document)[0]
+        encoded, span = tokenizer.encode(document)
+        spans.append(span.reshape(-1, 2))
         ids.append(np.concatenate([[tokenizer.bos_id], encoded]))
         rows.append(np.concatenate([[-1], np.arange(row, row + len(encoded))]))
         docs.append(np.full(len(encoded) + 1, index))
         counts.append(len(encoded))
         row += len(encoded)
     return TokenStream(np.concatenate(ids).astype(np.int64), np.concatenate(rows).astype(np.int64), counts,
-                       np.concatenate(docs).astype(np.int64))
+                       np.concatenate(docs).astype(np.int64), np.concatenate(spans).astype(np.int64))
 
 
 def window_batches(stream: TokenStream, context: int, batch_size: int, seed: int, epoch: int,

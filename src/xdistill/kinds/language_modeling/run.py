@@ -19,6 +19,11 @@ import yaml
 from xdistill.config import to_dict
 from xdistill.errors import XDistillError
 from xdistill.io import atomic_write_json, atomic_write_text
+from xdistill.kinds.language_modeling.cross_tokenizer import (
+    CrossTokenizerTargets,
+    align_targets,
+    cross_tokenizer_step,
+)
 from xdistill.kinds.language_modeling.data import steps_per_epoch, token_stream, window_batches
 from xdistill.kinds.language_modeling.methods import METHODS
 from xdistill.kinds.language_modeling.prepare import language_models, prepare_lm, topk_cache_of
@@ -32,6 +37,7 @@ from xdistill.kinds.language_modeling.student import (
 )
 from xdistill.kinds.language_modeling.targets import check_alignment
 from xdistill.kinds.language_modeling.trust import teachers_ahead
+from xdistill.losses.cross_tokenizer import CROSS_TOKENIZER_LOSSES
 from xdistill.losses.topk import TOPK_LOSSES
 from xdistill.models.gpt import sample
 from xdistill.models.tokenizer import load_tokenizer
@@ -54,6 +60,11 @@ def lm_config_problems(config, task=None, teachers_given: bool = False) -> list[
     method = METHODS.get(config.method) if config.method in METHODS else None
     if method is None:
         problems.append(METHODS.unknown_message(config.method))
+    if config.cross_tokenizer_loss not in CROSS_TOKENIZER_LOSSES:
+        problems.append(CROSS_TOKENIZER_LOSSES.unknown_message(config.cross_tokenizer_loss))
+    if config.transplant and not config.init:
+        problems.append("'transplant' builds new token embeddings in the space of a model that has the student's "
+                        "tokenizer: pass init=FILE (a generic student from xdistill pretrain).")
     if loss_name(config) not in TOPK_LOSSES:
         problems.append(f"'loss' must be one of {', '.join(TOPK_LOSSES.names())} for language models (or 'kd', "
                         f"forward KL). Got {config.loss!r}.")
@@ -139,6 +150,35 @@ def against_student(student, tokenizer, task, prepared, chosen, weights, notes, 
     return ahead, kept, {"student_start_bits_per_byte": start, "teachers_behind": behind}
 
 
+def transplant_teachers(config, prepared, chosen, student, tokenizer, task, log) -> dict:
+    """Give each chosen teacher with another tokenizer the student's (``transplant.py``), cache it on the train
+    text and put it in the teacher's place; returns each one's bits per byte before and after."""
+    import copy
+
+    from xdistill.kinds.language_modeling.transplant import TransplantedTeacher
+
+    if not config.init:
+        raise XDistillError("'transplant' builds the new token embeddings in the embedding space of a model that "
+                            "has the student's tokenizer: pass init=FILE (a generic student from xdistill pretrain).")
+    donor = copy.deepcopy(network_of(student)).eval()
+    record = {}
+    for name in chosen:
+        teacher = prepared.teacher(name)
+        if teacher.tokenizer.identity == tokenizer.identity:
+            continue
+        new = TransplantedTeacher(teacher, tokenizer, donor, config.transplant_atoms)
+        before = float(prepared.entries[name]["bits_per_byte"])
+        prepared.entries[name] = prepared.cache.ensure(new, task.splits["train"])
+        prepared.teachers[prepared.teachers.index(teacher)] = new
+        after = float(prepared.entries[name]["bits_per_byte"])
+        record[name] = {"bits_per_byte_before": before, "bits_per_byte_after": after,
+                        "shared_tokens": new.shared_tokens, "atoms": config.transplant_atoms}
+        if log is not None:
+            log(f"transplanted the student's tokenizer into '{name}' ({new.shared_tokens} shared tokens): "
+                f"{before:.4f} -> {after:.4f} bits per byte on the train text")
+    return record
+
+
 def teacher_targets(config, method, task, given, log):
     """(targets, prepared, chosen names, weights, notes) for a teacher method."""
     from xdistill.cache.extract import TeacherCache
@@ -160,35 +200,37 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
     started = time.perf_counter()
     out = Path(config.out) if config.out else None
     notes, teacher_info = [], {}
-    prepared = targets = anneal = None
+    prepared = targets = anneal = cross = None
+    transplanted: dict = {}
     chosen: list[str] = []
     if method.teachers:
         prepared, chosen, weights = teacher_targets(config, method, task, given, log)
         first = prepared.teacher(chosen[0])
         student, tokenizer = student_and_tokenizer(config, first.tokenizer)
-        fitting = [n for n in chosen if prepared.teacher(n).tokenizer.identity == tokenizer.identity]
-        refused = [n for n in chosen if n not in fitting]
-        if refused and (config.method != "weighted" or not fitting):
-            teacher = prepared.teacher(refused[0])
-            raise XDistillError(
-                f"Teacher '{refused[0]}' uses tokenizer {teacher.tokenizer.identity} ({teacher.tokenizer.source}) and the "
-                f"student tokenizer {tokenizer.identity} ({tokenizer.source}); distilling across tokenizers is not "
-                "supported yet. Give the student the teacher's tokenizer (tokenizer=FILE) or pick teachers that share it.")
-        for name in refused:
-            notes.append(f"teacher '{name}' skipped: its tokenizer differs from the student's")
-        keep = [chosen.index(n) for n in fitting]
-        chosen, weights = fitting, weights[keep] / weights[keep].sum()
+        if config.transplant:
+            transplanted = transplant_teachers(config, prepared, chosen, student, tokenizer, task, log)
         if config.anneal:
             chosen, weights, anneal = against_student(student, tokenizer, task, prepared, chosen, weights, notes, log)
         stream = token_stream(task.splits["train"].documents, tokenizer)
-        parts = []
-        for name in chosen:
-            part = prepared.cache.load(prepared.teacher(name), task.splits["train"])
-            check_alignment(part, stream.doc_tokens, name)
-            parts.append(part)
-        targets = method.combine(parts, weights, config) if chosen else None
+        parts = [prepared.cache.load(prepared.teacher(name), task.splits["train"]) for name in chosen]
+        others = [n for n in chosen if prepared.teacher(n).tokenizer.identity != tokenizer.identity]
+        if others:  # at least one teacher cuts the text into other tokens: align them all by bytes
+            if config.domain_sampling:
+                raise XDistillError(f"'domain_sampling' reads the teachers' cached rows in the student's tokens, and "
+                                    f"teacher(s) {', '.join(others)} use another tokenizer. Drop domain_sampling, "
+                                    "or transplant=true.")
+            targets = align_targets(stream, parts, chosen, weights, tokenizer,
+                                    [prepared.teacher(n).tokenizer for n in chosen], config.cross_tokenizer_loss,
+                                    config.agreement_kd)
+            cross = {"loss": config.cross_tokenizer_loss, "agreement_kd": config.agreement_kd, "other_tokenizers": others,
+                     **targets.info}
+        elif chosen:
+            for name, part in zip(chosen, parts):
+                check_alignment(part, stream.doc_tokens, name)
+            targets = method.combine(parts, weights, config)
         teacher_info = {n: {"weight": float(w), "bits_per_byte": prepared.entries[n]["bits_per_byte"],
-                            "domain": getattr(prepared.teacher(n), "domain", "")} for n, w in zip(chosen, weights)}
+                            "domain": getattr(prepared.teacher(n), "domain", ""),
+                            "tokenizer": prepared.teacher(n).tokenizer.identity} for n, w in zip(chosen, weights)}
     else:
         student, tokenizer = student_and_tokenizer(config)
         stream = token_stream(task.splits["train"].documents, tokenizer)
@@ -201,7 +243,8 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
         return {"bits_per_byte": score.bits_per_byte, "nats_per_token": score.nats_per_token}
 
     ctx = StepContext(targets=targets, loss=loss_name(config), kd_weight=config.kd_weight, label_weight=config.label_weight,
-                      gate=bool(config.anneal and method.teachers))
+                      gate=bool(config.anneal and method.teachers), cross_tokenizer_loss=config.cross_tokenizer_loss,
+                      alm_temperature=config.alm_temperature)
     sampling = domain_sampler(config, task, stream, targets, tokenizer, context) if config.domain_sampling else None
     def batches(epoch, rank, world):
         domains = (sampling.doc_domain, sampling.weights) if sampling is not None else (None, None)
@@ -209,6 +252,8 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
 
     # A teacher method left with no teacher ahead of the student trains as its baseline does (trust.py).
     step = method.step if targets is not None or not method.teachers else next_token_step
+    if isinstance(targets, CrossTokenizerTargets):
+        step = cross_tokenizer_step
     plan = TrainPlan(step=step, context=ctx,
                      steps_per_epoch=steps_per_epoch(stream, context, config.batch_size, config.max_steps_per_epoch),
                      batches=batches, evaluate=evaluate,
@@ -227,13 +272,17 @@ def distill_lm(config, task, given, runtime) -> DistillResult:
         "test": score.to_json(), "params": count_params(gpt), "epoch_reported": "last",
         "train_tokens": int(len(stream.ids)), "train_seconds": train_seconds,
         "seconds": time.perf_counter() - started, "tokenizer": tokenizer.identity,
-        "teachers": teacher_info, "notes": notes, "loss": loss_name(config) if method.teachers else "cross-entropy",
+        "teachers": teacher_info, "notes": notes, "loss": (config.cross_tokenizer_loss if cross else loss_name(config)) if method.teachers else "cross-entropy",
         "history": history.to_json(), "samples": generate_samples(lm, test_docs, config.seed),
     }
     if prepared is not None:
         metrics["ranking"] = prepared.ranking.to_json()
     if anneal is not None:  # the teachers weighed against the student's starting point (trust.py)
         metrics["anneal"] = anneal
+    if cross is not None:
+        metrics["cross_tokenizer"] = cross
+    if transplanted:
+        metrics["transplant"] = transplanted
     if out is not None and runtime.rank == 0:
         save_lm_folder(out, student, tokenizer, {"context": context, "tokenizer": tokenizer.identity})
         atomic_write_json(out / "metrics.json", metrics)

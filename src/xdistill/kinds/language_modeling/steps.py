@@ -27,6 +27,8 @@ class StepContext:
     step: int = 0
     total_steps: int = 1
     gate: bool = False  # distil only the tokens whose actual next token the teachers predict better (trust.py)
+    cross_tokenizer_loss: str = "alm"  # teachers with other tokenizers (cross_tokenizer.py)
+    alm_temperature: float = 1.0
 
 
 IGNORE = -100  # the target of a position that is not scored (its target is a document's BOS)

@@ -111,6 +111,7 @@ class TopKTargets:
     doc_tokens: list[int]  # tokens of each document
     vocab_size: int
     info: dict
+    nll: torch.Tensor | None = None  # [n] float32 -ln p(actual token), what chunk likelihoods sum
 
 
 def entry_info_key(fingerprint: str, split: TextSplit, k: int) -> str:
@@ -261,7 +262,7 @@ class TopKCache:
         spans = _spans(arrays["span_step"].astype(np.int64), arrays["span_len"].astype(np.int64), info["doc_tokens"])
         return TopKTargets(torch.from_numpy(ids), torch.from_numpy(arrays["logp"].astype(np.float32)),
                            torch.from_numpy(arrays["tail_logp"].astype(np.float32)), spans, info["doc_tokens"],
-                           info["vocab_size"], info)
+                           info["vocab_size"], info, torch.from_numpy(arrays["nll"].astype(np.float32)))
 
 
 def _spans(steps: np.ndarray, lengths: np.ndarray, doc_tokens: list[int]) -> np.ndarray:
