@@ -117,7 +117,7 @@ def train_teacher(root: Path, log: Callable[[str], None] | None = print, knobs: 
 
     knobs = dict(knobs or TEACHER_KNOBS)
     training = {**TEACHER_TRAINING, **(training or {})}
-    with np.load(root / "tasks" / TASK / "train.npz") as data:
+    with np.load(root / "tasks" / TASK / "train.npz", allow_pickle=False) as data:
         x0, y = to_model_space(data["x"]), torch.as_tensor(data["y"]).long()
     torch.manual_seed(training["seed"])
     network = build_student("unet", tuple(x0.shape[1:]), len(CLASSES), **{**knobs, "mults": tuple(knobs["mults"])})
