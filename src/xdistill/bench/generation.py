@@ -25,7 +25,20 @@ SETTINGS = {
     "progressive": {"steps": 1, "teacher_steps": 16},
     "consistency": {"steps": 4},
     "guidance": {"steps": 4},
+    "dmd": {"steps": 1, "gan_weight": 0.0},
+    "sid": {"steps": 1},
+    "multi-student": {"steps": 1, "gan_weight": 0.0},
 }
+# One-step generators: scored at one step only (they are not trained to take more).
+ONE_STEP = ("dmd", "sid", "multi-student")
+# The cost table: time and memory of a training step of each of these against consistency's (training_cost.py).
+COST_METHODS = ("consistency", "dmd", "sid", "multi-student")
+COST_COLUMNS = ["method", "seconds per step", "x consistency", "peak memory above start (MiB)", "x consistency",
+                "networks in a step"]
+NETWORKS = {"consistency": "student, its average, teacher", "dmd": "generator, fake score (x fake_updates), teacher",
+            "sid": "generator, fake score, teacher (backward through both scores)",
+            "multi-student": "one small generator, fake score (x fake_updates), teacher"}
+MEMBER_COLUMNS = ["student", "classes", "params", "frechet_distance", "precision", "recall", "class_consistency"]
 QUICK = {"iterations": 20}
 COLUMNS = ["model", "steps", "network evaluations", "frechet_distance", "precision", "recall", "class_consistency",
            "samples_per_second"]
@@ -79,7 +92,7 @@ def method_rows(world, task, method: str, out: Path, quick: bool, log) -> list[d
     scored = {int(metrics["test"]["steps"]): metrics["test"],
               **{int(s["steps"]): s for s in metrics.get("stages", {}).values()}}
     rows, scorer = [], None
-    for steps in STUDENT_STEPS:
+    for steps in (1,) if method in ONE_STEP else STUDENT_STEPS:
         path = out / "rows" / f"{method}-{steps}.json"
         found = _read(path)
         if found is None:
@@ -91,7 +104,7 @@ def method_rows(world, task, method: str, out: Path, quick: bool, log) -> list[d
                 scorer = scorer or Scorer(task, "test")
                 scores, _, _ = scorer.score(network, steps, float(config.get("guidance", 1.0)))
             found = {"model": method, **scores, "student_of": own, "train_seconds": metrics["train_seconds"],
-                     "params": metrics["params"]}
+                     "params": metrics["params"], **({"members": metrics["members"]} if "members" in metrics else {})}
             x, y = sample_images(network, 100, steps, float(config.get("guidance", 1.0)), 1,
                                  torch_labels(len(task.classes)))
             save_samples_grid(out / "grids" / f"{method}-{steps}.png", x, y, len(task.classes))
@@ -121,12 +134,63 @@ def run_generation_bench(home: Path | None = None, out: Path | None = None, meth
         rows += [teacher_row(world, task, steps, out, log) for steps in TEACHER_STEPS]
     for method in (m for m in SETTINGS if m in chosen):
         rows += method_rows(world, task, method, out, quick, log)
-    results = {"task": task.name, "rows": rows, "settings": SETTINGS, "quick": quick,
+    costs = [cost_row(world, method, out, log) for method in COST_METHODS if method in chosen]
+    results = {"task": task.name, "rows": rows, "costs": with_ratios(costs), "settings": SETTINGS, "quick": quick,
                "world": json.loads((world.root / "world.json").read_text())}
     atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "results.md", markdown_table(rows))
+    atomic_write_text(out / "results.md", markdown_table(rows) + "\n" + cost_table(results["costs"])
+                      + "\n" + member_table(rows))
     write_generation_report(out, results)
     return results
+
+
+def cost_row(world, method: str, out: Path, log) -> dict:
+    """Time and memory of one training step of ``method`` (``training_cost.py``), written once and reused."""
+    from xdistill.bench.training_cost import measure_training_cost
+
+    path = out / "rows" / f"cost-{method}.json"
+    found = _read(path)
+    if found is None:
+        if log:
+            log(f"timing a training step of {method}")
+        found = measure_training_cost(world.task(), world.zoo, method, SETTINGS[method])
+        atomic_write_json(path, found)
+    return found
+
+
+def with_ratios(costs: list[dict]) -> list[dict]:
+    """Each cost row with its time and memory as multiples of consistency's (when consistency was measured)."""
+    base = next((c for c in costs if c["method"] == "consistency"), None)
+    return [{**c, "time_vs_consistency": c["seconds_per_step"] / base["seconds_per_step"] if base else None,
+             "memory_vs_consistency": c["peak_memory_mib"] / base["peak_memory_mib"] if base else None}
+            for c in costs]
+
+
+def cost_table_rows(costs: list[dict]) -> list[list]:
+    return [[c["method"], c["seconds_per_step"], c["time_vs_consistency"], c["peak_memory_mib"],
+             c["memory_vs_consistency"], NETWORKS.get(c["method"], "")] for c in costs]
+
+
+def member_table_rows(rows: list[dict]) -> list[list]:
+    return [[f"{r['model']} {m['student']}", f"{m['classes'][0]}-{m['classes'][-1]}", m["params"], m["frechet_distance"],
+             m["precision"], m["recall"], m["class_consistency"]] for r in rows for m in r.get("members", [])]
+
+
+def _markdown(columns: list[str], rows: list[list]) -> str:
+    def cell(v):
+        return f"{v:.3f}" if isinstance(v, float) else "" if v is None else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]) + "\n"
+
+
+def cost_table(costs: list[dict]) -> str:
+    return _markdown(COST_COLUMNS, cost_table_rows(costs)) if costs else ""
+
+
+def member_table(rows: list[dict]) -> str:
+    members = member_table_rows(rows)
+    return _markdown(MEMBER_COLUMNS, members) if members else ""
 
 
 def table_rows(rows: list[dict]) -> list[list]:
@@ -177,6 +241,13 @@ def write_generation_report(out: Path, results: dict) -> Path:
                "and 4 steps", table_id="bench")
     if rows:
         page.image(quality_plot(rows), "Fréchet distance against network evaluations per sample")
+    if member_table_rows(rows):
+        page.table(MEMBER_COLUMNS, member_table_rows(rows), caption="multi-student: each student's size and quality "
+                   "on its own classes (its samples against the test images of those classes)", table_id="members")
+    if results.get("costs"):
+        page.table(COST_COLUMNS, cost_table_rows(results["costs"]), caption="Time and memory of one training step "
+                   "against consistency's: peak resident memory above the start of training, each method alone in a "
+                   "fresh process (training_cost.py)", table_id="costs")
     page.heading("Sample grids")
     for row in rows:
         grid = out / "grids" / f"{row['model']}-{row['steps']}.png"

@@ -110,6 +110,18 @@ def save_samples_grid(path: Path, x: torch.Tensor, y: torch.Tensor, num_classes:
     return write_grid(path, rows)
 
 
+def method_context(method, config, task, denoiser, log=None) -> MethodContext:
+    """What ``method`` trains from under a resolved ``config``: the teacher's denoiser and the task's training
+    images, or none of them for a data-free method (``real_images`` false), so it cannot read one."""
+    train = task.splits["train"]
+    x0, labels = to_model_space(train.x), torch.as_tensor(train.y).long()
+    if not method.real_images(config):
+        x0, labels = x0[:0], labels[:0]
+    return MethodContext(teacher=denoiser, x0=x0, y=labels, config=config, guidance=config.guidance, steps=config.steps,
+                         iterations=config.iterations, batch_size=config.batch_size, lr=config.lr,
+                         teacher_steps=config.teacher_steps, log=log)
+
+
 def distill_generation(config, task, given, runtime) -> DistillResult:
     method = METHODS.get(config.method)
     log = runtime.info
@@ -124,14 +136,8 @@ def distill_generation(config, task, given, runtime) -> DistillResult:
         torch.set_num_threads(config.threads)
     if out is not None:
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
-    train = task.splits["train"]
+    ctx = method_context(method, config, task, teacher.denoiser, log)
     real_images = method.real_images(config)
-    x0, labels = to_model_space(train.x), torch.as_tensor(train.y).long()
-    if not real_images:  # a data-free method is handed no training image at all
-        x0, labels = x0[:0], labels[:0]
-    ctx = MethodContext(teacher=teacher.denoiser, x0=x0, y=labels,
-                        config=config, guidance=config.guidance, steps=config.steps, iterations=config.iterations,
-                        batch_size=config.batch_size, lr=config.lr, teacher_steps=config.teacher_steps, log=log)
     torch.manual_seed(config.seed)
     train_started = time.perf_counter()
     distilled = method.train(ctx)
