@@ -25,9 +25,9 @@ SETTINGS = {
     "progressive": {"steps": 1, "teacher_steps": 16},
     "consistency": {"steps": 4},
     "guidance": {"steps": 4},
-    "dmd": {"steps": 1, "gan_weight": 0.0},
+    "dmd": {"steps": 1},
     "sid": {"steps": 1},
-    "multi-student": {"steps": 1, "gan_weight": 0.0},
+    "multi-student": {"steps": 1},
 }
 # One-step generators: scored at one step only (they are not trained to take more).
 ONE_STEP = ("dmd", "sid", "multi-student")
@@ -134,7 +134,8 @@ def run_generation_bench(home: Path | None = None, out: Path | None = None, meth
         rows += [teacher_row(world, task, steps, out, log) for steps in TEACHER_STEPS]
     for method in (m for m in SETTINGS if m in chosen):
         rows += method_rows(world, task, method, out, quick, log)
-    costs = [cost_row(world, method, out, log) for method in COST_METHODS if method in chosen]
+    costs = [cost_row(world, method, out, log) for method in COST_METHODS
+             if method in chosen or (out / "rows" / f"cost-{method}.json").is_file()]
     results = {"task": task.name, "rows": rows, "costs": with_ratios(costs), "settings": SETTINGS, "quick": quick,
                "world": json.loads((world.root / "world.json").read_text())}
     atomic_write_json(out / "results.json", results)

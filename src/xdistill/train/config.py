@@ -87,7 +87,7 @@ class DistillConfig:
     guidance: float = 0.0  # generation: classifier-free guidance scale the student reproduces; 0 = the teacher's own, 1 = none
     iterations: int = 0  # generation: optimisation steps of the student; 0 = the method's default
     fake_updates: int = 0  # generation (dmd, sid, multi-student): fake-score updates per generator update; 0 = the method's (dmd 5, sid 1)
-    gan_weight: float = 0.0  # generation (dmd, multi-student): weight of the GAN term on the fake-score features; 0 = off
+    gan_weight: float = 0.1  # generation (dmd, multi-student): weight of the GAN term on the fake-score features; 0 = off
     sid_alpha: float = 1.2  # generation (sid): alpha of the score-identity loss (Zhou et al. 2024 use 1.2); 0-2
     num_students: int = 2  # generation (multi-student): one-step students, each owning an even share of the classes
     mix: str = MIXES[0]  # how a multi-teacher method mixes them per sample: gated | average (see MIXES)

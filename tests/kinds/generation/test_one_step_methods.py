@@ -31,7 +31,7 @@ def distill(gen_world, tmp_path, capsys, method, *extra):
 
 
 def test_dmd_with_the_gan_term_is_a_scored_one_step_run(gen_world, tmp_path, capsys):
-    out, metrics = distill(gen_world, tmp_path, capsys, "dmd", "gan_weight=0.01", "fake_updates=2")
+    out, metrics = distill(gen_world, tmp_path, capsys, "dmd", "fake_updates=2")  # the GAN term is on by default
     assert metrics["test"]["steps"] == 1 and metrics["test"]["network_evaluations"] == 1
     assert metrics["sampling"] == {"steps": 1, "guidance": 1.0}
     history = metrics["history"][0]
@@ -43,8 +43,9 @@ def test_dmd_with_the_gan_term_is_a_scored_one_step_run(gen_world, tmp_path, cap
 
 
 def test_dmd_without_the_gan_term_and_sid_are_data_free(gen_world, tmp_path, capsys):
-    _, dmd = distill(gen_world, tmp_path, capsys, "dmd")
+    _, dmd = distill(gen_world, tmp_path, capsys, "dmd", "gan_weight=0")
     assert dmd["data_free"] is True and dmd["history"][0]["fake_updates"] == 2 * 5  # DMD2's five per update
+    assert "discriminator_loss" not in dmd["history"][0]
     out, sid = distill(gen_world, tmp_path, capsys, "sid")
     assert sid["data_free"] is True and json.loads((out / "student.json").read_text())["data_free"] is True
     assert sid["history"][0]["fake_updates"] == 2 and sid["history"][0]["alpha"] == 1.2
@@ -68,6 +69,8 @@ def test_multi_student_saves_each_student_and_scores_each_on_its_classes(gen_wor
     out, metrics = distill(gen_world, tmp_path, capsys, "multi-student", "num_students=3", "student.knobs.width=8",
                            "student.knobs.mults=[1]", "student.knobs.attention=false")
     members = metrics["members"]
+    stages = [h["stage"] for h in metrics["history"]]
+    assert len(stages) == 6 and "teacher score matching" in stages[0] and "distribution matching" in stages[1]
     assert [m["classes"] for m in members] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
     teacher, _ = load_denoiser(gen_world.teacher)
     teacher_params = sum(p.numel() for p in teacher.parameters())

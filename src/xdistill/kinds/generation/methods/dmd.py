@@ -162,5 +162,5 @@ def train_dmd(ctx: MethodContext) -> Distilled:
 METHODS.register("dmd", GenerationMethod(
     train_dmd, "distribution matching distillation (DMD2): a one-step generator, a fake-score network on a faster "
     "time scale, an optional GAN head on its features",
-    default_iterations=200, default_lr=1e-4, real_images=lambda config: config.gan_weight > 0,
+    default_iterations=100, default_lr=1e-4, real_images=lambda config: config.gan_weight > 0,
     options=("iterations", "guidance", "fake_updates", "gan_weight")))

@@ -5,9 +5,10 @@ The classes are split into ``num_students`` contiguous groups of (nearly) equal 
 ``unet`` smaller than the teacher (``student.knobs``, or by default the teacher's knobs at half its width, about
 a quarter of its parameters), so it cannot start as a copy of the teacher; as in MSD it first learns the
 teacher's guided velocity on noised training images of its classes (teacher score matching,
-``MATCHING_ITERATIONS`` updates), then becomes a one-step generator for its classes by distribution matching
-exactly as ``dmd`` (its own fake-score network, ``fake_updates`` per generator update, optional GAN term),
-for ``iterations`` generator updates each. The result samples with one network evaluation per image: the
+``MATCHING_PER_UPDATE`` times as many updates as it gets below, each a single cheap pass), then becomes a
+one-step generator for its classes by distribution matching exactly as ``dmd`` (its own fake-score network,
+``fake_updates`` per generator update, optional GAN term). The ``iterations`` generator updates are shared
+out evenly, so the run costs about what one ``dmd`` run of that budget costs. The result samples with one network evaluation per image: the
 student owning each label draws it (``xdistill.models.class_routed``). The run folder keeps every student as
 its own denoiser folder (``student/members/<i>/``), and ``metrics.json`` scores each on its own classes.
 """
@@ -24,7 +25,7 @@ from xdistill.kinds.generation.methods import METHODS, Distilled, GenerationMeth
 from xdistill.kinds.generation.methods.dmd import distribution_matching, real_batch
 from xdistill.models.class_routed import ClassRouted
 
-MATCHING_ITERATIONS = 300  # teacher score matching updates of each student before distribution matching
+MATCHING_PER_UPDATE = 3  # teacher score matching updates of a student per distribution-matching update it gets
 MATCHING_LR = 1e-3  # learning rate of that stage (a fresh network learns faster than a fine-tuned one)
 
 
@@ -81,14 +82,15 @@ def train_multi_student(ctx: MethodContext) -> Distilled:
     if "mults" in knobs:
         knobs["mults"] = tuple(knobs["mults"])
     members, history = [], []
+    updates = max(1, ctx.iterations // count)
     for index, owned in enumerate(class_groups(num_classes, count)):
         classes = torch.tensor(owned)
         student = build_student("unet", tuple(ctx.teacher.input_shape), num_classes, **knobs).train()
         what = f"student {index} (classes {owned[0]}-{owned[-1]})"
-        history.append({**teacher_score_matching(ctx, student, classes, MATCHING_ITERATIONS,
+        history.append({**teacher_score_matching(ctx, student, classes, MATCHING_PER_UPDATE * updates,
                                                  f"{what}, teacher score matching"),
                         "student": index, "classes": owned, "params": count_params(student)})
-        for record in distribution_matching(ctx, student, classes, ctx.iterations, f"{what}, distribution matching"):
+        for record in distribution_matching(ctx, student, classes, updates, f"{what}, distribution matching"):
             history.append({**record, "student": index, "classes": owned, "params": count_params(student)})
         members.append(student.eval().requires_grad_(False))
     router = ClassRouted(members, class_groups(num_classes, count))
@@ -98,5 +100,5 @@ def train_multi_student(ctx: MethodContext) -> Distilled:
 METHODS.register("multi-student", GenerationMethod(
     train_multi_student, "several smaller one-step students (MSD), each owning an even share of the classes and "
     "trained by teacher score matching then distribution matching; the class picks the student",
-    default_iterations=200, default_lr=1e-4, options=("iterations", "guidance", "num_students", "fake_updates",
+    default_iterations=100, default_lr=1e-4, options=("iterations", "guidance", "num_students", "fake_updates",
                                                       "gan_weight", "student.knobs")))

@@ -69,5 +69,5 @@ def train_sid(ctx: MethodContext) -> Distilled:
 METHODS.register("sid", GenerationMethod(
     train_sid, "score identity distillation (SiD), data-free: a one-step generator and a fake-score network, "
     "the score-identity loss against the guided teacher, no training images",
-    default_iterations=200, default_lr=1e-4, real_images=lambda config: False,
+    default_iterations=200, default_lr=3e-5, real_images=lambda config: False,
     options=("iterations", "guidance", "fake_updates", "sid_alpha")))
