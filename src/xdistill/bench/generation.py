@@ -19,6 +19,8 @@ from xdistill.io import atomic_write_json, atomic_write_text
 
 TEACHER_STEPS = (50, 20, 8)
 STUDENT_STEPS = (1, 2, 4)
+# guidance samples at any step count: it is also scored at the teacher's 8 and 20 steps, to compare like with like
+EXTRA_STEPS = {"guidance": (8, 20)}
 # One training run per method at the methods' default budget (400 updates of 32 images); progressive goes down
 # to 1 step from a 16-step teacher, keeping the 8-, 4- and 2-step students on the way.
 SETTINGS = {
@@ -92,7 +94,7 @@ def method_rows(world, task, method: str, out: Path, quick: bool, log) -> list[d
     scored = {int(metrics["test"]["steps"]): metrics["test"],
               **{int(s["steps"]): s for s in metrics.get("stages", {}).values()}}
     rows, scorer = [], None
-    for steps in (1,) if method in ONE_STEP else STUDENT_STEPS:
+    for steps in (1,) if method in ONE_STEP else (*STUDENT_STEPS, *EXTRA_STEPS.get(method, ())):
         path = out / "rows" / f"{method}-{steps}.json"
         found = _read(path)
         if found is None:
@@ -113,19 +115,22 @@ def method_rows(world, task, method: str, out: Path, quick: bool, log) -> list[d
     return rows
 
 
-def run_generation_bench(home: Path | None = None, out: Path | None = None, methods: list[str] | None = None,
-                         quick: bool = False, log: Callable[[str], None] | None = print) -> dict:
-    from xdistill.demo.gen_world import build_gen_world
-    from xdistill.home import xdistill_home
-    from xdistill.kinds.generation.task import load_generation_task
-
+def check_methods(methods: list[str] | None) -> None:
     from xdistill.errors import XDistillError
 
     unknown = [m for m in methods or [] if m not in ("teacher", *SETTINGS)]
     if unknown:
         raise XDistillError(f"--methods for the generation bench are teacher, {', '.join(SETTINGS)}. Got "
                             f"{', '.join(repr(m) for m in unknown)}.")
-    world = build_gen_world(home, log)
+
+
+def run_generation_bench(world, home: Path | None = None, out: Path | None = None, methods: list[str] | None = None,
+                         quick: bool = False, log: Callable[[str], None] | None = print) -> dict:
+    """The bench on ``world`` (the generative demo world: ``root``, ``zoo``, ``teacher``, ``task()``)."""
+    from xdistill.home import xdistill_home
+    from xdistill.kinds.generation.task import load_generation_task
+
+    check_methods(methods)
     task = load_generation_task(world.task())
     out = Path(out or Path(home or xdistill_home()) / "bench" / ("gen-quick" if quick else "gen"))
     chosen = methods or ["teacher", *SETTINGS]
@@ -134,9 +139,12 @@ def run_generation_bench(home: Path | None = None, out: Path | None = None, meth
         rows += [teacher_row(world, task, steps, out, log) for steps in TEACHER_STEPS]
     for method in (m for m in SETTINGS if m in chosen):
         rows += method_rows(world, task, method, out, quick, log)
+    from xdistill.kinds.generation.scoring import Scorer, real_reference
+
     costs = [cost_row(world, method, out, log) for method in COST_METHODS
              if method in chosen or (out / "rows" / f"cost-{method}.json").is_file()]
     results = {"task": task.name, "rows": rows, "costs": with_ratios(costs), "settings": SETTINGS, "quick": quick,
+               "reference": real_reference(Scorer(task, "test")),
                "world": json.loads((world.root / "world.json").read_text())}
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown_table(rows) + "\n" + cost_table(results["costs"])
@@ -240,6 +248,12 @@ def write_generation_report(out: Path, results: dict) -> Path:
                    "test split.")
     page.table(COLUMNS, table_rows(rows), caption="Teacher at 50, 20 and 8 Euler steps against each student at 1, 2 "
                "and 4 steps", table_id="bench")
+    reference = results.get("reference")
+    if reference:
+        page.paragraph(f"Real images for reference: {reference['samples']} train images scored the same way give "
+                       f"Fréchet distance {reference['frechet_distance']:.2f}, precision {reference['precision']:.3f}, "
+                       f"recall {reference['recall']:.3f}, class consistency {reference['class_consistency']:.3f} "
+                       "(the floor with this many samples).", note=True)
     if rows:
         page.image(quality_plot(rows), "Fréchet distance against network evaluations per sample")
     if member_table_rows(rows):

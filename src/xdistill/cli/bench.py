@@ -42,10 +42,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run every target x method x seed (resumable) and write results.json, results.md and report.html."""
         if generation:
-            from xdistill.bench.generation import COLUMNS, run_generation_bench, table_rows
+            from xdistill.bench.generation import COLUMNS, check_methods, run_generation_bench, table_rows
+            from xdistill.demo.gen_world import build_gen_world
 
             chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
-            results = run_generation_bench(home, out, chosen, quick, log=console.print)
+            check_methods(chosen)
+            results = run_generation_bench(build_gen_world(home, console.print), home, out, chosen, quick,
+                                           log=console.print)
             print_table(f"Generation bench on {results['task']}", COLUMNS, table_rows(results["rows"]))
             emit_json(results, json_out)
             return

@@ -269,7 +269,8 @@ def write_headline_report(runs: Sequence[RunRecord], page: HtmlPage) -> None:
     best = (min if lower else max)((r.metrics.get("test") or {}).get(key, math.nan) for r in runs)
     page.table(columns, rows, caption=f"Test scores at each run's last epoch; the best {key} is {best:.4g}",
                table_id="methods")
-    curves = {r.label: list(r.metrics.get("history") or []) for r in runs if r.metrics.get("history")}
+    curves = {r.label: list(r.metrics.get("history") or []) for r in runs
+              if any(isinstance(rec, Mapping) and "epoch" in rec for rec in r.metrics.get("history") or [])}
     if curves:
         page.heading("Learning curves")
         page.image(plots.learning_curves({r.plot_label: curves[r.label] for r in runs if r.label in curves}, metric=key),
@@ -278,12 +279,27 @@ def write_headline_report(runs: Sequence[RunRecord], page: HtmlPage) -> None:
         by_epoch = {label: {rec.get("epoch"): (rec.get("test") or {}).get(key) for rec in c} for label, c in curves.items()}
         page.table(["epoch", *curves], [[e, *[by_epoch[label].get(e) for label in curves]] for e in epochs],
                    caption=f"Test {key} after each epoch", table_id="curves")
+    _sample_grids(page, runs)
     samples = [[r.label, s.get("prompt"), s.get("continuation")] for r in runs for s in r.metrics.get("samples") or []
                if isinstance(s, Mapping)]
     if samples:
         page.heading("Samples")
         page.table(["run", "prompt (the start of a test document)", "continuation"], samples,
                    caption="Each student continues the same prompts (temperature 0.8)", table_id="samples")
+
+
+def _sample_grids(page: HtmlPage, runs: Sequence[RunRecord]) -> None:
+    """The sample grids image generators leave in their run folders (``samples.png``, ``stages/*/samples.png``)."""
+    grids = [(r, r.folder / "samples.png", "") for r in runs if (r.folder / "samples.png").is_file()]
+    grids += [(r, path, path.parent.name) for r in runs for path in sorted((r.folder / "stages").glob("*/samples.png"))]
+    if not grids:
+        return
+    page.heading("Sample grids")
+    for run, path, stage in grids:
+        scores = (run.metrics.get("stages") or {}).get(stage) if stage else run.metrics.get("test")
+        steps = f", {scores.get('steps')} steps" if isinstance(scores, Mapping) and "steps" in scores else ""
+        page.heading(f"{run.label}{' ' + stage if stage else ''}{steps}", 3)
+        page.image(path.read_bytes(), f"samples of {run.label} {stage}, one row per class")
 
 
 def write_compare_report(runs: Sequence[RunRecord], out: str | Path) -> Path:

@@ -82,7 +82,7 @@ class DistillConfig:
     cache_top_k: int = _SELECTION.cache_top_k  # language models: next-token ids cached per teacher position (8-128)
     tokenizer: str = ""  # language models: the student's tokenizer.json; empty = the init file's, else the top teacher's
     domain_sampling: bool = False  # language models: draw more windows from the train domains where the student trails the teachers (DDK)
-    steps: int = 4  # generation: the student's sampling steps (Euler steps, one network evaluation each); 1-64
+    steps: int = 4  # generation: the student's sampling steps (Euler steps, one network evaluation each); 1..1024, 1-8 for students
     teacher_steps: int = 0  # generation: Euler steps of the teacher's trajectories; 0 = the method's default
     guidance: float = 0.0  # generation: classifier-free guidance scale the student reproduces; 0 = the teacher's own, 1 = none
     iterations: int = 0  # generation: optimisation steps of the student; 0 = the method's default

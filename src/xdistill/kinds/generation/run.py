@@ -139,9 +139,9 @@ def distill_generation(config, task, given, runtime) -> DistillResult:
     ctx = method_context(method, config, task, teacher.denoiser, log)
     real_images = method.real_images(config)
     torch.manual_seed(config.seed)
-    train_started = time.perf_counter()
+    train_started, cpu_started = time.perf_counter(), time.process_time()
     distilled = method.train(ctx)
-    train_seconds = time.perf_counter() - train_started
+    train_seconds, train_cpu_seconds = time.perf_counter() - train_started, time.process_time() - cpu_started
     scorer = Scorer(task, "test", log=log)
     test, x, y = scorer.score(distilled.student, int(distilled.sampling["steps"]), float(distilled.sampling["guidance"]))
     stages = {}
@@ -159,7 +159,8 @@ def distill_generation(config, task, given, runtime) -> DistillResult:
                     "params": count_params(teacher.denoiser)},
         "sampling": dict(distilled.sampling), "distilled_guidance": config.guidance,
         "iterations": config.iterations, "teacher_steps": config.teacher_steps, "batch_size": config.batch_size,
-        "history": distilled.history, "train_seconds": train_seconds, "seconds": time.perf_counter() - started,
+        "history": distilled.history, "train_seconds": train_seconds,
+        "train_cpu_seconds": train_cpu_seconds, "seconds": time.perf_counter() - started,
         "classifier": scorer.judge_record,
         **({"members": members} if members else {}),
     }
