@@ -17,11 +17,15 @@ def test_a_dmd_step_is_timed_and_its_memory_measured(gen_world):
 
 
 def test_ratios_to_consistency_and_the_table():
-    costs = with_ratios([{"method": "consistency", "seconds_per_step": 0.5, "peak_memory_mib": 40.0},
-                         {"method": "dmd", "seconds_per_step": 2.0, "peak_memory_mib": 100.0}])
-    assert costs[0]["time_vs_consistency"] == 1.0
-    assert costs[1]["time_vs_consistency"] == pytest.approx(4.0, rel=1e-12)
+    costs = with_ratios([{"method": "consistency", "seconds_per_step": 0.5, "train_cpu_seconds": 2.0, "iterations": 8,
+                          "peak_memory_mib": 40.0},
+                         {"method": "dmd", "seconds_per_step": 2.0, "train_cpu_seconds": 4.0, "iterations": 4,
+                          "peak_memory_mib": 100.0}])
+    assert costs[0]["time_vs_consistency"] == 1.0 and costs[1]["cpu_seconds_per_step"] == 1.0
+    assert costs[1]["time_vs_consistency"] == pytest.approx(4.0, rel=1e-12)  # 1.0 CPU s a step against 0.25
     assert costs[1]["memory_vs_consistency"] == pytest.approx(2.5, rel=1e-12)
     table = cost_table(costs)
-    assert "| dmd | 2.000 | 4.000 | 100.000 | 2.500 |" in table
-    assert with_ratios([{"method": "sid", "seconds_per_step": 1.0, "peak_memory_mib": 1.0}])[0]["time_vs_consistency"] is None
+    assert "| dmd | 1.000 | 4.000 | 2.000 | 100.000 | 2.500 |" in table
+    alone = with_ratios([{"method": "sid", "seconds_per_step": 1.0, "train_cpu_seconds": 1.0, "iterations": 1,
+                          "peak_memory_mib": 1.0}])
+    assert alone[0]["time_vs_consistency"] is None
