@@ -46,7 +46,7 @@ def test_latency_rejects_bad_settings():
 
 def test_describe_students_lists_the_families_for_the_input():
     rows = {row["name"]: row for row in describe_students((1, 28, 28), 10)}
-    assert set(rows) == {"cnn", "convnet3", "resnet", "vit", "mixer", "mlp", "linear"}
+    assert set(rows) == {"cnn", "convnet3", "resnet", "vit", "mixer", "mlp", "linear", "unet"}
     assert rows["convnet3"]["params"] == 308_746  # 3 x conv 3x3 (width 128, with bias) + 3 instance norms + 1152 x 10 head
     assert rows["cnn"]["params"] == count_params(build_student("cnn", (1, 28, 28), 10))
     assert rows["mlp"]["flops"] == 2 * (784 * 64 + 64 * 64 + 64 * 10)

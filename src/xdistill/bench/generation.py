@@ -241,6 +241,7 @@ def quality_plot(rows: list[dict]) -> bytes:
     ax.set_ylabel("Fréchet distance (task classifier)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     return figure_png(fig)
 
 

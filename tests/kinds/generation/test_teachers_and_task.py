@@ -105,3 +105,16 @@ def test_task_yaml_unknown_key(tmp_path):
     (folder / "task.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(XDistillError, match="Unknown key 'input' for kind generation"):
         load_generation_task(folder)
+
+
+def test_a_diffusers_teacher_needs_a_student_size(diffusers_folder, tmp_path):
+    from xdistill.pipeline.distill import distill
+    from xdistill.train.config import DistillConfig
+
+    folder, _ = diffusers_folder
+    images = {"x": np.zeros((6, 8, 8), np.uint8), "y": np.array([0, 1, 2, 0, 1, 2])}
+    task = write_task(tmp_path / "task", images, images, classes=("a", "b", "c"))
+    config = DistillConfig(task=str(task), zoo=str(folder / "zoo.yaml"), method="consistency", out=str(tmp_path / "r"),
+                           iterations=1, progress=False)
+    with pytest.raises(XDistillError, match="cannot be copied into a unet student"):
+        distill(config)

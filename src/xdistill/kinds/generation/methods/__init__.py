@@ -57,6 +57,12 @@ class MethodContext:
         from xdistill.students import build_student
 
         knobs = dict(self.config.student.knobs)
+        if not knobs and not isinstance(getattr(self.teacher, "config", None), dict):
+            from xdistill.errors import XDistillError
+
+            raise XDistillError("This teacher (a diffusers model) cannot be copied into a unet student. Give the "
+                                "student's size instead, e.g. in a --config file: student: {knobs: {width: 16, "
+                                "mults: [1, 2, 4]}}.")
         if not knobs:
             student = copy.deepcopy(self.teacher)
             if guidance_embedding and getattr(student, "guidance", None) is None:
