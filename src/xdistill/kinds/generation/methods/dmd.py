@@ -61,6 +61,12 @@ class RealFakeHead(nn.Module):
 
 def fake_score_network(teacher) -> nn.Module:
     """A trainable copy of the teacher: the fake-score network starts where the real score is."""
+    if not isinstance(getattr(teacher, "config", None), dict) or not hasattr(teacher, "mid2"):
+        from xdistill.errors import XDistillError
+
+        raise XDistillError("dmd, sid and multi-student start their fake-score network as a copy of the teacher, so "
+                            "they need an xdistill 'unet' teacher folder. Got a teacher of another format (a "
+                            "diffusers model); use progressive, consistency or guidance with it.")
     return copy.deepcopy(teacher).train().requires_grad_(True)
 
 
