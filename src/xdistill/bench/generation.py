@@ -225,24 +225,11 @@ def markdown_table(rows: list[dict]) -> str:
 
 def quality_plot(rows: list[dict]) -> bytes:
     """Fréchet distance against network evaluations per sample, one line per model (log x axis)."""
-    import matplotlib
+    from xdistill.report.plots import quality_against_cost
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from xdistill.report.plots import figure_png
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for model in dict.fromkeys(r["model"] for r in rows):
-        points = sorted((r["network_evaluations"], r["frechet_distance"]) for r in rows if r["model"] == model)
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=model)
-    ax.set_xscale("log")
-    ax.set_xlabel("network evaluations per sample")
-    ax.set_ylabel("Fréchet distance (task classifier)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return figure_png(fig)
+    lines = {model: [(r["network_evaluations"], r["frechet_distance"]) for r in rows if r["model"] == model]
+             for model in dict.fromkeys(r["model"] for r in rows)}
+    return quality_against_cost(lines, "network evaluations per sample", "Fréchet distance (task classifier)")
 
 
 def write_generation_report(out: Path, results: dict) -> Path:

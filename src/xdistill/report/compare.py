@@ -279,7 +279,7 @@ def write_headline_report(runs: Sequence[RunRecord], page: HtmlPage) -> None:
         by_epoch = {label: {rec.get("epoch"): (rec.get("test") or {}).get(key) for rec in c} for label, c in curves.items()}
         page.table(["epoch", *curves], [[e, *[by_epoch[label].get(e) for label in curves]] for e in epochs],
                    caption=f"Test {key} after each epoch", table_id="curves")
-    _sample_grids(page, runs)
+    _generation_sections(page, runs)
     samples = [[r.label, s.get("prompt"), s.get("continuation")] for r in runs for s in r.metrics.get("samples") or []
                if isinstance(s, Mapping)]
     if samples:
@@ -288,8 +288,18 @@ def write_headline_report(runs: Sequence[RunRecord], page: HtmlPage) -> None:
                    caption="Each student continues the same prompts (temperature 0.8)", table_id="samples")
 
 
-def _sample_grids(page: HtmlPage, runs: Sequence[RunRecord]) -> None:
-    """The sample grids image generators leave in their run folders (``samples.png``, ``stages/*/samples.png``)."""
+def _generation_sections(page: HtmlPage, runs: Sequence[RunRecord]) -> None:
+    """Image generators: Fréchet distance against network evaluations (each run and its kept stages) and the sample
+    grids they leave in their run folders (``samples.png``, ``stages/*/samples.png``)."""
+    lines = {r.plot_label or r.label: [(s["network_evaluations"], s["frechet_distance"])
+                                       for s in [r.metrics.get("test") or {}, *(r.metrics.get("stages") or {}).values()]
+                                       if isinstance(s, Mapping) and "network_evaluations" in s]
+             for r in runs}
+    if any(lines.values()):
+        page.heading("Quality against steps")
+        page.image(plots.quality_against_cost({k: v for k, v in lines.items() if v}, "network evaluations per sample",
+                                              "Fréchet distance (task classifier)"),
+                   "Fréchet distance against network evaluations per sample, one line per run (its kept stages too)")
     grids = [(r, r.folder / "samples.png", "") for r in runs if (r.folder / "samples.png").is_file()]
     grids += [(r, path, path.parent.name) for r in runs for path in sorted((r.folder / "stages").glob("*/samples.png"))]
     if not grids:

@@ -227,3 +227,18 @@ def reliability_diagram(runs: Mapping[str, Mapping[str, Sequence[float]]],
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return figure_png(fig)
+
+
+def quality_against_cost(lines: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str) -> bytes:
+    """One line per model through its (cost, quality) points, cost on a log axis (image generators: Fréchet
+    distance against network evaluations per sample)."""
+    fig, (ax,) = _grid(1, size=(5.5, 3.6))
+    for label, points in lines.items():
+        points = sorted(points)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure_png(fig)

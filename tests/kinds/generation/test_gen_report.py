@@ -35,5 +35,5 @@ def test_report_of_generation_runs_shows_their_grids(gen_world, tmp_path):
         main(["report", str(run), "--out", str(tmp_path / "r.html")])
     assert code.value.code == 0
     page = (tmp_path / "r.html").read_text()
-    assert "Sample grids" in page and page.count("<img") >= 1
+    assert "Sample grids" in page and "Quality against steps" in page and page.count("<img") >= 2
     assert json.loads((run / "metrics.json").read_text())["headline"]["key"] == "frechet_distance"
