@@ -4,7 +4,10 @@ student method at 1, 2 and 4 steps, in one table, with sample grids and a qualit
 Each method trains once (``SETTINGS``); its 1-, 2- and 4-step rows come from that run: progressive keeps every
 halving's student; consistency keeps every segment stage's student, and a step count without its own student
 is sampled from the student with the nearest larger step count, one jump per step; guidance samples at any
-step count. Every piece (a teacher row, a run, a student row) is written as it finishes and reused by a rerun,
+step count. The one-step generators (dmd, sid, multi-student) give one row each, multi-student also a row per
+student on its own classes; a second table times a training step of each against consistency's and measures its
+memory (``training_cost.py``). Every piece (a teacher row, a run, a student row, a cost row) is written as it
+finishes and reused by a rerun,
 so the bench resumes and its pieces may run in separate processes (``--methods teacher``, ``--methods
 consistency``, ...), then a last call with every piece present writes the table and report.
 """
