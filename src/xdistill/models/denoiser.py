@@ -16,15 +16,29 @@ from xdistill.io import atomic_write, atomic_write_json, load_weights, read_safe
 
 FORMAT = "xdistill-denoiser-1"
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
+ROUTED = "class-routed"  # the family of a generator of several members, each owning some classes
 
 
 def save_denoiser(folder: Path, network, classes: list[str], extra: dict | None = None) -> Path:
     """Write ``network`` (a ``unet``) and its config to ``folder``; ``extra`` keys join the config
-    (the sampling defaults ``guidance`` and ``steps``)."""
+    (the sampling defaults ``guidance`` and ``steps``). A class-routed generator is written as its config
+    (family ``class-routed``: each member's sub-folder and owned classes) and one denoiser folder per member,
+    ``members/<i>/``."""
     from safetensors.torch import save_file
+
+    from xdistill.models.class_routed import ClassRouted
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(network, ClassRouted):
+        members = []
+        for index, (member, owned) in enumerate(zip(network.members, network.owned)):
+            save_denoiser(folder / "members" / str(index), member, classes, {**(extra or {}), "owns": owned})
+            members.append({"folder": f"members/{index}", "classes": owned})
+        atomic_write_json(folder / CONFIG, {"format": FORMAT, "family": ROUTED, "input_shape": list(network.input_shape),
+                                            "num_classes": network.num_classes, "members": members,
+                                            "classes": list(classes), **(extra or {})})
+        return folder
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     atomic_write(folder / WEIGHTS, lambda tmp: save_file(state, str(tmp)))
     atomic_write_json(folder / CONFIG, {"format": FORMAT, "family": "unet", "input_shape": list(network.input_shape),
@@ -35,12 +49,17 @@ def save_denoiser(folder: Path, network, classes: list[str], extra: dict | None 
 
 def is_denoiser_folder(folder: Path) -> bool:
     path = Path(folder) / CONFIG
-    if not path.is_file() or not (Path(folder) / WEIGHTS).is_file():
+    if not path.is_file():
         return False
     try:
-        return json.loads(path.read_text()).get("format") == FORMAT
-    except (json.JSONDecodeError, AttributeError, OSError):
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError):
         return False
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        return False
+    if config.get("family") == ROUTED:
+        return all(is_denoiser_folder(Path(folder) / str(m.get("folder", ""))) for m in config.get("members", []))
+    return (Path(folder) / WEIGHTS).is_file()
 
 
 def read_denoiser_config(folder: Path) -> dict:
@@ -59,6 +78,11 @@ def load_denoiser(folder: Path):
     from xdistill.students import build_student
 
     config = read_denoiser_config(folder)
+    if config.get("family") == ROUTED:
+        from xdistill.models.class_routed import ClassRouted
+
+        members = [load_denoiser(Path(folder) / m["folder"])[0] for m in config["members"]]
+        return ClassRouted(members, [m["classes"] for m in config["members"]]).eval().requires_grad_(False), config
     knobs = dict(config["knobs"])
     knobs["mults"] = tuple(knobs.get("mults", (1, 2, 4)))
     network = build_student(config.get("family", "unet"), tuple(config["input_shape"]), int(config["num_classes"]),

@@ -99,6 +99,10 @@ class DistillConfig:
     alm_temperature: float = 1.0  # language models, cross_tokenizer_loss=alm: chunk likelihoods compared as p^(1/t); 1..10
     transplant: bool = False  # language models: give teachers with another tokenizer the student's (by OMP), then 'loss' applies
     transplant_atoms: int = 8  # language models, transplant: shared tokens whose embeddings make each new token's; 1..64
+    fake_updates: int = 0  # generation (dmd, sid, multi-student): fake-score updates per generator update; 0 = the method's (dmd 5, sid 1)
+    gan_weight: float = 0.1  # generation (dmd, multi-student): weight of the GAN term on the fake-score features; 0 = off
+    sid_alpha: float = 1.2  # generation (sid): alpha of the score-identity loss (Zhou et al. 2024 use 1.2); 0-2
+    num_students: int = 2  # generation (multi-student): one-step students, each owning an even share of the classes
     mix: str = MIXES[0]  # how a multi-teacher method mixes them per sample: gated | average (see MIXES)
     device: str = "cpu"  # cpu | cuda (bf16 autocast on CUDA)
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -160,6 +164,14 @@ class DistillConfig:
                 problems.append(f"'{key}' must be >= 0 (0 = the method's default). Got {getattr(self, key)}.")
         if not (math.isfinite(self.guidance) and self.guidance >= 0):
             problems.append(f"'guidance' must be a finite number >= 0 (0 = the teacher's own, 1 = none). Got {self.guidance}.")
+        if not 0 <= self.fake_updates <= 20:
+            problems.append(f"'fake_updates' must lie in 0..20 (0 = the method's default). Got {self.fake_updates}.")
+        if not (math.isfinite(self.gan_weight) and self.gan_weight >= 0):
+            problems.append(f"'gan_weight' must be a finite number >= 0 (0 = no GAN term). Got {self.gan_weight}.")
+        if not (math.isfinite(self.sid_alpha) and 0 <= self.sid_alpha <= 2):
+            problems.append(f"'sid_alpha' must lie in [0, 2]. Got {self.sid_alpha}.")
+        if self.num_students < 1:
+            problems.append(f"'num_students' must be >= 1. Got {self.num_students}.")
         if self.mix not in MIXES:
             problems.append(f"'mix' must be one of {', '.join(MIXES)}. Got {self.mix!r}.")
         if not 0 <= self.threads <= 1024:

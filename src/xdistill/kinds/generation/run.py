@@ -25,7 +25,7 @@ from xdistill.errors import XDistillError
 from xdistill.io import atomic_write_json, atomic_write_text
 from xdistill.kinds.generation.flow import to_model_space
 from xdistill.kinds.generation.methods import METHODS, MethodContext
-from xdistill.kinds.generation.scoring import EVAL_SAMPLES, Scorer
+from xdistill.kinds.generation.scoring import EVAL_SAMPLES, Scorer, member_scores
 from xdistill.models.denoiser import load_denoiser, save_denoiser
 from xdistill.students import count_params
 from xdistill.train.config import DistillConfig
@@ -110,6 +110,18 @@ def save_samples_grid(path: Path, x: torch.Tensor, y: torch.Tensor, num_classes:
     return write_grid(path, rows)
 
 
+def method_context(method, config, task, denoiser, log=None) -> MethodContext:
+    """What ``method`` trains from under a resolved ``config``: the teacher's denoiser and the task's training
+    images, or none of them for a data-free method (``real_images`` false), so it cannot read one."""
+    train = task.splits["train"]
+    x0, labels = to_model_space(train.x), torch.as_tensor(train.y).long()
+    if not method.real_images(config):
+        x0, labels = x0[:0], labels[:0]
+    return MethodContext(teacher=denoiser, x0=x0, y=labels, config=config, guidance=config.guidance, steps=config.steps,
+                         iterations=config.iterations, batch_size=config.batch_size, lr=config.lr,
+                         teacher_steps=config.teacher_steps, log=log)
+
+
 def distill_generation(config, task, given, runtime) -> DistillResult:
     method = METHODS.get(config.method)
     log = runtime.info
@@ -124,10 +136,8 @@ def distill_generation(config, task, given, runtime) -> DistillResult:
         torch.set_num_threads(config.threads)
     if out is not None:
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
-    train = task.splits["train"]
-    ctx = MethodContext(teacher=teacher.denoiser, x0=to_model_space(train.x), y=torch.as_tensor(train.y).long(),
-                        config=config, guidance=config.guidance, steps=config.steps, iterations=config.iterations,
-                        batch_size=config.batch_size, lr=config.lr, teacher_steps=config.teacher_steps, log=log)
+    ctx = method_context(method, config, task, teacher.denoiser, log)
+    real_images = method.real_images(config)
     torch.manual_seed(config.seed)
     train_started, cpu_started = time.perf_counter(), time.process_time()
     distilled = method.train(ctx)
@@ -140,8 +150,9 @@ def distill_generation(config, task, given, runtime) -> DistillResult:
         if out is not None:
             save_denoiser(out / "stages" / name, network, task.classes, dict(sampling))
             save_samples_grid(out / "stages" / name / "samples.png", sx, sy, len(task.classes))
+    members = member_scores(scorer, distilled.student, x, y)
     metrics = {
-        "kind": KIND, "task": task.name, "method": config.method, "seed": config.seed,
+        "kind": KIND, "task": task.name, "method": config.method, "seed": config.seed, "data_free": not real_images,
         "headline": {"key": "frechet_distance", "lower_is_better": True},
         "test": test, "params": count_params(distilled.student), "stages": stages,
         "teacher": {"name": teacher.name, "guidance": config.guidance, "steps": teacher.steps,
@@ -151,11 +162,12 @@ def distill_generation(config, task, given, runtime) -> DistillResult:
         "history": distilled.history, "train_seconds": train_seconds,
         "train_cpu_seconds": train_cpu_seconds, "seconds": time.perf_counter() - started,
         "classifier": scorer.judge_record,
+        **({"members": members} if members else {}),
     }
     if out is not None and runtime.rank == 0:
         save_denoiser(out / "student", distilled.student, task.classes, dict(distilled.sampling))
         atomic_write_json(out / "student.json", {"kind": KIND, "sampling": dict(distilled.sampling),
-                                                 "method": config.method})
+                                                 "method": config.method, "data_free": not real_images})
         save_samples_grid(out / "samples.png", x, y, len(task.classes))
         atomic_write_json(out / "metrics.json", metrics)
     if log:
@@ -188,5 +200,8 @@ def evaluate_generation(run_dir: Path, task, split: str = "test", steps: int | N
     check_fit(network, task)
     steps = steps or sampling["steps"]
     guidance = sampling["guidance"] if guidance is None else guidance
-    scores, _, _ = Scorer(task, split, n=n).score(network, steps, guidance)
-    return {"kind": KIND, "split": split, **scores, "params": count_params(network)}
+    scorer = Scorer(task, split, n=n)
+    scores, x, y = scorer.score(network, steps, guidance)
+    members = member_scores(scorer, network, x, y)
+    return {"kind": KIND, "split": split, **scores, "params": count_params(network),
+            **({"members": members} if members else {})}

@@ -57,3 +57,24 @@ def real_reference(scorer: Scorer) -> dict:
     fake, predicted = judge_outputs(scorer.judge, to_model_space(train.x[index]))
     return {"frechet_distance": frechet_distance(scorer.real, fake), **precision_recall(scorer.real, fake, NEIGHBOURS),
             "class_consistency": class_consistency(predicted, train.y[index]), "samples": len(index)}
+
+
+def member_scores(scorer: Scorer, network, x: torch.Tensor, y: torch.Tensor) -> list[dict]:
+    """For a class-routed generator (``members``, ``owned``), each member's parameters and its quality on its
+    own classes: its samples among x [n, C, H, W] (labels y [n]) against the split's images of those classes.
+    Empty for any other network."""
+    if not hasattr(network, "owned"):
+        return []
+    from xdistill.students import count_params
+
+    fake, predicted = judge_outputs(scorer.judge, x)
+    real_labels = np.asarray(scorer.task.splits[scorer.split].y)
+    rows = []
+    for index, (member, owned) in enumerate(zip(network.members, network.owned)):
+        mine, real = np.isin(y.numpy(), owned), np.isin(real_labels, owned)
+        rows.append({"student": index, "classes": owned, "params": count_params(member),
+                     "frechet_distance": frechet_distance(scorer.real[real], fake[mine]),
+                     **precision_recall(scorer.real[real], fake[mine], NEIGHBOURS),
+                     "class_consistency": class_consistency(predicted[mine], y.numpy()[mine]),
+                     "samples": int(mine.sum())})
+    return rows

@@ -108,6 +108,8 @@ class GenerationMethod:
     init: str = "none"  # generation students start from the teacher (or fresh with student.knobs), never from init=
     baseline: bool = False
     options: tuple[str, ...] = ()
+    # Whether a run with this config trains on the task's images; False (data-free): the method sees none of them.
+    real_images: Callable[[Any], bool] = lambda config: True
 
     def describe(self) -> dict[str, Any]:
         return {"summary": self.summary, "teachers": self.teachers, "unlabeled": self.unlabeled,
