@@ -65,6 +65,19 @@ def load_yaml(path: str | Path, what: str = "YAML file") -> Any:
         raise ConfigError(f"The {what} '{path}' is not UTF-8 text.") from exc
 
 
+def load_task_yaml(folder: str | Path, keys: str) -> tuple[Path, dict]:
+    """A task folder's (or its task.yaml's) path and its mapping; ``keys`` names what the mapping holds, for the
+    error when it is not one. Each kind checks the keys itself."""
+    folder = Path(folder)
+    path = folder / "task.yaml" if folder.suffix not in (".yaml", ".yml") else folder
+    if not path.is_file():
+        raise ConfigError(f"'{path}' does not exist. A task folder holds task.yaml.")
+    raw = load_yaml(path, "task file")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"'{path}' must be a mapping with {keys}. Got {type(raw).__name__}.")
+    return path, raw
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdistill.config import load_yaml
+from xdistill.config import load_task_yaml
 from xdistill.errors import XDistillError, join_problems
 
 KIND = "generation"
@@ -110,15 +110,8 @@ def read_split(path: Path, num_classes: int) -> tuple[np.ndarray | None, np.ndar
 
 def load_generation_task(folder: Path) -> GenerationTask:
     """Read and check a generation task folder, reporting every problem at once."""
-    folder = Path(folder)
-    path = folder / "task.yaml" if folder.suffix not in (".yaml", ".yml") else folder
+    path, raw = load_task_yaml(folder, "'kind', 'name', 'classes' and 'splits'")
     folder = path.parent
-    if not path.is_file():
-        raise XDistillError(f"'{path}' does not exist. A task folder holds task.yaml.")
-    raw = load_yaml(path, "task file")
-    if not isinstance(raw, dict):
-        raise XDistillError(f"'{path}' must be a mapping with 'kind', 'name', 'classes' and 'splits'. "
-                            f"Got {type(raw).__name__}.")
     problems = [f"Unknown key '{k}' for kind {KIND}. Valid keys: {', '.join(KEYS)}." for k in raw if k not in KEYS]
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdistill.config import load_yaml
+from xdistill.config import load_task_yaml
 from xdistill.errors import XDistillError, join_problems
 
 KIND = "language-modeling"
@@ -121,14 +121,8 @@ def read_split(path: Path) -> tuple[list[str], list[str] | None, list[str]]:
 
 def load_lm_task(folder: Path) -> LMTask:
     """Read and check a language-modeling task folder, reporting every problem at once."""
-    folder = Path(folder)
-    path = folder / "task.yaml" if folder.suffix not in (".yaml", ".yml") else folder
+    path, raw = load_task_yaml(folder, "'kind', 'name' and 'splits'")
     folder = path.parent
-    if not path.is_file():
-        raise XDistillError(f"'{path}' does not exist. A task folder holds task.yaml.")
-    raw = load_yaml(path, "task file")
-    if not isinstance(raw, dict):
-        raise XDistillError(f"'{path}' must be a mapping with 'kind', 'name' and 'splits'. Got {type(raw).__name__}.")
     problems = [f"Unknown key '{k}' for kind {KIND}. Valid keys: kind, name, splits." for k in raw
                 if k not in ("kind", "name", "splits")]
     name = raw.get("name")
