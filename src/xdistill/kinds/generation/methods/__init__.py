@@ -133,6 +133,16 @@ def optimise(parameters, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW([p for p in parameters if p.requires_grad], lr=lr, weight_decay=0.0)
 
 
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters) -> float:
+    """One update: the loss's gradients, clipped to norm 1 over ``parameters``, then the optimiser's step; the
+    loss's value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+    return loss.item()
+
+
 def log_every(ctx: MethodContext, what: str, step: int, total: int, losses: list[float], started: float) -> None:
     if (step + 1) % 100 == 0 or step + 1 == total:
         recent = losses[-100:]

@@ -29,6 +29,7 @@ from xdistill.kinds.generation.methods import (
     Distilled,
     GenerationMethod,
     MethodContext,
+    descend,
     log_every,
     optimise,
 )
@@ -69,10 +70,7 @@ def train_consistency(ctx: MethodContext) -> Distilled:
                 aim = x_prev + (edge - t_prev).view(-1, 1, 1, 1) * target.network.velocity(x_prev, t_prev, y)
                 implied = (x_t - aim) / (t - edge).view(-1, 1, 1, 1)
             loss = F.mse_loss(student.velocity(x_t, t, y), implied)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            optimizer.step()
+            descend(optimizer, loss, student.parameters())
             target.update(student)
             losses.append(loss.item())
             log_every(ctx, f"consistency, {segments} segments", step, per_stage, losses, started)

@@ -24,7 +24,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from xdistill.kinds.generation.flow import noisy, sampling_velocity
-from xdistill.kinds.generation.methods import METHODS, Distilled, GenerationMethod, MethodContext, log_every, optimise
+from xdistill.kinds.generation.methods import (
+    METHODS,
+    Distilled,
+    GenerationMethod,
+    MethodContext,
+    descend,
+    log_every,
+    optimise,
+)
 from xdistill.kinds.generation.one_step import (
     comparison_times,
     distribution_matching_gradient,
@@ -117,10 +125,7 @@ def distribution_matching(ctx: MethodContext, generator: nn.Module, classes: tor
                 head_loss = F.softplus(fake_logits).mean() + F.softplus(-head(features.value)).mean()
                 head_losses.append(head_loss.item())
                 loss = loss + DISCRIMINATOR_WEIGHT * head_loss
-            fake_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(fake_parameters, 1.0)
-            fake_optimizer.step()
+            descend(fake_optimizer, loss, fake_parameters)
         y = class_labels(n, classes)
         x = one_step(generator, torch.randn((n, *ctx.teacher.input_shape)), y)
         t = comparison_times(n)
@@ -142,11 +147,7 @@ def distribution_matching(ctx: MethodContext, generator: nn.Module, classes: tor
                 network.requires_grad_(True)
         gradient = distribution_matching_gradient(x.detach(), x_t.detach(), t, v_real, v_fake.detach())
         loss = distribution_matching_loss(x, gradient) + gan_weight * gan
-        generator_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(generator.parameters(), 1.0)
-        generator_optimizer.step()
-        losses.append(loss.item())
+        losses.append(descend(generator_optimizer, loss, generator.parameters()))
         log_every(ctx, what, step, iterations, losses, started)
     features.handle.remove()
     recent = slice(-50 * max(1, fake_updates), None)

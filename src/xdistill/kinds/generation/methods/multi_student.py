@@ -21,7 +21,15 @@ import torch
 from torch.nn import functional as F
 
 from xdistill.kinds.generation.flow import noisy, sampling_velocity
-from xdistill.kinds.generation.methods import METHODS, Distilled, GenerationMethod, MethodContext, log_every, optimise
+from xdistill.kinds.generation.methods import (
+    METHODS,
+    Distilled,
+    GenerationMethod,
+    MethodContext,
+    descend,
+    log_every,
+    optimise,
+)
 from xdistill.kinds.generation.methods.dmd import distribution_matching, real_batch
 from xdistill.models.class_routed import ClassRouted
 
@@ -60,11 +68,7 @@ def teacher_score_matching(ctx: MethodContext, student, classes: torch.Tensor, i
         with torch.no_grad():
             target = teacher(x_t, t, y)
         loss = F.mse_loss(student.velocity(x_t, t, y), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(descend(optimizer, loss, student.parameters()))
         log_every(ctx, what, step, iterations, losses, started)
     return {"stage": what, "iterations": iterations, "loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
             "seconds": time.perf_counter() - started}

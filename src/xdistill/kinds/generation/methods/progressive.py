@@ -17,7 +17,15 @@ import torch
 from torch.nn import functional as F
 
 from xdistill.kinds.generation.flow import noisy, sampling_velocity
-from xdistill.kinds.generation.methods import METHODS, Distilled, GenerationMethod, MethodContext, log_every, optimise
+from xdistill.kinds.generation.methods import (
+    METHODS,
+    Distilled,
+    GenerationMethod,
+    MethodContext,
+    descend,
+    log_every,
+    optimise,
+)
 
 
 def halvings(teacher_steps: int, steps: int) -> list[int]:
@@ -46,11 +54,7 @@ def train_progressive(ctx: MethodContext) -> Distilled:
                 x_mid = x_t - 0.5 * dt * teacher(x_t, t, y)
                 x_end = x_mid - 0.5 * dt * teacher(x_mid, t - 0.5 * dt, y)
             loss = F.mse_loss(student.velocity(x_t, t, y), (x_t - x_end) / dt)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(descend(optimizer, loss, student.parameters()))
             log_every(ctx, f"progressive {2 * steps}->{steps} steps", step, per_stage, losses, started)
         history.append({"stage": f"steps-{steps}", "iterations": per_stage, "loss": sum(losses[-50:]) / len(losses[-50:]),
                         "seconds": time.perf_counter() - started})

@@ -18,7 +18,15 @@ import time
 import torch
 
 from xdistill.kinds.generation.flow import noisy, sampling_velocity
-from xdistill.kinds.generation.methods import METHODS, Distilled, GenerationMethod, MethodContext, log_every, optimise
+from xdistill.kinds.generation.methods import (
+    METHODS,
+    Distilled,
+    GenerationMethod,
+    MethodContext,
+    descend,
+    log_every,
+    optimise,
+)
 from xdistill.kinds.generation.methods.dmd import class_labels, fake_score_network, fake_score_step
 from xdistill.kinds.generation.one_step import comparison_times, denoised_from_velocity, one_step, score_identity_loss
 
@@ -39,11 +47,7 @@ def train_sid(ctx: MethodContext) -> Distilled:
             with torch.no_grad():
                 x = one_step(generator, torch.randn((n, *shape)), y)
             loss = fake_score_step(fake, x, y)
-            fake_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(fake.parameters(), 1.0)
-            fake_optimizer.step()
-            fake_losses.append(loss.item())
+            fake_losses.append(descend(fake_optimizer, loss, fake.parameters()))
         y = class_labels(n, classes)
         x_g = one_step(generator, torch.randn((n, *shape)), y)
         t = comparison_times(n)
@@ -53,11 +57,7 @@ def train_sid(ctx: MethodContext) -> Distilled:
         x0_fake = denoised_from_velocity(x_t, t, fake.velocity(x_t, t, y))
         fake.requires_grad_(True)
         loss = score_identity_loss(x_g, x0_real, x0_fake, alpha)
-        generator_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(generator.parameters(), 1.0)
-        generator_optimizer.step()
-        losses.append(loss.item())
+        losses.append(descend(generator_optimizer, loss, generator.parameters()))
         log_every(ctx, "sid", step, ctx.iterations, losses, started)
     history = [{"stage": "sid", "iterations": ctx.iterations, "fake_updates": ctx.iterations * fake_updates,
                 "alpha": alpha, "loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
