@@ -252,9 +252,21 @@ def build_lm_world(home: Path | None = None, log: Callable[[str], None] | None =
             _train_model(job)
     timings = {name: json.loads((building / f"{name}.done.json").read_text()) for name in [*DOMAINS, GENERIC]}
     write_tasks(building)
+    write_zoo(building)
+    publish(building, root, recipe, timings)
+    say(f"LM demo world built in {time.perf_counter() - started:.0f} s: {root}")
+    return LMWorld(root)
+
+
+def write_zoo(building: Path) -> None:
+    """The zoo of the domain teachers under ``building/teachers/``."""
     zoo = {"teachers": [{"name": name, "kind": "gpt", "path": f"teachers/{name}", "domain": domain,
                          "architecture": "gpt"} for name, domain in DOMAINS.items()]}
     atomic_write_text(building / "zoo.yaml", yaml.safe_dump(zoo, sort_keys=False))
+
+
+def publish(building: Path, root: Path, recipe: dict, timings: dict) -> None:
+    """Write the manifest, drop the per-job markers and put the finished ``building`` folder in place of ``root``."""
     manifest = {**recipe, "targets": list(TARGETS), "probes": list(PROBES), "seconds": timings,
                 "python": sys.version.split()[0]}
     atomic_write_text(building / "world.json", json.dumps(manifest, indent=2) + "\n")
@@ -263,8 +275,6 @@ def build_lm_world(home: Path | None = None, log: Callable[[str], None] | None =
     if root.exists():
         shutil.rmtree(root)
     building.rename(root)
-    say(f"LM demo world built in {time.perf_counter() - started:.0f} s: {root}")
-    return LMWorld(root)
 
 
 def export_lm_world(world: LMWorld, folder: Path) -> Path:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -114,19 +113,10 @@ def build_xtok_world(home: Path | None = None, log: Callable[[str], None] | None
     shutil.copy(shared.generic_student, building / "generic-student.safetensors")
     shutil.copytree(shared.root / "teachers" / "python-code", building / "teachers" / CONTROL, dirs_exist_ok=True)
     lm_world.write_tasks(building)
-    zoo = {"teachers": [{"name": name, "kind": "gpt", "path": f"teachers/{name}", "domain": domain,
-                         "architecture": "gpt"} for name, domain in DOMAINS.items()]}
-    atomic_write_text(building / "zoo.yaml", yaml.safe_dump(zoo, sort_keys=False))
+    lm_world.write_zoo(building)
     control = {"teachers": [{"name": CONTROL, "kind": "gpt", "path": f"teachers/{CONTROL}",
                              "domain": DOMAINS["python-code"] + " (the student's tokenizer)", "architecture": "gpt"}]}
     atomic_write_text(building / "control.yaml", yaml.safe_dump(control, sort_keys=False))
-    manifest = {**recipe, "targets": list(lm_world.TARGETS), "probes": list(lm_world.PROBES), "seconds": timings,
-                "python": sys.version.split()[0]}
-    atomic_write_text(building / "world.json", json.dumps(manifest, indent=2) + "\n")
-    for marker in building.glob("*.done.json"):
-        marker.unlink()
-    if root.exists():
-        shutil.rmtree(root)
-    building.rename(root)
+    lm_world.publish(building, root, recipe, timings)
     say(f"LM cross-tokenizer world built in {time.perf_counter() - started:.0f} s: {root}")
     return XTokWorld(root)
