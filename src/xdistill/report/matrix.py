@@ -97,6 +97,11 @@ def _param_count(params: int) -> str:
     return f"{params / 1e3:.0f}k params" if params < 1e6 else f"{params / 1e6:.1f}M params"
 
 
+def _latency(ms: float) -> str:
+    """A per-sample latency with three significant figures, whatever its scale (0.00232 ms, 0.947 ms, 12.3 ms)."""
+    return f"{ms:.3g} ms"
+
+
 def write_matrix_report(out_dir: Path, matrix: dict) -> Path:
     """Write ``out_dir/report.html`` for a matrix (``matrix.json``'s content, with its summary); return its path."""
     summary = matrix["summary"]
@@ -119,7 +124,7 @@ def write_matrix_report(out_dir: Path, matrix: dict) -> Path:
         page.table(*matrix_rows(matrix, panel), caption=f"{panel}: test accuracy (mean ± std over seeds)",
                    table_id=f"matrix-{panel}")
     cost = summary["cost"]
-    notes = {s: f"{_param_count(c['params'])}\n{c['cpu_latency_ms_per_sample']:.2f} ms" for s, c in cost.items()}
+    notes = {s: f"{_param_count(c['params'])}\n{_latency(c['cpu_latency_ms_per_sample'])}" for s, c in cost.items()}
     heat = {}
     for panel in shown:
         table = summary["average"] if panel == "average" else summary["per_target"].get(panel, {})
