@@ -82,6 +82,10 @@ XTOK_ROWS = (
     ("nearest, transplant + forward_kl", "nearest", "zoo", {"transplant": True}),
     ("nearest, alm alone", "nearest", "zoo", {"agreement_kd": False}),
     ("nearest, uld alone", "nearest", "zoo", {"cross_tokenizer_loss": "uld", "agreement_kd": False}),
+    # pure distillation: the cross-tokenizer loss is the only objective (no next-token cross-entropy)
+    ("nearest, alm pure", "nearest", "zoo", {"agreement_kd": False, "label_weight": 0.0}),
+    ("nearest, uld pure", "nearest", "zoo", {"cross_tokenizer_loss": "uld", "agreement_kd": False,
+                                             "label_weight": 0.0}),
 )
 
 
@@ -129,8 +133,9 @@ def xtok(args) -> None:
         gains = [1 - means[m] / means["supervised"] for m in ("weighted (alm)", "nearest (alm)")]
         below = [means[m] < means["finetune"] for m in ("weighted (alm)", "nearest (alm)")]
         alm_uld = means["nearest (alm)"] < means["nearest, uld"] if "nearest, uld" in means else None
-        if {"nearest, alm alone", "nearest, uld alone"} <= set(means):
-            alm_uld = f"{alm_uld}; alone: {means['nearest, alm alone'] < means['nearest, uld alone']}"
+        for kind in ("alone", "pure"):
+            if {f"nearest, alm {kind}", f"nearest, uld {kind}"} <= set(means):
+                alm_uld = f"{alm_uld}; {kind}: {means[f'nearest, alm {kind}'] < means[f'nearest, uld {kind}']}"
         control = means.get("control: nearest, same tokenizer")
         kept = ((means["supervised"] - means["nearest (alm)"]) / (means["supervised"] - control)
                 if control is not None else float("nan"))
