@@ -58,10 +58,17 @@ def project(
         raise XDistillError(
             f"The 'projector' of {loss} must map student features {list(student_features.shape)} to the "
             f"teacher's shape {list(teacher_features.shape)}. Got {list(projected.shape)}. "
-            + (f"Build it with make_layout_projector(kind, {tuple(student_features.shape[1:])}, "
+            + (f"Build it with make_layout_projector(kind, {layout_hint(student_features)}, "
                f"{teacher_features.shape[1]})." if layout else
                f"Build it with make_projector({student_features.shape[1]}, {teacher_features.shape[1]})."))
     return projected
+
+
+def layout_hint(student_features: Tensor) -> str:
+    """The layout shape to build a layout projector with, as code: one sample's layout tokens (1 + T, D), or
+    for a feature map (C, H, W) the call that gives it (xdistill.losses.alignment.layout_shape)."""
+    shape = tuple(student_features.shape[1:])
+    return str(shape) if student_features.dim() == 3 else f"layout_shape({shape})"
 
 
 @register_loss("feature_mse", consumes=("student_features", "teacher_features", "projector"))

@@ -187,7 +187,7 @@ def projectors(config: DistillConfig, model: nn.Module, targets: TeacherTargets)
     if config.projector == "linear":
         return nn.ModuleDict({name: make_projector(model.feature_dim, feats["labeled"].shape[1])
                               for name, feats in targets.features.items()})
-    shape = layout_shape(stage_shapes(model)[-1], model.feature_dim)
+    shape = layout_shape(stage_shapes(model)[-1])
     return nn.ModuleDict({name: make_layout_projector(config.projector, shape, feats["labeled"].shape[1])
                           for name, feats in targets.features.items()})
 
