@@ -35,7 +35,7 @@ def project(
     loss: str, student_features: Tensor, teacher_features: Tensor, projector: nn.Module, weight: Tensor | None
 ) -> Tensor:
     """Check the inputs of a feature loss and return the projected student features [N, Dt]."""
-    # A layout projector (xdistill.losses.alignment) reads the student's last stage [N, C, H, W] or [N, T, D].
+    # A layout projector (xdistill.losses.alignment) reads layout tokens [N, 1 + T, D] (pool: also a bare stage).
     layout = isinstance(student_features, Tensor) and student_features.dim() in (3, 4)
     problems = [] if layout else check_matrix(student_features, "student_features", loss)
     problems += check_matrix(teacher_features, "teacher_features", loss)
@@ -81,7 +81,8 @@ def feature_mse_loss(
     (projector(s) - t)^2, so its scale does not grow with the teacher's width.
 
     Args:
-        student_features: [N, Ds], or the student's last stage [N, C, H, W] / [N, T, D] for a layout projector.
+        student_features: [N, Ds], or for a layout projector the layout tokens [N, 1 + T, D]
+            (:func:`xdistill.losses.alignment.layout_tokens`).
         teacher_features: [N, Dt].
         projector: module mapping student_features -> [N, Dt], e.g. :func:`make_projector` or
             :func:`xdistill.losses.alignment.make_layout_projector`.
@@ -105,7 +106,8 @@ def feature_cosine_loss(
     sample in [0, 2]; a zero vector has cosine 0 with everything.
 
     Args:
-        student_features: [N, Ds], or the student's last stage [N, C, H, W] / [N, T, D] for a layout projector.
+        student_features: [N, Ds], or for a layout projector the layout tokens [N, 1 + T, D]
+            (:func:`xdistill.losses.alignment.layout_tokens`).
         teacher_features: [N, Dt].
         projector: module mapping student_features -> [N, Dt], e.g. :func:`make_projector` or
             :func:`xdistill.losses.alignment.make_layout_projector`.
