@@ -97,7 +97,7 @@ def test_unknown_or_non_image_students_are_refused_before_work(tmp_path):
     assert "Unknown student 'vitt'" in str(error.value) and "'text-cnn' does not read images" in str(error.value)
     assert not (tmp_path / "out").exists()
     assert unsupported("weighted+loss=ofa", "vit") is None and unsupported("weighted", "mlp") is None
-    assert "last stage" in unsupported("weighted+feature_weight=1+projector=attention", "mlp")
+    assert "reads the student's stages" in unsupported("weighted+feature_weight=1+projector=attention", "mlp")
 
 
 def test_cli_students_without_matrix_exit_2(capsys):

@@ -56,7 +56,7 @@ def unsupported(method: str, student: str) -> str | None:
     if loss in LOSSES and "exit_logits" in LOSSES.get(loss).consumes:
         return f"loss '{loss}' reads intermediate stages, which '{student}' does not have"
     if projector != DistillConfig().projector:
-        return f"projector '{projector}' reads the last stage, which '{student}' does not have"
+        return f"projector '{projector}' reads the student's stages, which '{student}' does not have"
     return None
 
 

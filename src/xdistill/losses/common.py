@@ -29,7 +29,8 @@ STEP_INPUTS = {
     "labels": "[N] target classes: the labels on labeled rows, the targets' argmax elsewhere",
     "temperature": "the run's kd_temperature",
     "student_features": "[N, Ds] student features (with config projector=pool|attention, for losses that take a "
-                        "projector: the student's last stage [N, C, H, W] or [N, T, D])",
+                        "projector: the layout [N, Df + T * Ds], its pooled features then the tokens of the stage "
+                        "the projector reads, flattened, xdistill.losses.alignment.layout)",
     "teacher_features": "[N, Dt] teacher features",
     "projector": "nn.Module mapping student features to the teacher's dimension",
     "teacher_class_means": "[C, Dt] the teacher's mean feature of each target class",

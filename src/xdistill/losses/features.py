@@ -35,9 +35,7 @@ def project(
     loss: str, student_features: Tensor, teacher_features: Tensor, projector: nn.Module, weight: Tensor | None
 ) -> Tensor:
     """Check the inputs of a feature loss and return the projected student features [N, Dt]."""
-    # A layout projector (xdistill.losses.alignment) reads the student's last stage [N, C, H, W] or [N, T, D].
-    layout = isinstance(student_features, Tensor) and student_features.dim() in (3, 4)
-    problems = [] if layout else check_matrix(student_features, "student_features", loss)
+    problems = check_matrix(student_features, "student_features", loss)
     problems += check_matrix(teacher_features, "teacher_features", loss)
     if not isinstance(projector, nn.Module):
         problems.append(
@@ -55,11 +53,12 @@ def project(
 
     projected = projector(student_features)
     if projected.shape != teacher_features.shape:
+        # a layout projector (xdistill.losses.alignment) knows the layout shape (Df, T, Ds) it was built for
+        shape = getattr(projector, "layout_shape", None)
         raise XDistillError(
             f"The 'projector' of {loss} must map student features {list(student_features.shape)} to the "
             f"teacher's shape {list(teacher_features.shape)}. Got {list(projected.shape)}. "
-            + (f"Build it with make_layout_projector(kind, {tuple(student_features.shape[1:])}, "
-               f"{teacher_features.shape[1]})." if layout else
+            + (f"Build it with make_layout_projector(kind, {shape}, {teacher_features.shape[1]})." if shape else
                f"Build it with make_projector({student_features.shape[1]}, {teacher_features.shape[1]})."))
     return projected
 
@@ -74,7 +73,8 @@ def feature_mse_loss(
     (projector(s) - t)^2, so its scale does not grow with the teacher's width.
 
     Args:
-        student_features: [N, Ds], or the student's last stage [N, C, H, W] / [N, T, D] for a layout projector.
+        student_features: [N, Ds], or for a layout projector the layout [N, Df + T * Ds]
+            (:func:`xdistill.losses.alignment.layout`).
         teacher_features: [N, Dt].
         projector: module mapping student_features -> [N, Dt], e.g. :func:`make_projector` or
             :func:`xdistill.losses.alignment.make_layout_projector`.
@@ -98,7 +98,8 @@ def feature_cosine_loss(
     sample in [0, 2]; a zero vector has cosine 0 with everything.
 
     Args:
-        student_features: [N, Ds], or the student's last stage [N, C, H, W] / [N, T, D] for a layout projector.
+        student_features: [N, Ds], or for a layout projector the layout [N, Df + T * Ds]
+            (:func:`xdistill.losses.alignment.layout`).
         teacher_features: [N, Dt].
         projector: module mapping student_features -> [N, Dt], e.g. :func:`make_projector` or
             :func:`xdistill.losses.alignment.make_layout_projector`.

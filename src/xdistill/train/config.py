@@ -23,9 +23,9 @@ MIXES = ("gated", "average")
 # the weak view, mixup of two images, or the strong view of several where teacher and student disagree most.
 KD_AUGMENTS = ("none", "mixup", "hard")
 # How feature distillation maps the student to a teacher's cached pooled features
-# (xdistill.losses.alignment): a linear map of the pooled features, or, from the student's last stage seen as
-# tokens (a feature map's H*W positions, a transformer's tokens), their pooled mean or learned queries attending
-# over them (ScaleKD-style cross-attention alignment).
+# (xdistill.losses.alignment): a linear map of the pooled features; the layer-normed mean of the last stage seen
+# as tokens (a feature map's H*W positions, a transformer's tokens); or the linear map plus learned queries
+# attending over the tokens of the stage before the last (ScaleKD-style cross-attention alignment).
 PROJECTORS = ("linear", "pool", "attention")
 # The student family a classification run trains when 'student.name' is empty, by the task's input.
 DEFAULT_STUDENTS = {"image": "cnn", "features": "mlp", "text": "text-cnn"}

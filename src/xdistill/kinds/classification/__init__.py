@@ -65,7 +65,7 @@ def config_problems(config: DistillConfig, task: Task | None = None, teachers_gi
 
 
 def _alignment_problems(config: DistillConfig) -> list[str]:
-    """A layout projector (config 'projector') reads the student's last stage through a feature loss's projector."""
+    """A layout projector (config 'projector') reads one of the student's stages through a feature loss's projector."""
     if config.projector == "linear":
         return []
     problems = []
@@ -79,7 +79,7 @@ def _alignment_problems(config: DistillConfig) -> list[str]:
                         f"'{config.feature_loss}' does not. Choose one of {', '.join(with_projector)}.")
     if config.student.name in STUDENTS and not STUDENTS.get(config.student.name).stages:
         staged = ", ".join(name for name, family in STUDENTS.items() if family.stages)
-        problems.append(f"'projector={config.projector}' reads the student's last stage, and student "
+        problems.append(f"'projector={config.projector}' reads one of the student's stages, and student "
                         f"'{config.student.name}' has no stages. Use projector=linear or a student with stages: "
                         f"{staged}.")
     return problems

@@ -180,16 +180,18 @@ def online_targets(targets: TeacherTargets, prepared: PreparedTeachers, config: 
 
 def projectors(config: DistillConfig, model: nn.Module, targets: TeacherTargets) -> nn.ModuleDict:
     """One projector per teacher with cached features, from the student to that teacher's width: linear on the
-    pooled features, or a layout projector on the last stage (config 'projector', :mod:`xdistill.losses.alignment`)."""
+    pooled features, or a layout projector on the pooled features and a stage (config 'projector',
+    :mod:`xdistill.losses.alignment`), its attention branch seeded apart from the run's stream."""
     from xdistill.losses import make_projector
-    from xdistill.losses.alignment import layout_shape, make_layout_projector
+    from xdistill.losses.alignment import branch_seed, layout_shape, make_layout_projector, read_stage
 
     if config.projector == "linear":
         return nn.ModuleDict({name: make_projector(model.feature_dim, feats["labeled"].shape[1])
                               for name, feats in targets.features.items()})
-    shape = layout_shape(stage_shapes(model)[-1], model.feature_dim)
-    return nn.ModuleDict({name: make_layout_projector(config.projector, shape, feats["labeled"].shape[1])
-                          for name, feats in targets.features.items()})
+    shape = layout_shape(model.feature_dim, read_stage(config.projector, stage_shapes(model)))
+    return nn.ModuleDict({name: make_layout_projector(config.projector, shape, feats["labeled"].shape[1],
+                                                      seed=branch_seed(config.seed, index))
+                          for index, (name, feats) in enumerate(targets.features.items())})
 
 
 def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, model: nn.Module,
@@ -198,16 +200,17 @@ def training_plan(config: DistillConfig, task: Task, inputs: StudentInputs, mode
     method = METHODS.get(config.method)
     ctx = StepContext(config=config, num_classes=task.num_classes, targets=targets)
     modules = {}
-    layout = targets is not None and config.feature_weight > 0 and config.projector != "linear"
-    if targets is not None and config.feature_weight > 0:
+    feature_distillation = targets is not None and config.feature_weight > 0
+    layout = config.projector if feature_distillation and config.projector != "linear" else None
+    if feature_distillation:
         ctx.projectors = modules["projectors"] = projectors(config, model, targets)
     if targets is not None and config.online:
         ctx.online_targets = online_targets(targets, prepared, config)
     forward, exits = FeaturesAndLogits, None
     if targets is not None and "exit_logits" in LOSSES.get(config.loss).consumes:  # the ofa loss (exits.py)
         exits = modules["exits"] = exit_branches(model, task.num_classes)
-    if exits is not None or layout:
-        forward = lambda student: FeaturesAndLogits(student, exits, last_stage=layout)  # noqa: E731
+    if exits is not None or layout is not None:
+        forward = lambda student: FeaturesAndLogits(student, exits, projector=layout)  # noqa: E731
     if method.partner:  # collaborative: the partner student trains beside the run's student, in one step
         partner = modules["partner"] = build_partner(config, task, inputs)
         single = forward

@@ -37,7 +37,7 @@ from xdistill.kinds.classification.kd_augment import hardest, mixed_targets
 from xdistill.kinds.classification.targets import TeacherTargets
 from xdistill.kinds.classification.trust import Decision, route
 from xdistill.losses import call_loss
-from xdistill.losses.alignment import layout_tokens
+from xdistill.losses.alignment import layout, read_stage
 from xdistill.train.config import DistillConfig
 
 
@@ -78,25 +78,25 @@ class StepContext:
 class FeaturesAndLogits(nn.Module):
     """A student seen as one module returning (features [N, D], logits [N, C]), so a
     DistributedDataParallel wrapper sees every forward pass and syncs every gradient. With ``exits``
-    (:mod:`xdistill.kinds.classification.exits`, for the ``ofa`` loss) or ``last_stage`` (for a layout
-    projector, :mod:`xdistill.losses.alignment`) it returns (features, logits, the exit branches' logits [S
-    tensors [N, C], empty without exits], the pooled features and last stage as tokens [N, 1 + T, D] or None),
-    all from one pass."""
+    (:mod:`xdistill.kinds.classification.exits`, for the ``ofa`` loss) or a layout projector's kind
+    ``projector`` (:mod:`xdistill.losses.alignment`) it returns (features, logits, the exit branches' logits [S
+    tensors [N, C], empty without exits], the layout [N, Df + T * Ds] of the pooled features and the stage that
+    projector reads, or None), all from one pass."""
 
-    def __init__(self, student: nn.Module, exits: nn.Module | None = None, last_stage: bool = False) -> None:
+    def __init__(self, student: nn.Module, exits: nn.Module | None = None, projector: str | None = None) -> None:
         super().__init__()
         self.student = student
         self.exits = exits
-        self.last_stage = last_stage
+        self.projector = projector
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        if self.exits is None and not self.last_stage:
+        if self.exits is None and self.projector is None:
             features = self.student.forward_features(x)
             return features, self.student.head(features)
         features, stages = self.student.forward_with_stages(x)
         exit_logits = [] if self.exits is None else self.exits(stages[:-1])
-        layout = layout_tokens(features, stages[-1]) if self.last_stage else None
-        return features, self.student.head(features), exit_logits, layout
+        rows = None if self.projector is None else layout(features, read_stage(self.projector, stages))
+        return features, self.student.head(features), exit_logits, rows
 
 
 def student_forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -149,7 +149,7 @@ def distill_terms(student: nn.Module, batch: Batch, ctx: StepContext, dual: bool
     # kd_augment: the distillation term's unlabeled rows are other images, with their own targets [U, C]
     augmented, augmented_targets = shown_to_teachers(student, batch, ctx, dual)
     views = [batch.x_labeled, batch.x_unlabeled] + strong + ([augmented] if augmented is not None else [])
-    # more: the exit branches' logits (the ofa loss) and the last stage (a layout projector), when asked for
+    # more: the exit branches' logits (the ofa loss) and the layout (a layout projector), when asked for
     features, logits_all, *more = student(torch.cat(views))
     exit_all, stage = (more[0], more[1]) if more else ([], None)
     supervised = logits_all[:b]
